@@ -1,0 +1,91 @@
+// Package jobs owns durable background work other than deploys: reporting to GitHub and the
+// events (tags, comments, check-run buttons, installations) that later workflows act on. A job is
+// recorded in the same transaction as the webhook delivery that implies it, so it is never lost,
+// and is run later, with retries, by a Runner.
+package jobs
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Kinds of jobs. Each kind has at most one executor, registered in one list in cmd/stagecoach.
+const (
+	// KindCheckRunCreate creates the queued check run of a newly accepted deploy.
+	// Its payload is a CheckRunCreate.
+	KindCheckRunCreate = "checkrun.create"
+	// KindTagCreated records a tag pushed or created in a configured repo. Payload: Tag.
+	KindTagCreated = "event.tag"
+	// KindComment records a new issue or pull-request comment. Payload: Comment.
+	KindComment = "event.comment"
+	// KindCheckRunAction records a check-run button press or re-run request. Payload: CheckRunAction.
+	KindCheckRunAction = "event.check_run"
+	// KindInstallation records an installation of the GitHub App. Payload: Installation.
+	KindInstallation = "event.installation"
+)
+
+// Job is one unit of durable work. Key makes it idempotent: a second job with the same key is
+// not recorded again.
+type Job struct {
+	ID       int64           `json:"id"`
+	Kind     string          `json:"kind"`
+	Key      string          `json:"key"`
+	Payload  json.RawMessage `json:"payload"`
+	Attempts int             `json:"attempts"`
+	RunAfter time.Time       `json:"run_after"`
+	// DeployKey, when set, names the deploy (deploy.Request.Key) this job is about; the store
+	// fills Payload's deploy_id from it once the deploy row exists.
+	DeployKey string `json:"-"`
+}
+
+// CheckRunCreate is the payload of KindCheckRunCreate.
+type CheckRunCreate struct {
+	DeployID int64 `json:"deploy_id"`
+}
+
+// Tag is the payload of KindTagCreated.
+type Tag struct {
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Tag            string `json:"tag"`
+	SHA            string `json:"sha,omitempty"` // empty for `create` events, which carry no sha
+	Actor          string `json:"actor"`
+	Delivery       string `json:"delivery"`
+}
+
+// Comment is the payload of KindComment.
+type Comment struct {
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Issue          int    `json:"issue"`
+	IsPullRequest  bool   `json:"is_pull_request"`
+	CommentID      int64  `json:"comment_id"`
+	Body           string `json:"body"`
+	Author         string `json:"author"`
+	AuthorType     string `json:"author_type"` // "User" or "Bot"
+	Association    string `json:"author_association"`
+	Delivery       string `json:"delivery"`
+}
+
+// CheckRunAction is the payload of KindCheckRunAction.
+type CheckRunAction struct {
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Action         string `json:"action"` // "rerequested" or "requested_action"
+	Identifier     string `json:"identifier,omitempty"`
+	CheckRunID     int64  `json:"check_run_id"`
+	CheckRunName   string `json:"check_run_name"`
+	ExternalID     string `json:"external_id,omitempty"`
+	HeadSHA        string `json:"head_sha"`
+	Actor          string `json:"actor"`
+	Delivery       string `json:"delivery"`
+}
+
+// Installation is the payload of KindInstallation.
+type Installation struct {
+	InstallationID int64    `json:"installation_id"`
+	Action         string   `json:"action"`
+	Account        string   `json:"account"`
+	Repos          []string `json:"repos,omitempty"`
+	Delivery       string   `json:"delivery"`
+}
