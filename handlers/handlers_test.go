@@ -1,0 +1,208 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
+)
+
+// testConfig configures the fixtures' repository with the seed's stages.
+const testConfig = `
+github:
+  app_id: 42
+  private_key_file: /nonexistent/app.pem
+credentials:
+  nonprod: {role_arn: "arn:aws:iam::123456789012:role/stagecoach-nonprod"}
+  prod: {role_arn: "arn:aws:iam::123456789012:role/stagecoach-prod"}
+apps:
+  - name: hello
+    repo: Codertocat/Hello-World
+    codebuild_project: hello
+    image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello
+    stages:
+      test: {secret_id: hello/test, deployments: [{name: api, containers: [api]}]}
+      alpha: {secret_id: hello/alpha, deployments: [{name: api, containers: [api]}]}
+      prod: {secret_id: hello/prod, deployments: [{name: api, containers: [api]}]}
+`
+
+// TestConfig returns the configuration handler tests run against.
+func mustConfig(t testing.TB) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("handlers_test.yaml", []byte(testConfig))
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	return cfg
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const (
+	mergeSHA = "c4295bd74fb0f4fda03689c3df3f2803b658fd85" // pull_request_closed_merged.json
+	pushSHA  = "6113728f27ae82c7b1a177c8d03f9e96e0adf246" // push.json
+)
+
+func TestHandlers(t *testing.T) {
+	cfg := mustConfig(t)
+	routes := map[string]Handler{}
+	for _, h := range All(cfg) {
+		for _, e := range h.Handles() {
+			routes[e] = h
+		}
+	}
+	tests := []struct {
+		file, event string
+		deploys     []deploy.Request
+		jobKinds    []string
+		jobKey      string // the first job's key, when jobs are expected
+		ignored     string // substring of the reason, when nothing is expected
+	}{
+		{file: "pull_request_closed_merged.json", event: "pull_request", deploys: []deploy.Request{{
+			App: "hello", Stage: "test", Repo: "Codertocat/Hello-World", SHA: mergeSHA, Ref: "master", InstallationID: 1,
+			Trigger: deploy.Trigger{Event: "pull_request", Delivery: "d1", PR: 2, Actor: "Codertocat"},
+		}}},
+		{file: "pull_request_closed.json", event: "pull_request", ignored: "not merged"},
+		{file: "pull_request_opened.json", event: "pull_request", ignored: "opened, not merged"},
+		{file: "pull_request_synchronize.json", event: "pull_request", ignored: "not merged"},
+		{file: "pull_request_closed_merged_feature_branch.json", event: "pull_request", ignored: "no stage deploys on merge into feature-x"},
+		{file: "push.json", event: "push", deploys: []deploy.Request{{
+			App: "hello", Stage: "test", Repo: "Codertocat/Hello-World", SHA: pushSHA, Ref: "master", InstallationID: 1,
+			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
+		}}},
+		{file: "push_master_merge_commit.json", event: "push", deploys: []deploy.Request{{
+			App: "hello", Stage: "test", Repo: "Codertocat/Hello-World", SHA: mergeSHA, Ref: "master", InstallationID: 1,
+			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
+		}}},
+		{file: "push_alpha_forced.json", event: "push", deploys: []deploy.Request{{
+			App: "hello", Stage: "alpha", Repo: "Codertocat/Hello-World", SHA: pushSHA, Ref: "alpha", InstallationID: 1,
+			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
+		}}},
+		{file: "push_alpha_deleted.json", event: "push", ignored: "deleted"},
+		{file: "push_tag.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:simple-tag:" + pushSHA},
+		{file: "push_tag_release.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:v1.2.0:" + pushSHA},
+		{file: "push_tag_deleted.json", event: "push", ignored: "deleted"},
+		{file: "create_tag.json", event: "create", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:simple-tag:create:d1"},
+		{file: "issue_comment_created.json", event: "issue_comment", jobKinds: []string{jobs.KindComment}},
+		{file: "issue_comment_created_on_pr.json", event: "issue_comment", jobKinds: []string{jobs.KindComment}},
+		{file: "issue_comment_edited.json", event: "issue_comment", ignored: "only new comments"},
+		{file: "issue_comment_created_by_bot.json", event: "issue_comment", ignored: "bot stagecoach[bot]"},
+		{file: "check_run_requested_action_stagecoach.json", event: "check_run", jobKinds: []string{jobs.KindCheckRunAction}, jobKey: "check_run:d1"},
+		{file: "check_run_rerequested_stagecoach.json", event: "check_run", jobKinds: []string{jobs.KindCheckRunAction}},
+		{file: "check_run_requested_action.json", event: "check_run", ignored: "electron/electron is not configured"},
+		{file: "installation_created.json", event: "installation", jobKinds: []string{jobs.KindInstallation}, jobKey: "installation:957387:d1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			res, err := routes[tt.event].Handle(context.Background(), Event{Name: tt.event, Delivery: "d1", Payload: fixture(t, tt.file)})
+			if err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			if !reflect.DeepEqual(res.Deploys, tt.deploys) {
+				t.Errorf("deploys:\n got %+v\nwant %+v", res.Deploys, tt.deploys)
+			}
+			var kinds []string
+			for _, j := range res.Jobs {
+				kinds = append(kinds, j.Kind)
+				if !json.Valid(j.Payload) {
+					t.Errorf("job %s payload is not JSON: %s", j.Kind, j.Payload)
+				}
+			}
+			if !reflect.DeepEqual(kinds, tt.jobKinds) {
+				t.Errorf("job kinds = %v, want %v", kinds, tt.jobKinds)
+			}
+			if tt.jobKey != "" && (len(res.Jobs) == 0 || res.Jobs[0].Key != tt.jobKey) {
+				t.Errorf("job key = %v, want %q", res.Jobs, tt.jobKey)
+			}
+			if tt.ignored != "" {
+				if !res.Empty() || !strings.Contains(res.Ignored, tt.ignored) {
+					t.Errorf("want ignored with %q, got %+v", tt.ignored, res)
+				}
+			} else if res.Empty() {
+				t.Errorf("unexpectedly ignored: %s", res.Ignored)
+			}
+		})
+	}
+}
+
+func TestCommentPayload(t *testing.T) {
+	h := &IssueComment{cfg: mustConfig(t)}
+	res, err := h.Handle(context.Background(), Event{Name: "issue_comment", Delivery: "d9", Payload: fixture(t, "issue_comment_created_on_pr.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jobs.Comment
+	if err := json.Unmarshal(res.Jobs[0].Payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Comment{Repo: "Codertocat/Hello-World", InstallationID: 1, Issue: 1, IsPullRequest: true,
+		CommentID: c.CommentID, Body: "/deploy alpha", Author: "Codertocat", AuthorType: "User", Association: "OWNER", Delivery: "d9"}
+	if c.CommentID == 0 || c != want {
+		t.Errorf("comment payload = %+v, want %+v", c, want)
+	}
+}
+
+func TestUnconfiguredRepoIsIgnored(t *testing.T) {
+	cfg := config.Default()
+	for _, h := range All(cfg) {
+		for _, tt := range []struct{ event, file string }{
+			{"pull_request", "pull_request_closed_merged.json"}, {"push", "push.json"}, {"create", "create_tag.json"},
+			{"issue_comment", "issue_comment_created.json"}, {"check_run", "check_run_rerequested_stagecoach.json"},
+		} {
+			if h.Handles()[0] != tt.event {
+				continue
+			}
+			res, err := h.Handle(context.Background(), Event{Name: tt.event, Delivery: "d", Payload: fixture(t, tt.file)})
+			if err != nil || !res.Empty() || !strings.Contains(res.Ignored, "not configured") {
+				t.Errorf("%s: got %+v, %v; want ignored as not configured", tt.event, res, err)
+			}
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	cfg := mustConfig(t)
+	for _, h := range All(cfg) {
+		for _, body := range []string{`{"action":`, `[]`, `{"installation":{"id":"x"}}`, `{"installation":{"id":1.5}}`} {
+			t.Run(h.Handles()[0]+"/"+body, func(t *testing.T) {
+				_, err := h.Handle(context.Background(), Event{Name: h.Handles()[0], Delivery: "d", Payload: []byte(body)})
+				var m *MalformedError
+				if !errors.As(err, &m) {
+					t.Fatalf("got %v, want a *MalformedError", err)
+				}
+			})
+		}
+	}
+}
+
+func TestRegistrationIsComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, h := range All(mustConfig(t)) {
+		for _, e := range h.Handles() {
+			if seen[e] {
+				t.Errorf("event %s registered twice", e)
+			}
+			seen[e] = true
+		}
+	}
+	for _, e := range []string{"pull_request", "push", "create", "issue_comment", "check_run", "installation"} {
+		if !seen[e] {
+			t.Errorf("no handler for %s", e)
+		}
+	}
+}
