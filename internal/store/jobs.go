@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stagecoach/stagecoach/internal/jobs"
+)
+
+// insertJob inserts j unless a job with its key exists.
+func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, j jobs.Job, now int64) (bool, error) {
+	runAfter := micros(j.RunAfter)
+	if runAfter == 0 {
+		runAfter = now
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO jobs (kind, job_key, payload, run_after, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_key) DO NOTHING`, j.Kind, j.Key, string(j.Payload), runAfter, now)
+	if err != nil {
+		return false, fmt.Errorf("store: recording job %s: %w", j.Key, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// EnqueueJob records a job outside an intake. created is false when its key existed.
+func (s *Store) EnqueueJob(ctx context.Context, j jobs.Job) (id int64, created bool, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if created, err = s.insertJob(ctx, tx, j, s.now()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, "SELECT id FROM jobs WHERE job_key = $1", j.Key).Scan(&id)
+	})
+	return id, created, err
+}
+
+// ClaimJob leases the oldest due pending job of one of kinds. ErrNoWork when there is none.
+func (s *Store) ClaimJob(ctx context.Context, owner string, kinds []string, ttl time.Duration) (jobs.Job, Lease, error) {
+	if len(kinds) == 0 {
+		return jobs.Job{}, Lease{}, ErrNoWork
+	}
+	now := s.now()
+	args := []any{owner, now + ttl.Microseconds(), now}
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		args = append(args, k)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	q := `UPDATE jobs SET lease_owner = $1, lease_token = lease_token + 1, lease_expires = $2, state = 'running'
+		WHERE id = (
+			SELECT id FROM jobs WHERE (state = 'pending' OR (state = 'running' AND lease_expires < $3))
+				AND run_after <= $3 AND kind IN (` + strings.Join(marks, ", ") + `)
+			ORDER BY run_after, id LIMIT 1` + s.d.lock + `
+		) RETURNING id, kind, job_key, payload, attempts, run_after, lease_token`
+	var j jobs.Job
+	var payload string
+	var runAfter, token int64
+	err := s.write.QueryRowContext(ctx, q, args...).Scan(&j.ID, &j.Kind, &j.Key, &payload, &j.Attempts, &runAfter, &token)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jobs.Job{}, Lease{}, ErrNoWork
+	}
+	if err != nil {
+		return jobs.Job{}, Lease{}, fmt.Errorf("store: claiming a job: %w", err)
+	}
+	j.Payload, j.RunAfter = []byte(payload), fromMicros(runAfter)
+	return j, Lease{ID: j.ID, Owner: owner, Token: token}, nil
+}
+
+func (s *Store) endJob(ctx context.Context, l Lease, op, set string, args ...any) error {
+	args = append(args, s.now(), l.ID, l.Owner, l.Token)
+	n := len(args)
+	q := fmt.Sprintf(`UPDATE jobs SET %s, updated_at = $%d, lease_owner = '', lease_expires = 0
+		WHERE id = $%d AND lease_owner = $%d AND lease_token = $%d AND state = 'running'`, set, n-3, n-2, n-1, n)
+	res, err := s.write.ExecContext(ctx, q, args...)
+	return leaseResult(res, err, op+" job", l)
+}
+
+// FinishJob marks a job done.
+func (s *Store) FinishJob(ctx context.Context, l Lease) error {
+	return s.endJob(ctx, l, "finish", "state = 'done', attempts = attempts + 1")
+}
+
+// RetryJob puts a job back to wait until runAfter, counting the attempt.
+func (s *Store) RetryJob(ctx context.Context, l Lease, runAfter time.Time, lastErr string) error {
+	return s.endJob(ctx, l, "retry", "state = 'pending', attempts = attempts + 1, run_after = $1, last_error = $2", micros(runAfter), lastErr)
+}
+
+// FailJob marks a job failed for good.
+func (s *Store) FailJob(ctx context.Context, l Lease, lastErr string) error {
+	return s.endJob(ctx, l, "fail", "state = 'failed', attempts = attempts + 1, last_error = $1", lastErr)
+}
+
+// PendingJobs counts jobs waiting to run, by kind.
+func (s *Store) PendingJobs(ctx context.Context) (map[string]int, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT kind, COUNT(*) FROM jobs WHERE state IN ('pending', 'running') GROUP BY kind")
+	if err != nil {
+		return nil, fmt.Errorf("store: counting jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("store: counting jobs: %w", err)
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script). On a fresh machine it
+# first installs what the tests need; later runs reuse it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup: PostgreSQL (Debian packages)"
+bash scripts/install-postgres.sh
+
+echo "== static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+echo "== tests"
+go test -count=1 "$@" ./...
