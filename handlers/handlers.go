@@ -64,7 +64,9 @@ type MalformedError struct {
 	Err   error
 }
 
-func (e *MalformedError) Error() string { return fmt.Sprintf("malformed %s payload: %v", e.Event, e.Err) }
+func (e *MalformedError) Error() string {
+	return fmt.Sprintf("malformed %s payload: %v", e.Event, e.Err)
+}
 
 func (e *MalformedError) Unwrap() error { return e.Err }
 

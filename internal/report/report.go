@@ -1,0 +1,93 @@
+// Package report tells GitHub what happens to deploys: check runs on the deployed commit (and,
+// with the pipeline, GitHub Deployments and pull-request comments). Reporting runs as durable
+// jobs: a GitHub outage delays a report, it never blocks intake or fails a deploy.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
+)
+
+// Clients gives the GitHub client of an installation.
+type Clients interface {
+	Installation(id int64) (*github.Client, error)
+}
+
+// classify turns a GitHub call's error into what the job runner should do with it: wait for a
+// rate limit to reset, retry a server or network failure with backoff, or give up on a request
+// GitHub refused for good (404, 422: retrying the same call cannot succeed).
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rl *github.RateLimitError
+	if errors.As(err, &rl) {
+		return &jobs.RetryAfterError{After: time.Until(rl.Rate.Reset.Time), Err: err}
+	}
+	var abuse *github.AbuseRateLimitError
+	if errors.As(err, &abuse) {
+		after := time.Minute
+		if abuse.RetryAfter != nil {
+			after = *abuse.RetryAfter
+		}
+		return &jobs.RetryAfterError{After: after, Err: err}
+	}
+	var resp *github.ErrorResponse
+	if errors.As(err, &resp) && resp.Response != nil {
+		switch code := resp.Response.StatusCode; {
+		case code == http.StatusTooManyRequests, code == http.StatusForbidden:
+			return err // an unmarked rate limit or a permission being granted: retry
+		case code == http.StatusUnauthorized:
+			return err // tokens are renewed on the next attempt
+		case code >= 400 && code < 500:
+			return jobs.Terminal(err)
+		}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return err
+	}
+	return err
+}
+
+// checkRunName is the name of the check run of a deploy to stage.
+func checkRunName(stage string) string { return "stagecoach/" + stage }
+
+// splitRepo splits "owner/name".
+func splitRepo(full string) (owner, name string, err error) {
+	for i := 0; i < len(full); i++ {
+		if full[i] == '/' {
+			if i == 0 || i == len(full)-1 {
+				break
+			}
+			return full[:i], full[i+1:], nil
+		}
+	}
+	return "", "", jobs.Terminal(fmt.Errorf("repository %q is not owner/name", full))
+}
+
+// describe is the one-line summary of a deploy's state for a check run title.
+func describe(d deploy.Deploy) string {
+	switch d.State {
+	case deploy.Queued:
+		return fmt.Sprintf("Queued for %s", d.Stage)
+	case deploy.Superseded:
+		return fmt.Sprintf("Superseded by deploy #%d before it started", d.SupersededBy)
+	default:
+		return fmt.Sprintf("Deploy to %s: %s", d.Stage, d.State)
+	}
+}
+
+// Deploys is what reporting reads and writes of deploys.
+type Deploys interface {
+	Deploy(ctx context.Context, id int64) (deploy.Deploy, error)
+	SetCheckRun(ctx context.Context, deployID, checkRunID int64) error
+}
