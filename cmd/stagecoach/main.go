@@ -1,0 +1,92 @@
+// Command stagecoach runs the Stagecoach GitHub App: it takes GitHub webhooks in and runs a
+// team's release pipeline (CodeBuild builds, Kubernetes rollouts) from them.
+//
+// Usage:
+//
+//	stagecoach [serve] [--config FILE] [--listen ADDR]   run the service
+//	stagecoach check-config FILE                         validate a configuration file
+//	stagecoach load --url URL --payload FILE ...         load-test a running server
+//	stagecoach version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintln(os.Stderr, "stagecoach:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errReported means the command has already told the user everything that went wrong.
+var errReported = errors.New("failed")
+
+// usageError is a mistake on the command line: exit code 2, like flag's.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program; main only supplies the process's context, arguments, environment
+// and streams, so tests can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "check-config":
+		return checkConfig(args, getenv, stdout, stderr)
+	case "load":
+		return load(ctx, args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "stagecoach", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+const usage = `Usage:
+  stagecoach [serve] [--config FILE] [--listen ADDR]  run the service (default command)
+  stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
+  stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
+  stagecoach version                                  print the version
+
+Environment (overrides the configuration file):
+  STAGECOACH_CONFIG                  configuration file (default: none, built-in defaults)
+  STAGECOACH_WEBHOOK_SECRET          webhook secret
+  STAGECOACH_GITHUB_APP_ID           GitHub App id
+  STAGECOACH_GITHUB_PRIVATE_KEY_FILE GitHub App private key (PEM file)
+  STAGECOACH_GITHUB_API_URL          GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/)
+  STAGECOACH_STORE                   sqlite path or postgres:// URL
+`

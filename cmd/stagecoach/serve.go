@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/handlers"
+	"github.com/stagecoach/stagecoach/internal/api"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/metrics"
+	"github.com/stagecoach/stagecoach/internal/report"
+	"github.com/stagecoach/stagecoach/internal/server"
+	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/webhook"
+	"github.com/stagecoach/stagecoach/internal/worker"
+)
+
+// serve runs the service until ctx ends.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	cfgPath := fset.String("config", getenv("STAGECOACH_CONFIG"), "configuration `file` (default: built-in defaults)")
+	listen := fset.String("listen", "", "listen `address` (overrides the file's listen)")
+	if err := fset.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errReported
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	secret, err := webhookSecret(cfg, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store.DSN())
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	defer st.Close()
+
+	execs, err := executors(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	runner, err := worker.New(st, execs, worker.Options{}, log)
+	if err != nil {
+		return err
+	}
+	m := metrics.New(st, log)
+	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner}, log)
+	if err != nil {
+		return err
+	}
+	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log)}, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	fmt.Fprintf(stdout, "stagecoach %s listening on http://%s (store: %s)\n", version, ln.Addr(), st.Dialect())
+	log.Info("started", "listen", ln.Addr().String(), "store", st.Dialect(), "apps", len(cfg.Apps), "github_app", cfg.GitHub.Configured())
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = runner.Run(runCtx) })
+	err = server.Serve(ctx, ln, h, log)
+	cancel()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// loadConfig loads the file, or the built-in defaults when there is none; the environment
+// overrides either.
+func loadConfig(path string, getenv func(string) string) (*config.Config, error) {
+	if path != "" {
+		return config.Load(path, getenv)
+	}
+	cfg := config.Default()
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// webhookSecret reads the configured secret. Without a GitHub App and without a secret, the
+// service runs locally: it makes a random secret once and keeps it in a file readable only by
+// its owner beside the SQLite database, so local tools (load, replay) can sign deliveries. Its
+// value is never logged.
+func webhookSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
+	secret, err := cfg.GitHub.ReadWebhookSecret()
+	if err == nil {
+		return secret, nil
+	}
+	if cfg.GitHub.Configured() {
+		return nil, fmt.Errorf("a GitHub App is configured but its webhook secret is not: %w", err)
+	}
+	dir := "."
+	if cfg.Store.Postgres == "" && cfg.Store.SQLite != "" {
+		dir = filepath.Dir(cfg.Store.SQLite)
+	}
+	path := filepath.Join(dir, "stagecoach.webhook-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		log.Warn("no GitHub App configured: using the local webhook secret", "file", path)
+		return []byte(strings.TrimSpace(string(b))), nil
+	} else if !errors.Is(err, fs.ErrNotExist) && err != nil {
+		return nil, fmt.Errorf("reading local webhook secret %s: %w", path, err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("making a local webhook secret: %w", err)
+	}
+	secret = []byte(hex.EncodeToString(raw[:]))
+	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("writing local webhook secret %s: %w", path, err)
+	}
+	log.Warn("no GitHub App configured: made a local webhook secret", "file", path)
+	return secret, nil
+}
+
+// executors is the one registration list of job executors. Without a GitHub App nothing can be
+// reported: report jobs then wait in the store until one is configured.
+func executors(cfg *config.Config, st *store.Store, log *slog.Logger) ([]worker.Executor, error) {
+	if !cfg.GitHub.Configured() {
+		log.Warn("no GitHub App configured: check runs wait until one is")
+		return nil, nil
+	}
+	key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the GitHub App private key: %w", err)
+	}
+	gh, err := githubapp.New(githubapp.Options{
+		AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL,
+		UserAgent: "stagecoach/" + version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []worker.Executor{
+		report.NewCheckRunCreator(st, gh, log),
+	}, nil
+}
+
+// wakeOnAccept counts deliveries and wakes the job runner when one brought work.
+type wakeOnAccept struct {
+	m *metrics.Metrics
+	r *worker.Runner
+}
+
+func (w wakeOnAccept) Delivered(event string, res webhook.Result) {
+	w.m.Delivered(event, res)
+	if res == webhook.Accepted {
+		w.r.Wake()
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
