@@ -35,6 +35,7 @@ var subsetJSON []byte
 type Request struct {
 	Method    string
 	Path      string
+	UserAgent string
 	Operation string // GitHub's operationId; "" when no operation matched
 	Body      []byte
 	Status    int
@@ -157,7 +158,7 @@ func (s *Server) SecondaryRateLimit(n int, retryAfter time.Duration) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := Request{Method: r.Method, Path: r.URL.Path, Body: body}
+	rec := Request{Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(), Body: body}
 	s.mu.Lock()
 	down, drop := s.down, s.drop
 	s.mu.Unlock()

@@ -7,10 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
@@ -40,6 +41,17 @@ func classify(err error) error {
 		}
 		return &jobs.RetryAfterError{After: after, Err: err}
 	}
+	// A token refresh that GitHub refused: wait as long as it asks, or retry with backoff.
+	var tokErr *ghinstallation.HTTPError
+	if errors.As(err, &tokErr) && tokErr.Response != nil {
+		if after, ok := retryAfter(tokErr.Response); ok {
+			return &jobs.RetryAfterError{After: after, Err: err}
+		}
+		if code := tokErr.Response.StatusCode; code == http.StatusNotFound || code == http.StatusUnprocessableEntity {
+			return jobs.Terminal(err) // the installation is gone
+		}
+		return err
+	}
 	var resp *github.ErrorResponse
 	if errors.As(err, &resp) && resp.Response != nil {
 		switch code := resp.Response.StatusCode; {
@@ -51,11 +63,25 @@ func classify(err error) error {
 			return jobs.Terminal(err)
 		}
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return err
+	return err // network errors and everything else: retry with backoff
+}
+
+// retryAfter reads a rate-limited response's Retry-After (seconds) or X-RateLimit-Reset (epoch).
+func retryAfter(r *http.Response) (time.Duration, bool) {
+	if r.StatusCode != http.StatusForbidden && r.StatusCode != http.StatusTooManyRequests {
+		return 0, false
 	}
-	return err
+	if s := r.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			return time.Duration(n) * time.Second, true
+		}
+	}
+	if s := r.Header.Get("X-RateLimit-Reset"); s != "" && r.Header.Get("X-RateLimit-Remaining") == "0" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Until(time.Unix(n, 0)), true
+		}
+	}
+	return 0, false
 }
 
 // checkRunName is the name of the check run of a deploy to stage.
