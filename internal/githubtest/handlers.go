@@ -27,7 +27,7 @@ func (s *Server) handle(op string, c *call) (int, any) {
 		id, _ := strconv.ParseInt(c.params["installation_id"], 10, 64)
 		tok, exp := s.issueToken(id)
 		return http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339),
-			"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write"},
+			"permissions":          map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write"},
 			"repository_selection": "all"}
 	case "apps/get-repo-installation":
 		return http.StatusOK, s.installation(1)

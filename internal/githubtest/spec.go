@@ -24,10 +24,10 @@ var greedyParams = map[string]bool{"{ref}": true, "{basehead}": true, "{path}": 
 func (s *Server) loadSubset() error {
 	var sub struct {
 		Operations []struct {
-			Method      string                     `json:"method"`
-			Path        string                     `json:"path"`
-			OperationID string                     `json:"operation_id"`
-			Request     map[string]any             `json:"request"`
+			Method      string                    `json:"method"`
+			Path        string                    `json:"path"`
+			OperationID string                    `json:"operation_id"`
+			Request     map[string]any            `json:"request"`
 			Responses   map[string]map[string]any `json:"responses"`
 		} `json:"operations"`
 		Schemas map[string]json.RawMessage `json:"schemas"`

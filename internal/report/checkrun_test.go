@@ -59,7 +59,6 @@ func job(id int64) jobs.Job {
 	return jobs.Job{Kind: jobs.KindCheckRunCreate, Payload: (fmt.Appendf(nil, `{"deploy_id":%d}`, id))}
 }
 
-
 func testDeploy(id int64, state deploy.State) deploy.Deploy {
 	return deploy.Deploy{ID: id, State: state, SupersededBy: 12, Request: deploy.Request{App: "hello", Stage: "test",
 		Repo: "acme/hello", SHA: "c4295bd74fb0f4fda03689c3df3f2803b658fd85", InstallationID: 1,
@@ -143,4 +142,3 @@ func TestMissingInstallationIsTerminal(t *testing.T) {
 		t.Errorf("got %v, want terminal", err)
 	}
 }
-

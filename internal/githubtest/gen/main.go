@@ -63,8 +63,8 @@ func run(specPath, outPath string) error {
 		return err
 	}
 	var doc struct {
-		Info       struct{ Version string } `json:"info"`
-		Paths      map[string]map[string]struct {
+		Info  struct{ Version string } `json:"info"`
+		Paths map[string]map[string]struct {
 			OperationID string `json:"operationId"`
 			RequestBody struct {
 				Content map[string]struct {
