@@ -176,7 +176,7 @@ func (c *Config) typeProblem(p Problem) Problem {
 	return p
 }
 
-var yamlType = regexp.MustCompile("^cannot unmarshal !!(\\w+) ?(.*?) ?into ([\\w.\\[\\]]+)$")
+var yamlType = regexp.MustCompile(`^cannot unmarshal !!(\w+) ?(.*?) ?into ([\w.\[\]]+)$`)
 
 var yamlTagWords = map[string]string{"seq": "a list", "map": "a mapping"}
 

@@ -30,7 +30,7 @@ func (s *Server) authorize(op *operation, r *http.Request) (int, string) {
 		if err != nil || claims.Issuer != strconv.FormatInt(s.appID, 10) {
 			return http.StatusUnauthorized, "'Issuer' claim ('iss') must be the app id, signed by the app's key"
 		}
-		if claims.ExpiresAt == nil || claims.ExpiresAt.Sub(time.Now()) > 10*time.Minute {
+		if claims.ExpiresAt == nil || time.Until(claims.ExpiresAt.Time) > 10*time.Minute {
 			return http.StatusUnauthorized, "'Expiration time' claim ('exp') is too far in the future"
 		}
 		return 0, ""
