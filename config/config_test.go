@@ -183,3 +183,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"example.yaml", "local.yaml"} {
+		if _, err := Load(f, noEnv); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
