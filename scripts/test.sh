@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 echo "== setup: PostgreSQL (Debian packages)"
 bash scripts/install-postgres.sh
 
+echo "== setup: Kubernetes test control plane (built once per machine, then cached)"
+bash scripts/k8s/build.sh
+
 echo "== static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

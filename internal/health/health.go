@@ -56,6 +56,8 @@ func Deployment(d *appsv1.Deployment, started, now time.Time, timeout time.Durat
 	}
 	timedOut := timeout > 0 && !started.IsZero() && now.Sub(started) > timeout
 	if st.ObservedGeneration < d.Generation {
+		// The counts describe the previous template: none of the new pods exist yet.
+		s.Updated = 0
 		s.Phase, s.Message = Progressing, fmt.Sprintf("waiting for the controller to observe generation %d", d.Generation)
 		if timedOut {
 			s.Phase, s.Message = Failed, fmt.Sprintf("timed out after %s: %s", timeout, s.Message)
