@@ -301,4 +301,3 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
-
