@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config is the whole configuration.
@@ -133,11 +134,14 @@ type Approvers struct {
 
 // App is one deployable repository.
 type App struct {
-	Name             string              `yaml:"name"`
-	Repo             string              `yaml:"repo"`
-	CodeBuildProject string              `yaml:"codebuild_project"`
-	ImageRepository  string              `yaml:"image_repository"`
-	Stages           map[string]AppStage `yaml:"stages"`
+	Name             string `yaml:"name"`
+	Repo             string `yaml:"repo"`
+	CodeBuildProject string `yaml:"codebuild_project"`
+	ImageRepository  string `yaml:"image_repository"`
+	// ImageReference is how deploys name the built image: "digest" (the default:
+	// repository@sha256:..., exactly what was built) or "tag" (repository:tag).
+	ImageReference string              `yaml:"image_reference"`
+	Stages         map[string]AppStage `yaml:"stages"`
 }
 
 // AppStage is how an app is built and run on one stage.
@@ -145,6 +149,11 @@ type AppStage struct {
 	Buildspec   string       `yaml:"buildspec"` // default buildspec.yaml
 	SecretID    string       `yaml:"secret_id"`
 	Deployments []Deployment `yaml:"deployments"`
+	// EnvKeySecret is the Kubernetes Secret holding the key that decrypts .env at start-up;
+	// default "<app>-env-key".
+	EnvKeySecret string `yaml:"env_key_secret"`
+	// RolloutTimeout bounds a rollout (default 10m); Kubernetes' own progress deadline also counts.
+	RolloutTimeout time.Duration `yaml:"rollout_timeout"`
 }
 
 // Deployment is a Kubernetes Deployment and the containers in it that run the app's image.
@@ -196,13 +205,32 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Apps {
+		if c.Apps[i].ImageReference == "" {
+			c.Apps[i].ImageReference = "digest"
+		}
 		for name, s := range c.Apps[i].Stages {
 			if s.Buildspec == "" {
 				s.Buildspec = "buildspec.yaml"
-				c.Apps[i].Stages[name] = s
 			}
+			if s.EnvKeySecret == "" {
+				s.EnvKeySecret = c.Apps[i].Name + "-env-key"
+			}
+			if s.RolloutTimeout == 0 {
+				s.RolloutTimeout = 10 * time.Minute
+			}
+			c.Apps[i].Stages[name] = s
 		}
 	}
+}
+
+// App returns the app called name, or nil.
+func (c *Config) App(name string) *App {
+	for i := range c.Apps {
+		if c.Apps[i].Name == name {
+			return &c.Apps[i]
+		}
+	}
+	return nil
 }
 
 // AppsForRepo returns the apps built from a repository (owner/name, case-insensitive).

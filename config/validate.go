@@ -179,6 +179,9 @@ func (v *validator) apps() {
 		if app.CodeBuildProject == "" {
 			v.add(p+".codebuild_project", "required")
 		}
+		if app.ImageReference != "digest" && app.ImageReference != "tag" {
+			v.add(p+".image_reference", "want digest or tag, got %q", app.ImageReference)
+		}
 		if !ecrRE.MatchString(app.ImageRepository) {
 			v.add(p+".image_repository", "want an ECR repository like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/NAME, got %q", app.ImageRepository)
 		}
@@ -190,6 +193,12 @@ func (v *validator) apps() {
 			}
 			if as.SecretID == "" {
 				v.add(sp+".secret_id", "required: the Secrets Manager secret the build writes .env from")
+			}
+			if !k8sNameRE.MatchString(as.EnvKeySecret) {
+				v.add(sp+".env_key_secret", "want a Kubernetes Secret name, got %q", as.EnvKeySecret)
+			}
+			if as.RolloutTimeout < 0 {
+				v.add(sp+".rollout_timeout", "must be positive, got %s", as.RolloutTimeout)
 			}
 			if len(as.Deployments) == 0 {
 				v.add(sp+".deployments", "at least one Deployment is required")

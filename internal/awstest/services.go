@@ -159,7 +159,6 @@ func (e *Env) serveQuery(w http.ResponseWriter, r *http.Request, body []byte) {
 		queryError(w, call.Status, "Throttling", "Rate exceeded")
 		return
 	}
-	now := e.clock()
 	switch op {
 	case "AssumeRole":
 		arn := params.Get("RoleArn")
@@ -177,7 +176,7 @@ func (e *Env) serveQuery(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeXML(w, assumeRoleResponse{
 			Result: assumeRoleResult{
 				Credentials: stsCredentials{AccessKeyID: "ASIA" + strings.ToUpper(requestID()[:12]), SecretAccessKey: "fake-secret",
-					SessionToken: "fake-session-token", Expiration: now.Add(time.Hour).UTC().Format(time.RFC3339)},
+					SessionToken: "fake-session-token", Expiration: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, // the client checks expiry by its own clock
 				User: assumedRoleUser{AssumedRoleID: "AROAFAKE:" + session, Arn: "arn:aws:sts::123456789012:assumed-role/" + role + "/" + session},
 			},
 			Meta: responseMetadata{RequestID: requestID()},
