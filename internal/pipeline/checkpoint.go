@@ -1,0 +1,93 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/stagecoach/stagecoach/internal/kube"
+)
+
+// Checkpoint is what a deploy has started and seen, stored with the deploy after every step, so
+// a restarted process resumes where the last one stood instead of starting over.
+type Checkpoint struct {
+	Steps []StepRecord `json:"steps,omitempty"`
+
+	// Build.
+	BuildID       string        `json:"build_id,omitempty"`
+	BuildLog      string        `json:"build_log,omitempty"`
+	BuildPhase    string        `json:"build_phase,omitempty"`
+	BuildStarted  time.Time     `json:"build_started,omitzero"`
+	BuildEnded    time.Time     `json:"build_ended,omitzero"`
+	ExpectedBuild time.Duration `json:"expected_build,omitempty"`
+	Polls         int           `json:"polls,omitempty"`
+	Image         string        `json:"image,omitempty"` // what is deployed: repository@sha256:... or repository:tag
+
+	// Rollout.
+	Replaced       []kube.Image `json:"replaced,omitempty"` // images before the change, for the rollback
+	ImagesSet      bool         `json:"images_set,omitempty"`
+	RolloutStarted time.Time    `json:"rollout_started,omitzero"`
+	Completed      []string     `json:"completed,omitempty"` // Deployments whose rollout completed
+	RollingBack    bool         `json:"rolling_back,omitempty"`
+	RollbackReason string       `json:"rollback_reason,omitempty"`
+	Progress       string       `json:"progress,omitempty"` // e.g. "2 of 3 pods updated"
+
+	// Retries of transient failures in the current step.
+	Retries int `json:"retries,omitempty"`
+
+	// Reporting: what was last reported and when, to update at most every 30 s while a step runs.
+	ReportedKey string    `json:"reported_key,omitempty"`
+	ReportedAt  time.Time `json:"reported_at,omitzero"`
+}
+
+// StepRecord is one step as reports show it.
+type StepRecord struct {
+	Name     string    `json:"name"` // Preflight, Build, Rollout, Rollback
+	Status   string    `json:"status"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Detail   string    `json:"detail,omitempty"`
+	Link     string    `json:"link,omitempty"`
+}
+
+// Step statuses.
+const (
+	StepRunning   = "running"
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+)
+
+// DecodeCheckpoint reads a stored checkpoint; empty input is an empty checkpoint.
+func DecodeCheckpoint(b []byte) (Checkpoint, error) {
+	var cp Checkpoint
+	if len(b) == 0 {
+		return cp, nil
+	}
+	err := json.Unmarshal(b, &cp)
+	return cp, err
+}
+
+func (cp *Checkpoint) encode() []byte {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		panic("pipeline: checkpoint does not marshal: " + err.Error()) // plain data: cannot happen
+	}
+	return b
+}
+
+// step returns the record of the named step, starting it at now if it is not there.
+func (cp *Checkpoint) step(name string, now time.Time) *StepRecord {
+	for i := range cp.Steps {
+		if cp.Steps[i].Name == name {
+			return &cp.Steps[i]
+		}
+	}
+	cp.Steps = append(cp.Steps, StepRecord{Name: name, Status: StepRunning, Started: now})
+	return &cp.Steps[len(cp.Steps)-1]
+}
+
+func (s *StepRecord) finish(status, detail string, now time.Time) {
+	s.Status, s.Finished = status, now
+	if detail != "" {
+		s.Detail = detail
+	}
+}

@@ -1,0 +1,251 @@
+// Package pipeline runs deploys: preflight, a CodeBuild build of the exact commit, then the new
+// image set on the stage's Kubernetes Deployments and the rolling update followed to its end,
+// rolled back when it fails. A deploy is a row in the store advanced one short step at a time: a
+// step does one thing, records what it started in the deploy's checkpoint and says when to look
+// again. It never sleeps in a loop, so a process killed at any point resumes every deploy where
+// it stood, and never starts a second build or a second rollout for the same deploy.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/amazon"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/health"
+	"github.com/stagecoach/stagecoach/internal/kube"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// Store is what the pipeline needs of the store.
+type Store interface {
+	ClaimDeploy(ctx context.Context, owner string, ttl time.Duration) (deploy.Deploy, store.Lease, error)
+	Heartbeat(ctx context.Context, l store.Lease, ttl time.Duration) error
+	Advance(ctx context.Context, l store.Lease, u store.Update) error
+	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
+}
+
+// Cloud is what the pipeline needs of AWS.
+type Cloud interface {
+	SecretExists(ctx context.Context, s amazon.Session, id string) error
+	StartBuild(ctx context.Context, s amazon.Session, in amazon.BuildInput) (string, error)
+	GetBuild(ctx context.Context, s amazon.Session, id string) (amazon.Build, error)
+	ImageDigest(ctx context.Context, s amazon.Session, repository, tag string) (string, error)
+}
+
+// Cluster is what the pipeline needs of one stage's Kubernetes namespace.
+type Cluster interface {
+	Images(ctx context.Context, targets []kube.Target) ([]kube.Image, error)
+	SecretExists(ctx context.Context, name string) error
+	SetImages(ctx context.Context, images []kube.Image, cause, sha, deployID string) (map[string]int64, error)
+	Follow(ctx context.Context, name string, started time.Time, timeout, budget time.Duration, progress func(health.Status)) (health.Status, error)
+}
+
+// Clusters gives the cluster of a stage.
+type Clusters interface {
+	For(stage *config.Stage) (Cluster, error)
+}
+
+// Reporter tells GitHub how a deploy stands. It must not block or fail the deploy: it records
+// the report as durable work and returns.
+type Reporter interface {
+	Report(ctx context.Context, d deploy.Deploy, cp Checkpoint)
+}
+
+// Options tune the runner. Zero values take the defaults.
+type Options struct {
+	Owner       string        // lease owner, unique per process (default: random)
+	Concurrency int           // deploys advanced at once (default 4)
+	LeaseTTL    time.Duration // default 60 s; heartbeats keep it while a step runs
+	Poll        time.Duration // look for due deploys at least this often (default 1 s)
+	// MinPoll and MaxPoll bound how often a running build is looked at: MinPoll at first and
+	// near its expected end, never less often than MaxPoll (defaults 5 s and 30 s).
+	MinPoll, MaxPoll time.Duration
+	FollowBudget     time.Duration // how long one rollout step watches before yielding (default 20 s)
+	ReportEvery      time.Duration // while a step runs, report at most this often (default 30 s)
+	MaxRetries       int           // transient failures retried per step (default 8)
+	Now              func() time.Time
+}
+
+// Runner claims due deploys and advances them.
+type Runner struct {
+	st       Store
+	cfg      *config.Config
+	cloud    Cloud
+	clusters Clusters
+	report   Reporter
+	o        Options
+	log      *slog.Logger
+	wake     chan struct{}
+}
+
+// New builds a runner.
+func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, report Reporter, o Options, log *slog.Logger) *Runner {
+	if o.Owner == "" {
+		o.Owner = fmt.Sprintf("pipeline-%016x", rand.Uint64())
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.MinPoll <= 0 {
+		o.MinPoll = 5 * time.Second
+	}
+	if o.MaxPoll <= 0 {
+		o.MaxPoll = 30 * time.Second
+	}
+	if o.FollowBudget <= 0 {
+		o.FollowBudget = 20 * time.Second
+	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = 30 * time.Second
+	}
+	if o.MaxRetries <= 0 {
+		o.MaxRetries = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, report: report, o: o, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes an idle runner look for due deploys now.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run advances deploys until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range r.o.Concurrency {
+		wg.Go(func() {
+			t := time.NewTicker(r.o.Poll)
+			defer t.Stop()
+			for ctx.Err() == nil {
+				worked, err := r.RunOnce(ctx)
+				if err != nil && ctx.Err() == nil {
+					r.log.Error("advancing a deploy", "err", err)
+				}
+				if worked {
+					continue
+				}
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				case <-r.wake:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// RunOnce claims one due deploy and advances it by one step. It reports whether there was one.
+func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
+	d, lease, err := r.st.ClaimDeploy(ctx, r.o.Owner, r.o.LeaseTTL)
+	if errors.Is(err, store.ErrNoWork) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claiming: %w", err)
+	}
+	cp, err := DecodeCheckpoint(d.Checkpoint)
+	if err != nil {
+		return true, r.save(ctx, d, lease, cp, result{state: deploy.Failed, err: fmt.Sprintf("unreadable checkpoint: %v", err)})
+	}
+	log := r.log.With("deploy", d.ID, "app", d.App, "stage", d.Stage, "sha", d.SHA, "delivery", d.Trigger.Delivery)
+
+	// Keep the lease while the step runs; a lost lease stops the step.
+	stepCtx, cancel := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(r.o.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stepCtx.Done():
+				return
+			case <-t.C:
+				if err := r.st.Heartbeat(ctx, lease, r.o.LeaseTTL); err != nil {
+					log.Warn("lease lost during a step", "err", err)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	res := r.step(stepCtx, log, d, &cp)
+	cancel()
+	<-hbDone
+	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelSave()
+	return true, r.save(saveCtx, d, lease, cp, res)
+}
+
+// result is the outcome of one step.
+type result struct {
+	state deploy.State  // "" keeps the state
+	after time.Duration // when to look again
+	err   string        // the reason, for a failed deploy
+}
+
+func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, cp Checkpoint, res result) error {
+	state := d.State
+	if res.state != "" {
+		state = res.state
+	}
+	now := r.o.Now()
+	reportNow := state != d.State || (cp.progressKey(state) != cp.ReportedKey && now.Sub(cp.ReportedAt) >= r.o.ReportEvery)
+	if reportNow {
+		cp.ReportedKey, cp.ReportedAt = cp.progressKey(state), now
+	}
+	err := r.st.Advance(ctx, lease, store.Update{State: res.state, Error: res.err, Checkpoint: cp.encode(),
+		RunAfter: now.Add(res.after), Release: true})
+	if errors.Is(err, store.ErrConflict) {
+		// Another deploy of this app and stage runs: wait for it.
+		return r.st.Advance(ctx, lease, store.Update{RunAfter: now.Add(2 * time.Second), Release: true})
+	}
+	if errors.Is(err, store.ErrLeaseLost) {
+		r.log.Info("deploy changed hands or ended during a step", "deploy", d.ID, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if reportNow && r.report != nil {
+		d.State, d.Error = state, res.err
+		r.report.Report(ctx, d, cp)
+	}
+	return nil
+}
+
+func (cp *Checkpoint) progressKey(state deploy.State) string {
+	return string(state) + "|" + cp.BuildPhase + "|" + cp.Progress + "|" + fmt.Sprint(cp.RollingBack)
+}
+
+// retry schedules a transient failure's next attempt, or fails the deploy when the step has
+// used its retries.
+func (r *Runner) retry(cp *Checkpoint, what string, err error) result {
+	cp.Retries++
+	if cp.Retries > r.o.MaxRetries {
+		return result{state: deploy.Failed, err: fmt.Sprintf("%s: gave up after %d attempts: %v", what, cp.Retries, err)}
+	}
+	backoff := time.Second << min(cp.Retries, 6)
+	return result{after: backoff/2 + rand.N(backoff/2+1)}
+}

@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/amazon"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/store"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+const (
+	nonprodRole = "arn:aws:iam::123456789012:role/stagecoach-nonprod"
+	repoURI     = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+	sha1        = "c4295bd74fb0f4fda03689c3df3f2803b658fd85"
+)
+
+// recorder is a Reporter that keeps every report.
+type recorder struct {
+	mu      sync.Mutex
+	reports []string
+}
+
+func (r *recorder) Report(_ context.Context, d deploy.Deploy, cp Checkpoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, fmt.Sprintf("%s %s", d.State, cp.Progress))
+}
+
+// world is one scenario's real parts: a SQLite store, the AWS test servers and a namespace on
+// the real control plane with the app's Deployments.
+type world struct {
+	t      *testing.T
+	st     *store.Store
+	aws    *awstest.Env
+	cfg    *config.Config
+	kc     *kubetest.Cluster
+	ns     string
+	report *recorder
+	dbPath string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	kc := kubetest.Start(t)
+	w := &world{t: t, kc: kc, ns: kc.Namespace(t), aws: awstest.New(t), report: &recorder{}}
+	w.aws.CodeBuild.SetScript(awstest.Script{PhaseDuration: 50 * time.Millisecond})
+	w.aws.STS.Allow(nonprodRole, "")
+	w.aws.Secrets.Add("hello/test")
+	cfg, err := config.Parse("pipeline_test.yaml", []byte(fmt.Sprintf(`
+credentials:
+  nonprod: {role_arn: %q}
+  prod: {role_arn: "arn:aws:iam::123456789012:role/stagecoach-prod"}
+stages:
+  - {name: test, branch: master, trigger: merge, credentials: nonprod,
+     kubernetes: {kubeconfig: %q, context: kubetest, namespace: %q}}
+apps:
+  - name: hello
+    repo: acme/hello
+    codebuild_project: hello
+    image_repository: %s
+    stages:
+      test:
+        buildspec: buildspec-eks.yaml
+        secret_id: hello/test
+        rollout_timeout: 2m
+        deployments: [{name: api, containers: [api]}, {name: worker, containers: [worker]}]
+`, nonprodRole, kc.Kubeconfig(), w.ns, repoURI)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = cfg
+	w.dbPath = filepath.Join(t.TempDir(), "pipeline.db")
+	w.st = w.openStore()
+	cs := kc.Clientset()
+	ctx := context.Background()
+	for _, name := range []string{"api", "worker"} {
+		if _, err := cs.AppsV1().Deployments(w.ns).Create(ctx, newDeployment(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-env-key"}, Data: map[string][]byte{"key": []byte("k")}}
+	if _, err := cs.CoreV1().Secrets(w.ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) openStore() *store.Store {
+	st, err := store.Open(context.Background(), "sqlite:"+w.dbPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newDeployment(name string) *appsv1.Deployment {
+	replicas, deadline := int32(3), int32(8)
+	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "registry.example/" + name + ":v1"}}}},
+		},
+	}
+}
+
+func (w *world) runner(st *store.Store, owner string) *Runner {
+	return New(st, w.cfg, amazon.New(w.aws.Config(), w.cfg.Credentials), &KubeClusters{}, w.report,
+		Options{Owner: owner, LeaseTTL: 3 * time.Second, Poll: 20 * time.Millisecond, MinPoll: 100 * time.Millisecond,
+			MaxPoll: 500 * time.Millisecond, FollowBudget: 2 * time.Second, ReportEvery: time.Second},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func (w *world) request(delivery, sha string) int64 {
+	w.t.Helper()
+	rec, err := w.st.Record(context.Background(), store.Intake{Delivery: store.Delivery{ID: delivery, Event: "pull_request"},
+		Deploys: []deploy.Request{{App: "hello", Stage: "test", Repo: "acme/hello", SHA: sha, Ref: "master", InstallationID: 1,
+			Trigger: deploy.Trigger{Event: "pull_request", Delivery: delivery, PR: 2, Actor: "octocat"}}}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return rec.Deploys[0].ID
+}
+
+// drive runs r until every deploy given has ended, or fails the test after limit.
+func (w *world) drive(r *Runner, limit time.Duration, ids ...int64) []deploy.Deploy {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for {
+		var out []deploy.Deploy
+		done := true
+		for _, id := range ids {
+			d, err := w.st.Deploy(context.Background(), id)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			out = append(out, d)
+			done = done && d.State.Final()
+		}
+		if done {
+			return out
+		}
+		worked, err := r.RunOnce(ctx)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("deploys did not end within %s: %+v", limit, out)
+		}
+		if !worked {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func (w *world) images(name string) string {
+	d, err := w.kc.Clientset().AppsV1().Deployments(w.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+func TestDeploySucceedsPodByPod(t *testing.T) {
+	w := newWorld(t)
+	id := w.request("d1", sha1)
+	d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
+	if d.State != deploy.Succeeded {
+		t.Fatalf("deploy = %s: %s", d.State, d.Error)
+	}
+	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	if !strings.HasPrefix(cp.Image, repoURI+"@sha256:") {
+		t.Errorf("image = %q, want the digest of what was built", cp.Image)
+	}
+	for _, name := range []string{"api", "worker"} {
+		if got := w.images(name); got != cp.Image {
+			t.Errorf("%s runs %s, want %s", name, got, cp.Image)
+		}
+	}
+	if n := w.aws.CodeBuild.StartBuildCalls(); n != 1 {
+		t.Errorf("StartBuild called %d times", n)
+	}
+	b := w.aws.CodeBuild.Builds()[0]
+	if b.SourceVersion != sha1 || b.Buildspec != "buildspec-eks.yaml" {
+		t.Errorf("build = %+v", b)
+	}
+	if len(cp.Steps) != 3 || cp.Steps[2].Name != "Rollout" || cp.Steps[2].Status != StepSucceeded {
+		t.Errorf("steps = %+v", cp.Steps)
+	}
+	var pods []string
+	for _, r := range w.report.reports {
+		if strings.Contains(r, "pods updated") {
+			pods = append(pods, r)
+		}
+	}
+	t.Logf("reports: %v", w.report.reports)
+	if len(w.report.reports) < 4 || !strings.HasPrefix(w.report.reports[len(w.report.reports)-1], "succeeded") {
+		t.Errorf("reports = %v", w.report.reports)
+	}
+}
+
+func TestBuildFailsInBuildPhase(t *testing.T) {
+	w := newWorld(t)
+	w.aws.CodeBuild.SetScript(awstest.Script{PhaseDuration: 50 * time.Millisecond, FailIn: "BUILD", Message: "Error while executing command: docker build . Reason: exit status 1"})
+	id := w.request("d1", sha1)
+	d := w.drive(w.runner(w.st, "p1"), 60*time.Second, id)[0]
+	if d.State != deploy.Failed || d.Error != "build failed in BUILD: Error while executing command: docker build . Reason: exit status 1" {
+		t.Fatalf("deploy = %s: %q", d.State, d.Error)
+	}
+	if got := w.images("api"); got != "registry.example/api:v1" {
+		t.Errorf("a failed build changed the image to %s", got)
+	}
+}
+
+func TestMissingSecretFailsPreflight(t *testing.T) {
+	w := newWorld(t)
+	w.aws = awstest.New(t) // a fresh AWS without the stage's secret
+	w.aws.STS.Allow(nonprodRole, "")
+	id := w.request("d1", sha1)
+	d := w.drive(w.runner(w.st, "p1"), 30*time.Second, id)[0]
+	want := "preflight: secret hello/test not found in Secrets Manager (eu-west-1) (credentials tier nonprod)"
+	if d.State != deploy.Failed || d.Error != want {
+		t.Fatalf("deploy = %s: %q, want %q", d.State, d.Error, want)
+	}
+	if n := w.aws.CodeBuild.StartBuildCalls(); n != 0 {
+		t.Errorf("a build started despite the missing secret")
+	}
+}
+
+func TestCrashLoopIsRolledBack(t *testing.T) {
+	w := newWorld(t)
+	// The build pushes an image whose rollout crash-loops: its tag marks it broken.
+	w.cfg.Apps[0].ImageReference = "tag"
+	id := w.request("d1", "broken")
+	d := w.drive(w.runner(w.st, "p1"), 120*time.Second, id)[0]
+	if d.State != deploy.RolledBack || !strings.Contains(d.Error, "progress deadline exceeded") {
+		t.Fatalf("deploy = %s: %q", d.State, d.Error)
+	}
+	for _, name := range []string{"api", "worker"} {
+		if got := w.images(name); got != "registry.example/"+name+":v1" {
+			t.Errorf("%s runs %s after the rollback", name, got)
+		}
+	}
+}
+
+func TestNewestWinsWhileADeployRuns(t *testing.T) {
+	w := newWorld(t)
+	first := w.request("d1", sha1)
+	r := w.runner(w.st, "p1")
+	// Advance the first deploy into its build, then two more merges arrive.
+	for i := 0; i < 3; i++ {
+		if _, err := r.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := w.request("d2", "2222222222222222222222222222222222222222")
+	third := w.request("d3", "3333333333333333333333333333333333333333")
+	ds := w.drive(r, 120*time.Second, first, second, third)
+	if ds[0].State != deploy.Succeeded || ds[1].State != deploy.Superseded || ds[1].SupersededBy != third || ds[2].State != deploy.Succeeded {
+		t.Fatalf("states = %s, %s (by %d), %s", ds[0].State, ds[1].State, ds[1].SupersededBy, ds[2].State)
+	}
+	if n := len(w.aws.CodeBuild.Builds()); n != 2 {
+		t.Errorf("%d builds, want 2 (the superseded deploy never builds)", n)
+	}
+}
