@@ -38,7 +38,7 @@ func TestBuildUnderAssumedRole(t *testing.T) {
 	s := Session{Tier: "nonprod", Name: "stagecoach-hello-test-c4295bd"}
 	ctx := context.Background()
 	in := BuildInput{Project: "hello", SourceVersion: "c4295bd", Buildspec: "buildspec-eks.yaml", IdempotencyToken: "stagecoach-deploy-1",
-		Env: map[string]string{"IMAGE_REPOSITORY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello", "IMAGE_TAG": "c4295bd"},
+		Env:       map[string]string{"IMAGE_REPOSITORY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello", "IMAGE_TAG": "c4295bd"},
 		SecretEnv: map[string]string{"DOTENV_SECRET": "hello/test"}}
 	id, err := a.StartBuild(ctx, s, in)
 	if err != nil {
