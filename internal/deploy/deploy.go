@@ -85,6 +85,11 @@ type Deploy struct {
 	State        State     `json:"state"`
 	SupersededBy int64     `json:"superseded_by,omitempty"`
 	CheckRunID   int64     `json:"check_run_id,omitempty"`
+	// GitHubDeploymentID, GitHubDeploymentStatus and PRCommentID are what reporting made on
+	// GitHub for this deploy.
+	GitHubDeploymentID     int64  `json:"github_deployment_id,omitempty"`
+	GitHubDeploymentStatus string `json:"github_deployment_status,omitempty"`
+	PRCommentID            int64  `json:"pr_comment_id,omitempty"`
 	Error        string    `json:"error,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`

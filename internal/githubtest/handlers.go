@@ -39,6 +39,14 @@ func (s *Server) handle(op string, c *call) (int, any) {
 		return s.createCheckRun(c)
 	case "checks/update":
 		return s.updateCheckRun(c)
+	case "repos/create-deployment":
+		return s.createDeployment(c)
+	case "repos/create-deployment-status":
+		return s.createDeploymentStatus(c)
+	case "issues/create-comment":
+		return s.createComment(c)
+	case "issues/update-comment":
+		return s.updateComment(c)
 	case "checks/get":
 		id, _ := strconv.ParseInt(c.params["check_run_id"], 10, 64)
 		if cr := s.findCheckRun(c.repo(), id); cr != nil {

@@ -14,6 +14,9 @@ const (
 	// KindCheckRunCreate creates the queued check run of a newly accepted deploy.
 	// Its payload is a CheckRunCreate.
 	KindCheckRunCreate = "checkrun.create"
+	// KindDeployReport brings a deploy's check run, GitHub Deployment and pull-request comment
+	// up to date with where the deploy stands. Its payload is a CheckRunCreate.
+	KindDeployReport = "deploy.report"
 	// KindTagCreated records a tag pushed or created in a configured repo. Payload: Tag.
 	KindTagCreated = "event.tag"
 	// KindComment records a new issue or pull-request comment. Payload: Comment.

@@ -29,7 +29,8 @@ type Filter struct {
 }
 
 const deployCols = `id, app, stage, repo, sha, ref, installation_id, trigger_event, trigger_delivery, trigger_pr,
-	trigger_actor, state, superseded_by, check_run_id, error, checkpoint, created_at, updated_at, started_at, finished_at`
+	trigger_actor, state, superseded_by, check_run_id, error, checkpoint, created_at, updated_at, started_at, finished_at,
+	github_deployment_id, github_deployment_status, pr_comment_id`
 
 type scanner interface{ Scan(...any) error }
 
@@ -39,7 +40,7 @@ func scanDeploy(row scanner) (deploy.Deploy, error) {
 	var state string
 	err := row.Scan(&d.ID, &d.App, &d.Stage, &d.Repo, &d.SHA, &d.Ref, &d.InstallationID, &d.Trigger.Event,
 		&d.Trigger.Delivery, &pr, &d.Trigger.Actor, &state, &d.SupersededBy, &d.CheckRunID, &d.Error, &d.Checkpoint,
-		&created, &updated, &started, &finished)
+		&created, &updated, &started, &finished, &d.GitHubDeploymentID, &d.GitHubDeploymentStatus, &d.PRCommentID)
 	if err != nil {
 		return deploy.Deploy{}, err
 	}
@@ -133,6 +134,28 @@ func (s *Store) SetCheckRun(ctx context.Context, deployID, checkRunID int64) err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("deploy %d: %w", deployID, ErrNotFound)
+	}
+	return nil
+}
+
+// SetGitHubDeployment records the GitHub Deployment of a deploy and the last status sent to it.
+func (s *Store) SetGitHubDeployment(ctx context.Context, deployID, githubID int64, status string) error {
+	return s.setReport(ctx, deployID, "github_deployment_id = $1, github_deployment_status = $2", githubID, status)
+}
+
+// SetPRComment records the pull-request comment that reports a deploy.
+func (s *Store) SetPRComment(ctx context.Context, deployID, commentID int64) error {
+	return s.setReport(ctx, deployID, "pr_comment_id = $1", commentID)
+}
+
+func (s *Store) setReport(ctx context.Context, id int64, set string, args ...any) error {
+	args = append(args, id)
+	res, err := s.write.ExecContext(ctx, fmt.Sprintf("UPDATE deploys SET %s WHERE id = $%d", set, len(args)), args...)
+	if err != nil {
+		return fmt.Errorf("store: recording a report of deploy %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("deploy %d: %w", id, ErrNotFound)
 	}
 	return nil
 }

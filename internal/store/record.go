@@ -237,6 +237,12 @@ func (s *Store) recordDeploy(ctx context.Context, tx *sql.Tx, r deploy.Request, 
 		if _, err := tx.ExecContext(ctx, `UPDATE deploys SET superseded_by = $1 WHERE id = $2`, id, sid); err != nil {
 			return RecordedDeploy{}, err
 		}
+		// Its check run must say so rather than stay queued.
+		j := jobs.Job{Kind: jobs.KindDeployReport, Key: fmt.Sprintf("deploy.report/%d/superseded", sid),
+			Payload: fmt.Appendf(nil, `{"deploy_id":%d}`, sid)}
+		if _, err := s.insertJob(ctx, tx, j, now); err != nil {
+			return RecordedDeploy{}, err
+		}
 	}
 	return RecordedDeploy{ID: id, New: true, Superseded: superseded}, nil
 }
