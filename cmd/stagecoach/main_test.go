@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/pgtest"
 	"github.com/stagecoach/stagecoach/internal/webhook"
@@ -22,8 +23,12 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// appConfig configures the fixtures' repository; its test stage is in kubeconfig's cluster.
 const appConfig = `
 log_level: debug
+stages:
+  - {name: test, branch: master, trigger: merge, credentials: nonprod,
+     kubernetes: {kubeconfig: %q, context: %q, namespace: %q}}
 credentials:
   nonprod: {role_arn: "arn:aws:iam::123456789012:role/stagecoach-nonprod"}
   prod: {role_arn: "arn:aws:iam::123456789012:role/stagecoach-prod"}
@@ -66,11 +71,30 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	}
 }
 
-func startServer(t *testing.T, storeDSN string, env map[string]string) *testServer {
+// awsEnv points the AWS SDK at the AWS test servers, through the standard variables; without
+// them the SDK would look for credentials on the network.
+func awsEnv(t *testing.T, env *awstest.Env) {
+	t.Setenv("AWS_ENDPOINT_URL", env.URL())
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTAGECOACHTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	env.STS.Allow("arn:aws:iam::123456789012:role/stagecoach-nonprod", "")
+}
+
+// cluster says where the test stage runs: kubeconfig path, context and namespace.
+type cluster struct{ kubeconfig, context, namespace string }
+
+func startServer(t *testing.T, storeDSN string, env map[string]string, c cluster) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "stagecoach.yaml")
-	if err := os.WriteFile(cfgFile, []byte(appConfig), 0o600); err != nil {
+	if c.kubeconfig == "" { // no cluster: a kubeconfig that does not exist, never the developer's own
+		c = cluster{kubeconfig: filepath.Join(dir, "no-kubeconfig"), context: "none", namespace: "test"}
+	}
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, appConfig, c.kubeconfig, c.context, c.namespace), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	secret := "e2e-secret"
@@ -195,11 +219,12 @@ func TestMergedPullRequestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			gh.SetDown(true)
+			awsEnv(t, awstest.New(t)) // an AWS without the stage's secret: the deploy fails its preflight
 			s := startServer(t, stores[name](t), map[string]string{
 				"STAGECOACH_GITHUB_APP_ID":           fmt.Sprint(gh.AppID()),
 				"STAGECOACH_GITHUB_PRIVATE_KEY_FILE": keyFile,
 				"STAGECOACH_GITHUB_API_URL":          gh.URL(),
-			})
+			}, cluster{})
 			body, err := os.ReadFile("../../handlers/testdata/pull_request_closed_merged.json")
 			if err != nil {
 				t.Fatal(err)
@@ -226,7 +251,7 @@ func TestMergedPullRequestEndToEnd(t *testing.T) {
 				t.Fatalf("deploys = %+v, want exactly one", ds)
 			}
 			d := ds[0]
-			if d.State != "queued" || d.SHA != mergeSHA || d.Trigger.PR != 2 || d.Trigger.Event != "pull_request" ||
+			if d.SHA != mergeSHA || d.Trigger.PR != 2 || d.Trigger.Event != "pull_request" ||
 				d.Trigger.Delivery != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || d.Trigger.Actor != "Codertocat" {
 				t.Errorf("deploy = %+v", d)
 			}
@@ -241,12 +266,16 @@ func TestMergedPullRequestEndToEnd(t *testing.T) {
 			}
 			gh.SetDown(false)
 			eventually(t, "the check run once GitHub answers", func() bool { return s.deploys(t, "")[0].CheckRunID != 0 })
+			// Meanwhile the deploy ran its preflight, which found the secret missing: the
+			// check run ends saying so.
+			eventually(t, "the check run to complete", func() bool {
+				runs := gh.CheckRuns("Codertocat/Hello-World")
+				return len(runs) == 1 && runs[0].Status == "completed"
+			})
 			runs := gh.CheckRuns("Codertocat/Hello-World")
-			if len(runs) != 1 {
-				t.Fatalf("check runs = %+v, want one", runs)
-			}
-			if r := runs[0]; r.Name != "stagecoach/test" || r.HeadSHA != mergeSHA || r.Status != "queued" {
-				t.Errorf("check run = %+v", r)
+			want := "Failed: preflight: secret hello/test not found in Secrets Manager (eu-west-1) (credentials tier nonprod)"
+			if r := runs[0]; r.Name != "stagecoach/test" || r.HeadSHA != mergeSHA || r.Conclusion != "failure" || !strings.HasPrefix(r.Title, want) {
+				t.Errorf("check run = %+v, want title %q", r, want)
 			}
 			if rej := gh.Rejected(); len(rej) != 0 {
 				t.Errorf("GitHub test server rejected %d requests: %+v", len(rej), rej)

@@ -16,11 +16,14 @@ import (
 	"strings"
 	"sync"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
+	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/api"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/metrics"
+	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/server"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -65,8 +68,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	deploys, err := newPipeline(ctx, cfg, st, runner, log)
+	if err != nil {
+		return err
+	}
 	m := metrics.New(st, log)
-	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner}, log)
+	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner, deploys}, log)
 	if err != nil {
 		return err
 	}
@@ -83,6 +90,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(runCtx) })
+	wg.Go(func() { _ = deploys.Run(runCtx) })
 	err = server.Serve(ctx, ln, h, log)
 	cancel()
 	wg.Wait()
@@ -141,6 +149,20 @@ func webhookSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 	return secret, nil
 }
 
+// newPipeline builds the deploy runner. Without apps there is nothing to deploy, and no AWS
+// configuration is looked for (which would probe the EC2 metadata service).
+func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs *worker.Runner, log *slog.Logger) (*pipeline.Runner, error) {
+	var cloud pipeline.Cloud
+	if len(cfg.Apps) > 0 {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		}
+		cloud = amazon.New(awsCfg, cfg.Credentials)
+	}
+	return pipeline.New(st, cfg, cloud, &pipeline.KubeClusters{}, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: log}, pipeline.Options{}, log), nil
+}
+
 // executors is the one registration list of job executors. Without a GitHub App nothing can be
 // reported: report jobs then wait in the store until one is configured.
 func executors(cfg *config.Config, st *store.Store, log *slog.Logger) ([]worker.Executor, error) {
@@ -160,20 +182,23 @@ func executors(cfg *config.Config, st *store.Store, log *slog.Logger) ([]worker.
 		return nil, err
 	}
 	return []worker.Executor{
-		report.NewCheckRunCreator(st, gh, log),
+		report.NewCheckRunCreator(st, gh, report.WebURL(cfg.GitHub.APIURL), log),
+		report.NewProgress(st, gh, cfg, report.WebURL(cfg.GitHub.APIURL), log),
 	}, nil
 }
 
-// wakeOnAccept counts deliveries and wakes the job runner when one brought work.
+// wakeOnAccept counts deliveries and wakes the runners when one brought work.
 type wakeOnAccept struct {
 	m *metrics.Metrics
 	r *worker.Runner
+	p *pipeline.Runner
 }
 
 func (w wakeOnAccept) Delivered(event string, res webhook.Result) {
 	w.m.Delivered(event, res)
 	if res == webhook.Accepted {
 		w.r.Wake()
+		w.p.Wake()
 	}
 }
 

@@ -82,19 +82,19 @@ func (r Request) Key() string {
 type Deploy struct {
 	ID int64 `json:"id"`
 	Request
-	State        State     `json:"state"`
-	SupersededBy int64     `json:"superseded_by,omitempty"`
-	CheckRunID   int64     `json:"check_run_id,omitempty"`
+	State        State `json:"state"`
+	SupersededBy int64 `json:"superseded_by,omitempty"`
+	CheckRunID   int64 `json:"check_run_id,omitempty"`
 	// GitHubDeploymentID, GitHubDeploymentStatus and PRCommentID are what reporting made on
 	// GitHub for this deploy.
-	GitHubDeploymentID     int64  `json:"github_deployment_id,omitempty"`
-	GitHubDeploymentStatus string `json:"github_deployment_status,omitempty"`
-	PRCommentID            int64  `json:"pr_comment_id,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	StartedAt    time.Time `json:"started_at,omitzero"`
-	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	GitHubDeploymentID     int64     `json:"github_deployment_id,omitempty"`
+	GitHubDeploymentStatus string    `json:"github_deployment_status,omitempty"`
+	PRCommentID            int64     `json:"pr_comment_id,omitempty"`
+	Error                  string    `json:"error,omitempty"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
+	StartedAt              time.Time `json:"started_at,omitzero"`
+	FinishedAt             time.Time `json:"finished_at,omitzero"`
 	// Checkpoint is the pipeline's record of what it has started (build id, replaced images),
 	// stored as-is so a restarted process resumes instead of starting over.
 	Checkpoint []byte `json:"-"`

@@ -82,24 +82,23 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *C
 		}
 		missing = append(missing, err.Error())
 	}
-	cluster, err := r.clusters.For(t.stage)
-	if err != nil {
-		s.finish(StepFailed, err.Error(), now)
-		return result{state: deploy.Failed, err: fmt.Sprintf("preflight: %v", err)}
-	}
-	if _, err := cluster.Images(ctx, t.kubeTargets()); err != nil {
-		var nf *kube.NotFoundError
-		if !errors.As(err, &nf) {
-			return r.retry(cp, "reading the Deployments", err)
+	if cluster, err := r.clusters.For(t.stage); err != nil {
+		missing = append(missing, err.Error()) // a configuration problem: retrying cannot help
+	} else {
+		if _, err := cluster.Images(ctx, t.kubeTargets()); err != nil {
+			var nf *kube.NotFoundError
+			if !errors.As(err, &nf) {
+				return r.retry(cp, "reading the Deployments", err)
+			}
+			missing = append(missing, fmt.Sprintf("%s (Kubernetes context %q)", err, t.stage.Kubernetes.Context))
 		}
-		missing = append(missing, fmt.Sprintf("%s (Kubernetes context %q)", err, t.stage.Kubernetes.Context))
-	}
-	if err := cluster.SecretExists(ctx, t.as.EnvKeySecret); err != nil {
-		var nf *kube.NotFoundError
-		if !errors.As(err, &nf) {
-			return r.retry(cp, "reading the .env key Secret", err)
+		if err := cluster.SecretExists(ctx, t.as.EnvKeySecret); err != nil {
+			var nf *kube.NotFoundError
+			if !errors.As(err, &nf) {
+				return r.retry(cp, "reading the .env key Secret", err)
+			}
+			missing = append(missing, fmt.Sprintf("%s: it holds the key that decrypts .env at start-up", err))
 		}
-		missing = append(missing, fmt.Sprintf("%s: it holds the key that decrypts .env at start-up", err))
 	}
 	if len(missing) > 0 {
 		msg := "preflight: " + strings.Join(missing, "; ")

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/google/go-github/v88/github"
-	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 // CheckRunCreator runs jobs.KindCheckRunCreate: it gives a newly accepted deploy its check run,
@@ -18,12 +20,13 @@ import (
 type CheckRunCreator struct {
 	deploys Deploys
 	clients Clients
+	webURL  string
 	log     *slog.Logger
 }
 
-// NewCheckRunCreator builds the executor.
-func NewCheckRunCreator(d Deploys, c Clients, log *slog.Logger) *CheckRunCreator {
-	return &CheckRunCreator{deploys: d, clients: c, log: log}
+// NewCheckRunCreator builds the executor; webURL is GitHub's web root, for links.
+func NewCheckRunCreator(d Deploys, c Clients, webURL string, log *slog.Logger) *CheckRunCreator {
+	return &CheckRunCreator{deploys: d, clients: c, webURL: strings.TrimSuffix(webURL, "/"), log: log}
 }
 
 // Kind implements worker.Executor.
@@ -53,7 +56,8 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 	if err != nil {
 		return jobs.Terminal(err)
 	}
-	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, newCheckRun(d))
+	cp, _ := pipeline.DecodeCheckpoint(d.Checkpoint) // a bad checkpoint only loses the step table
+	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, newCheckRun(view{D: d, CP: cp, Now: time.Now(), WebURL: c.webURL}))
 	if err != nil {
 		return classify(fmt.Errorf("creating check run for deploy %d on %s@%s: %w", d.ID, d.Repo, d.SHA, err))
 	}
@@ -64,22 +68,17 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 	return nil
 }
 
-func newCheckRun(d deploy.Deploy) github.CreateCheckRunOptions {
-	title := describe(d)
-	summary := fmt.Sprintf("Deploy #%d of `%s` to **%s**, requested by %s via `%s`.",
-		d.ID, shortSHA(d.SHA), d.Stage, actor(d.Trigger.Actor), d.Trigger.Event)
-	if d.Trigger.PR != 0 {
-		summary += fmt.Sprintf(" Pull request #%d.", d.Trigger.PR)
-	}
+func newCheckRun(v view) github.CreateCheckRunOptions {
+	d := v.D
 	opts := github.CreateCheckRunOptions{
 		Name:       checkRunName(d.Stage),
 		HeadSHA:    d.SHA,
 		ExternalID: github.Ptr(strconv.FormatInt(d.ID, 10)),
-		Output:     &github.CheckRunOutput{Title: github.Ptr(title), Summary: github.Ptr(summary)},
+		Output:     &github.CheckRunOutput{Title: github.Ptr(v.title()), Summary: github.Ptr(v.summary())},
 	}
-	if d.State == deploy.Superseded || d.State == deploy.Cancelled {
-		opts.Status = github.Ptr("completed")
-		opts.Conclusion = github.Ptr("skipped")
+	if c := conclusion(d.State); c != "" {
+		// The deploy ended before GitHub could be told it began.
+		opts.Status, opts.Conclusion = github.Ptr("completed"), github.Ptr(c)
 	} else {
 		opts.Status = github.Ptr("queued")
 	}

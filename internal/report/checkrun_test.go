@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func setup(t *testing.T, ds ...deploy.Deploy) (*CheckRunCreator, *githubtest.Ser
 	for _, d := range ds {
 		store.m[d.ID] = d
 	}
-	return NewCheckRunCreator(store, f, slog.New(slog.NewTextHandler(io.Discard, nil))), gh, store
+	return NewCheckRunCreator(store, f, "https://github.com", slog.New(slog.NewTextHandler(io.Discard, nil))), gh, store
 }
 
 func job(id int64) jobs.Job {
@@ -76,7 +77,7 @@ func TestCreatesQueuedCheckRun(t *testing.T) {
 	}
 	r := runs[0]
 	if r.Name != "stagecoach/test" || r.Status != "queued" || r.ExternalID != "11" || r.Title != "Queued for test" ||
-		r.Summary != "Deploy #11 of `c4295bd` to **test**, requested by @octocat via `pull_request`. Pull request #2." {
+		!strings.HasPrefix(r.Summary, "**hello** `c4295bd` → **test** · deploy #11 · requested by @octocat via #2") {
 		t.Errorf("check run = %+v", r)
 	}
 	if d, _ := store.Deploy(context.Background(), 11); d.CheckRunID != r.ID {

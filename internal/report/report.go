@@ -100,18 +100,6 @@ func splitRepo(full string) (owner, name string, err error) {
 	return "", "", jobs.Terminal(fmt.Errorf("repository %q is not owner/name", full))
 }
 
-// describe is the one-line summary of a deploy's state for a check run title.
-func describe(d deploy.Deploy) string {
-	switch d.State {
-	case deploy.Queued:
-		return fmt.Sprintf("Queued for %s", d.Stage)
-	case deploy.Superseded:
-		return fmt.Sprintf("Superseded by deploy #%d before it started", d.SupersededBy)
-	default:
-		return fmt.Sprintf("Deploy to %s: %s", d.Stage, d.State)
-	}
-}
-
 // Deploys is what reporting reads and writes of deploys.
 type Deploys interface {
 	Deploy(ctx context.Context, id int64) (deploy.Deploy, error)
