@@ -17,11 +17,17 @@ import (
 
 	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/kubetest"
 	"github.com/stagecoach/stagecoach/internal/pgtest"
 	"github.com/stagecoach/stagecoach/internal/webhook"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	kubetest.Stop()
+	os.Exit(code)
+}
 
 // appConfig configures the fixtures' repository; its test stage is in kubeconfig's cluster.
 const appConfig = `

@@ -68,10 +68,16 @@ func Start(tb testing.TB) *Cluster {
 // Main runs the tests, then stops the cluster. Use it as TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the cluster if it was started; for a TestMain that also stops other things.
+func Stop() {
 	if cluster != nil {
 		cluster.stop()
+		cluster = nil
 	}
-	os.Exit(code)
 }
 
 // RestConfig is an admin client configuration.

@@ -60,10 +60,16 @@ func URL(tb testing.TB) string {
 // Main runs the tests, then stops the server and removes its directory. Use it as TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the server if it was started; for a TestMain that also stops other things.
+func Stop() {
 	if srv != nil {
 		srv.stop()
+		srv = nil
 	}
-	os.Exit(code)
 }
 
 func binDir() (string, error) {

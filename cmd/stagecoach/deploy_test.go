@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/kubetest"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// TestMergeDeploysToTest is the pipeline end to end, as a user sees it: a merged pull request's
+// webhook goes in; a CodeBuild build (AWS test servers), a rolling update on a real
+// kube-apiserver, a completed check run, a GitHub Deployment with its statuses and one comment on
+// the pull request come out, with every GitHub request checked against GitHub's description.
+func TestMergeDeploysToTest(t *testing.T) {
+	kc := kubetest.Start(t)
+	ns := kc.Namespace(t)
+	ctx := context.Background()
+	replicas, deadline := int32(3), int32(10)
+	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/api:v1"}}}},
+	}}
+	if _, err := kc.Clientset().AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Clientset().CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-env-key"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cloud := awstest.New(t)
+	cloud.CodeBuild.SetScript(awstest.Script{PhaseDuration: 50 * time.Millisecond})
+	cloud.Secrets.Add("hello/test")
+	awsEnv(t, cloud)
+	gh := githubtest.New(t)
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600)
+	s := startServer(t, "sqlite:"+filepath.Join(t.TempDir(), "e2e.db"), map[string]string{
+		"STAGECOACH_GITHUB_APP_ID": fmt.Sprint(gh.AppID()), "STAGECOACH_GITHUB_PRIVATE_KEY_FILE": keyFile,
+		"STAGECOACH_GITHUB_API_URL": gh.URL(),
+	}, cluster{kubeconfig: kc.Kubeconfig(), context: "kubetest", namespace: ns})
+
+	body, _ := os.ReadFile("../../handlers/testdata/pull_request_closed_merged.json")
+	if code, answer := s.deliver(t, "pull_request", "merge-1", body, s.secret); code != 202 {
+		t.Fatalf("delivery: %d %s", code, answer)
+	}
+	eventually(t, "the deploy to succeed", func() bool {
+		d := s.deploys(t, "")[0]
+		if d.State == "failed" || d.State == "rolled_back" {
+			t.Fatalf("deploy %s", d.State)
+		}
+		return d.State == "succeeded"
+	})
+	eventually(t, "the reports to reach GitHub", func() bool {
+		runs := gh.CheckRuns("Codertocat/Hello-World")
+		return len(runs) == 1 && runs[0].Status == "completed" && len(gh.Comments("Codertocat/Hello-World", 2)) == 1
+	})
+	run := gh.CheckRuns("Codertocat/Hello-World")[0]
+	if run.Conclusion != "success" || !strings.HasPrefix(run.Title, "Deployed c4295bd to test in ") || !strings.Contains(run.Summary, "| Rollout | ✅ succeeded |") {
+		t.Errorf("check run = %s / %s:\n%s", run.Conclusion, run.Title, run.Summary)
+	}
+	deps := gh.Deployments("Codertocat/Hello-World")
+	if len(deps) != 1 || deps[0].Environment != "test" || *deps[0].AutoMerge || len(deps[0].Contexts) != 0 || *deps[0].Production {
+		t.Fatalf("deployments = %+v", deps)
+	}
+	var states []string
+	for _, st := range deps[0].Statuses {
+		states = append(states, st.State)
+	}
+	if strings.Join(states, ",") != "queued,in_progress,success" {
+		t.Errorf("deployment statuses = %v, want queued, in_progress, success", states)
+	}
+	c := gh.Comments("Codertocat/Hello-World", 2)[0]
+	if !strings.Contains(c.Body, "<!-- stagecoach:deploy hello/test -->") || !strings.Contains(c.Body, "This pull request is live on **test**") {
+		t.Errorf("comment = %s", c.Body)
+	}
+	got, _ := kc.Clientset().AppsV1().Deployments(ns).Get(ctx, "api", metav1.GetOptions{})
+	if img := got.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(img, "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:") {
+		t.Errorf("api runs %s", img)
+	}
+	// A whole deploy costs at most 12 GitHub calls, plus the progress updates made while a step ran.
+	total := len(gh.Requests())
+	stepChanges := 4 // preflight, building, rolling_out, succeeded
+	progress := gh.Count("checks/update") - stepChanges
+	t.Logf("GitHub calls: %d (%d check-run updates, %d of them progress while a step ran)", total, gh.Count("checks/update"), max(progress, 0))
+	if total-max(progress, 0) > 12 {
+		t.Errorf("%d GitHub calls beyond progress updates, want at most 12: %v", total-max(progress, 0), operations(gh))
+	}
+}
+
+func operations(gh *githubtest.Server) []string {
+	var ops []string
+	for _, r := range gh.Requests() {
+		ops = append(ops, fmt.Sprintf("%s=%d", r.Operation, r.Status))
+	}
+	return ops
+}
