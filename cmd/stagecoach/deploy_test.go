@@ -23,36 +23,8 @@ import (
 // kube-apiserver, a completed check run, a GitHub Deployment with its statuses and one comment on
 // the pull request come out, with every GitHub request checked against GitHub's description.
 func TestMergeDeploysToTest(t *testing.T) {
-	kc := kubetest.Start(t)
-	ns := kc.Namespace(t)
-	ctx := context.Background()
-	replicas, deadline := int32(3), int32(10)
-	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"}, Spec: appsv1.DeploymentSpec{
-		Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
-		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/api:v1"}}}},
-	}}
-	if _, err := kc.Clientset().AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kc.Clientset().CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-env-key"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cloud := awstest.New(t)
-	cloud.CodeBuild.SetScript(awstest.Script{PhaseDuration: 50 * time.Millisecond})
-	cloud.Secrets.Add("hello/test")
-	awsEnv(t, cloud)
-	gh := githubtest.New(t)
-	keyFile := filepath.Join(t.TempDir(), "app.pem")
-	os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600)
-	s := startServer(t, "sqlite:"+filepath.Join(t.TempDir(), "e2e.db"), map[string]string{
-		"STAGECOACH_GITHUB_APP_ID": fmt.Sprint(gh.AppID()), "STAGECOACH_GITHUB_PRIVATE_KEY_FILE": keyFile,
-		"STAGECOACH_GITHUB_API_URL": gh.URL(),
-	}, cluster{kubeconfig: kc.Kubeconfig(), context: "kubetest", namespace: ns})
+	w := newDeployWorld(t, 50*time.Millisecond)
+	s, gh, kc, ns, ctx := w.s, w.gh, w.kc, w.ns, context.Background()
 
 	body, _ := os.ReadFile("../../handlers/testdata/pull_request_closed_merged.json")
 	if code, answer := s.deliver(t, "pull_request", "merge-1", body, s.secret); code != 202 {
@@ -108,4 +80,49 @@ func operations(gh *githubtest.Server) []string {
 		ops = append(ops, fmt.Sprintf("%s=%d", r.Operation, r.Status))
 	}
 	return ops
+}
+
+// deployWorld is a running Stagecoach wired to the GitHub and AWS test servers and to a
+// namespace on the real control plane with the app's Deployment and .env key Secret.
+type deployWorld struct {
+	s     *testServer
+	gh    *githubtest.Server
+	cloud *awstest.Env
+	kc    *kubetest.Cluster
+	ns    string
+}
+
+func newDeployWorld(t testing.TB, phase time.Duration) *deployWorld {
+	kc := kubetest.Start(t)
+	ns := kc.Namespace(t)
+	ctx := context.Background()
+	replicas, deadline := int32(3), int32(10)
+	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/api:v1"}}}},
+	}}
+	if _, err := kc.Clientset().AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Clientset().CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-env-key"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cloud := awstest.New(t)
+	cloud.CodeBuild.SetScript(awstest.Script{PhaseDuration: phase})
+	cloud.Secrets.Add("hello/test")
+	awsEnv(t, cloud)
+	gh := githubtest.New(t)
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600)
+	s := startServer(t, "sqlite:"+filepath.Join(t.TempDir(), "e2e.db"), map[string]string{
+		"STAGECOACH_GITHUB_APP_ID": fmt.Sprint(gh.AppID()), "STAGECOACH_GITHUB_PRIVATE_KEY_FILE": keyFile,
+		"STAGECOACH_GITHUB_API_URL": gh.URL(),
+	}, cluster{kubeconfig: kc.Kubeconfig(), context: "kubetest", namespace: ns})
+
+	return &deployWorld{s: s, gh: gh, cloud: cloud, kc: kc, ns: ns}
 }

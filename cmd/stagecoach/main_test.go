@@ -79,7 +79,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 // awsEnv points the AWS SDK at the AWS test servers, through the standard variables; without
 // them the SDK would look for credentials on the network.
-func awsEnv(t *testing.T, env *awstest.Env) {
+func awsEnv(t testing.TB, env *awstest.Env) {
 	t.Setenv("AWS_ENDPOINT_URL", env.URL())
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTAGECOACHTEST")
@@ -93,7 +93,7 @@ func awsEnv(t *testing.T, env *awstest.Env) {
 // cluster says where the test stage runs: kubeconfig path, context and namespace.
 type cluster struct{ kubeconfig, context, namespace string }
 
-func startServer(t *testing.T, storeDSN string, env map[string]string, c cluster) *testServer {
+func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "stagecoach.yaml")
@@ -147,7 +147,7 @@ func startServer(t *testing.T, storeDSN string, env map[string]string, c cluster
 	return nil
 }
 
-func (s *testServer) deliver(t *testing.T, event, delivery string, body []byte, secret []byte) (int, string) {
+func (s *testServer) deliver(t testing.TB, event, delivery string, body []byte, secret []byte) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/webhook", bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", event)
@@ -177,7 +177,7 @@ type apiDeploy struct {
 	} `json:"trigger"`
 }
 
-func (s *testServer) deploys(t *testing.T, query string) []apiDeploy {
+func (s *testServer) deploys(t testing.TB, query string) []apiDeploy {
 	t.Helper()
 	resp, err := http.Get(s.url + "/api/v1/deployments" + query)
 	if err != nil {
@@ -197,7 +197,7 @@ func (s *testServer) deploys(t *testing.T, query string) []apiDeploy {
 
 // eventually polls cond until it holds or the deadline passes; it waits on real work in
 // another goroutine, it does not time anything.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

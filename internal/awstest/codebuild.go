@@ -82,6 +82,7 @@ func (c *CodeBuild) Builds() []Build {
 type Build struct {
 	ID, Project, SourceVersion, Buildspec, Status, Phase string
 	Env                                                  []EnvVar
+	Ended                                                time.Time // when it ended (zero while it runs)
 }
 
 func (c *CodeBuild) view(id string) Build {
@@ -90,7 +91,11 @@ func (c *CodeBuild) view(id string) Build {
 	defer c.mu.Unlock()
 	b := c.builds[id]
 	st := b.state(now)
-	return Build{ID: b.ID, Project: b.Project, SourceVersion: b.SourceVersion, Buildspec: b.Buildspec, Status: st.status, Phase: st.current, Env: b.Env}
+	out := Build{ID: b.ID, Project: b.Project, SourceVersion: b.SourceVersion, Buildspec: b.Buildspec, Status: st.status, Phase: st.current, Env: b.Env}
+	if st.status != "IN_PROGRESS" {
+		out.Ended = st.end
+	}
+	return out
 }
 
 func (c *CodeBuild) handle(op string, body []byte) (any, *apiError) {

@@ -36,6 +36,7 @@ type Request struct {
 	Method    string
 	Path      string
 	UserAgent string
+	At        time.Time // when the answer was written
 	Operation string // GitHub's operationId; "" when no operation matched
 	Body      []byte
 	Status    int
@@ -164,7 +165,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	down, drop := s.down, s.drop
 	s.mu.Unlock()
-	defer func() { s.mu.Lock(); s.reqs = append(s.reqs, rec); s.mu.Unlock() }()
+	defer func() { rec.At = time.Now(); s.mu.Lock(); s.reqs = append(s.reqs, rec); s.mu.Unlock() }()
 	if drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {

@@ -64,13 +64,14 @@ type Options struct {
 	Concurrency int           // deploys advanced at once (default 4)
 	LeaseTTL    time.Duration // default 60 s; heartbeats keep it while a step runs
 	Poll        time.Duration // look for due deploys at least this often (default 1 s)
-	// MinPoll and MaxPoll bound how often a running build is looked at: MinPoll at first and
-	// near its expected end, never less often than MaxPoll (defaults 5 s and 30 s).
-	MinPoll, MaxPoll time.Duration
-	FollowBudget     time.Duration // how long one rollout step watches before yielding (default 20 s)
-	ReportEvery      time.Duration // while a step runs, report at most this often (default 30 s)
-	MaxRetries       int           // transient failures retried per step (default 8)
-	Now              func() time.Time
+	// A running build is looked at every MinPoll during its first half minute, every EndPoll
+	// around its expected end (learned from earlier builds), and otherwise every MaxPoll
+	// (defaults 5 s, 1 s and 30 s): quick when a change is likely, bounded calls in between.
+	MinPoll, EndPoll, MaxPoll time.Duration
+	FollowBudget              time.Duration // how long one rollout step watches before yielding (default 20 s)
+	ReportEvery               time.Duration // while a step runs, report at most this often (default 30 s)
+	MaxRetries                int           // transient failures retried per step (default 8)
+	Now                       func() time.Time
 }
 
 // Runner claims due deploys and advances them.
@@ -101,6 +102,9 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, report Re
 	}
 	if o.MinPoll <= 0 {
 		o.MinPoll = 5 * time.Second
+	}
+	if o.EndPoll <= 0 {
+		o.EndPoll = time.Second
 	}
 	if o.MaxPoll <= 0 {
 		o.MaxPoll = 30 * time.Second

@@ -133,7 +133,7 @@ func newDeployment(name string) *appsv1.Deployment {
 
 func (w *world) runner(st *store.Store, owner string) *Runner {
 	return New(st, w.cfg, amazon.New(w.aws.Config(), w.cfg.Credentials), &KubeClusters{}, w.report,
-		Options{Owner: owner, LeaseTTL: 3 * time.Second, Poll: 20 * time.Millisecond, MinPoll: 100 * time.Millisecond,
+		Options{Owner: owner, LeaseTTL: 3 * time.Second, Poll: 20 * time.Millisecond, MinPoll: 100 * time.Millisecond, EndPoll: 100 * time.Millisecond,
 			MaxPoll: 500 * time.Millisecond, FollowBudget: 2 * time.Second, ReportEvery: time.Second},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
@@ -283,5 +283,25 @@ func TestNewestWinsWhileADeployRuns(t *testing.T) {
 	}
 	if n := len(w.aws.CodeBuild.Builds()); n != 2 {
 		t.Errorf("%d builds, want 2 (the superseded deploy never builds)", n)
+	}
+}
+
+func TestPollSchedule(t *testing.T) {
+	r := New(nil, nil, nil, nil, nil, Options{}, nil)
+	for _, tt := range []struct {
+		elapsed, expected, want time.Duration
+	}{
+		{0, 0, 5 * time.Second},                                          // at first
+		{20 * time.Second, 0, 5 * time.Second},                           // still early
+		{2 * time.Minute, 0, 30 * time.Second},                           // no history: never slower than 30 s
+		{2 * time.Minute, 10 * time.Minute, 30 * time.Second},            // far from the expected end
+		{9*time.Minute + 45*time.Second, 10 * time.Minute, time.Second},  // near it
+		{10*time.Minute + 20*time.Second, 10 * time.Minute, time.Second}, // just past it
+		{12 * time.Minute, 10 * time.Minute, 30 * time.Second},           // long past it
+		{10 * time.Second, 20 * time.Second, time.Second},                // a short build ends soon
+	} {
+		if got := r.nextPoll(tt.elapsed, tt.expected); got != tt.want {
+			t.Errorf("nextPoll(%s, expected %s) = %s, want %s", tt.elapsed, tt.expected, got, tt.want)
+		}
 	}
 }

@@ -184,12 +184,13 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 	return result{state: deploy.RollingOut}
 }
 
-// nextPoll looks at a build often at first and near its expected end, otherwise every MaxPoll.
+// nextPoll looks at a build often at first and around its expected end, otherwise every MaxPoll.
 func (r *Runner) nextPoll(elapsed, expected time.Duration) time.Duration {
+	window := 30 * time.Second
 	switch {
-	case elapsed < 6*r.o.MinPoll:
-		return r.o.MinPoll
-	case expected > 0 && elapsed > expected-6*r.o.MinPoll && elapsed < expected+12*r.o.MinPoll:
+	case expected > 0 && elapsed > expected-window && elapsed < expected+window:
+		return r.o.EndPoll
+	case elapsed < window:
 		return r.o.MinPoll
 	}
 	return r.o.MaxPoll
