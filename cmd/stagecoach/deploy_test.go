@@ -12,10 +12,8 @@ import (
 	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/kubetest"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // TestMergeDeploysToTest is the pipeline end to end, as a user sees it: a merged pull request's
@@ -96,16 +94,7 @@ func newDeployWorld(t testing.TB, phase time.Duration) *deployWorld {
 	kc := kubetest.Start(t)
 	ns := kc.Namespace(t)
 	ctx := context.Background()
-	replicas, deadline := int32(3), int32(10)
-	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"}, Spec: appsv1.DeploymentSpec{
-		Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
-		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/api:v1"}}}},
-	}}
+	dep := kubetest.Deployment("api", "api")
 	if _, err := kc.Clientset().AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

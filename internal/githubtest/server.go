@@ -37,7 +37,7 @@ type Request struct {
 	Path      string
 	UserAgent string
 	At        time.Time // when the answer was written
-	Operation string // GitHub's operationId; "" when no operation matched
+	Operation string    // GitHub's operationId; "" when no operation matched
 	Body      []byte
 	Status    int
 	Problems  []string // why the request was rejected (empty when it matched the description)

@@ -9,38 +9,16 @@ import (
 	"github.com/stagecoach/stagecoach/internal/health"
 	"github.com/stagecoach/stagecoach/internal/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
-
-func deployment(name string, containers ...string) *appsv1.Deployment {
-	replicas, deadline := int32(3), int32(8)
-	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	labels := map[string]string{"app": name}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}},
-		},
-	}
-	for _, c := range containers {
-		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":v1"})
-	}
-	return d
-}
 
 func setup(t *testing.T) (*Cluster, string) {
 	t.Helper()
 	kc := kubetest.Start(t)
 	ns := kc.Namespace(t)
-	for _, d := range []*appsv1.Deployment{deployment("api", "api", "sidecar"), deployment("worker", "worker")} {
+	for _, d := range []*appsv1.Deployment{kubetest.Deployment("api", "api", "sidecar"), kubetest.Deployment("worker", "worker")} {
 		if _, err := kc.Clientset().AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -9,32 +9,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 )
 
 func TestMain(m *testing.M) { Main(m) }
-
-// NewDeployment is a 3-replica Deployment that rolls one pod at a time.
-func newDeployment(name, image string) *appsv1.Deployment {
-	replicas, deadline := int32(3), int32(8)
-	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: image}}},
-			},
-		},
-	}
-}
 
 // waitFor watches a Deployment until cond holds, returning every distinct updatedReplicas seen.
 func waitFor(t *testing.T, cs kubernetes.Interface, ns, name string, limit time.Duration, cond func(*appsv1.Deployment) bool) []int32 {
@@ -77,7 +56,7 @@ func TestRollingUpdatePodByPod(t *testing.T) {
 	cs := c.Clientset()
 	ctx := context.Background()
 	started := time.Now()
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, newDeployment("api", "registry.example/api:v1"), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, Deployment("api", "api"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, cs, ns, "api", 60*time.Second, complete)
@@ -102,7 +81,7 @@ func TestBrokenImageExceedsProgressDeadline(t *testing.T) {
 	ns := c.Namespace(t)
 	cs := c.Clientset()
 	ctx := context.Background()
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, newDeployment("api", "registry.example/api:v1"), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, Deployment("api", "api"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, cs, ns, "api", 60*time.Second, complete)

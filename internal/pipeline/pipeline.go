@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
@@ -20,6 +19,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/health"
 	"github.com/stagecoach/stagecoach/internal/kube"
+	"github.com/stagecoach/stagecoach/internal/poller"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -83,7 +83,7 @@ type Runner struct {
 	report   Reporter
 	o        Options
 	log      *slog.Logger
-	wake     chan struct{}
+	poll     *poller.Poller
 }
 
 // New builds a runner.
@@ -121,41 +121,15 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, report Re
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, report: report, o: o, log: log, wake: make(chan struct{}, 1)}
+	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, report: report, o: o, log: log, poll: poller.New()}
 }
 
 // Wake makes an idle runner look for due deploys now.
-func (r *Runner) Wake() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *Runner) Wake() { r.poll.Wake() }
 
 // Run advances deploys until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for range r.o.Concurrency {
-		wg.Go(func() {
-			t := time.NewTicker(r.o.Poll)
-			defer t.Stop()
-			for ctx.Err() == nil {
-				worked, err := r.RunOnce(ctx)
-				if err != nil && ctx.Err() == nil {
-					r.log.Error("advancing a deploy", "err", err)
-				}
-				if worked {
-					continue
-				}
-				select {
-				case <-ctx.Done():
-				case <-t.C:
-				case <-r.wake:
-				}
-			}
-		})
-	}
-	wg.Wait()
+	r.poll.Run(ctx, r.o.Concurrency, r.o.Poll, r.RunOnce, func(err error) { r.log.Error("advancing a deploy", "err", err) })
 	return nil
 }
 

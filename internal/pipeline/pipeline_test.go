@@ -17,10 +17,8 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/kubetest"
 	"github.com/stagecoach/stagecoach/internal/store"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -94,7 +92,7 @@ apps:
 	cs := kc.Clientset()
 	ctx := context.Background()
 	for _, name := range []string{"api", "worker"} {
-		if _, err := cs.AppsV1().Deployments(w.ns).Create(ctx, newDeployment(name), metav1.CreateOptions{}); err != nil {
+		if _, err := cs.AppsV1().Deployments(w.ns).Create(ctx, kubetest.Deployment(name, name), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,23 +110,6 @@ func (w *world) openStore() *store.Store {
 	}
 	w.t.Cleanup(func() { st.Close() })
 	return st
-}
-
-func newDeployment(name string) *appsv1.Deployment {
-	replicas, deadline := int32(3), int32(8)
-	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas, ProgressDeadlineSeconds: &deadline,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "registry.example/" + name + ":v1"}}}},
-		},
-	}
 }
 
 func (w *world) runner(st *store.Store, owner string) *Runner {

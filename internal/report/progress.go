@@ -201,14 +201,30 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 			return err
 		}
 	}
-	req := &github.DeploymentStatusRequest{State: github.Ptr(want), Description: github.Ptr(v.statusDescription()), Environment: github.Ptr(d.Stage)}
-	if v.CP.BuildLog != "" {
-		req.LogURL = github.Ptr(v.CP.BuildLog)
+	// Reports render the deploy as it stands, which may be a step or two past the last status
+	// sent: send the ones in between too, so the Deployment always reads queued → in_progress →
+	// success/failure (in_progress only if the deploy got as far as building).
+	last, statuses := d.GitHubDeploymentStatus, []string{}
+	if last == "" && want != "queued" {
+		statuses = append(statuses, "queued")
 	}
-	if _, _, err := gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
-		return classify(fmt.Errorf("setting the GitHub Deployment status of deploy %d: %w", d.ID, err))
+	if (last == "" || last == "queued") && (want == "success" || want == "failure") && len(v.CP.Steps) > 1 {
+		statuses = append(statuses, "in_progress")
 	}
-	return p.st.SetGitHubDeployment(ctx, d.ID, id, want)
+	statuses = append(statuses, want)
+	for _, state := range statuses {
+		req := &github.DeploymentStatusRequest{State: github.Ptr(state), Description: github.Ptr(v.statusDescription()), Environment: github.Ptr(d.Stage)}
+		if v.CP.BuildLog != "" {
+			req.LogURL = github.Ptr(v.CP.BuildLog)
+		}
+		if _, _, err := gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
+			return classify(fmt.Errorf("setting the GitHub Deployment status of deploy %d: %w", d.ID, err))
+		}
+		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, state); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *Progress) comment(ctx context.Context, gh *github.Client, owner, repo string, v view) error {

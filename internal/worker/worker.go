@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/poller"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -52,12 +52,12 @@ type Runner struct {
 	kinds []string
 	o     Options
 	log   *slog.Logger
-	wake  chan struct{}
+	poll  *poller.Poller
 }
 
 // New builds a Runner over one registration list of executors.
 func New(st Store, execs []Executor, o Options, log *slog.Logger) (*Runner, error) {
-	r := &Runner{st: st, execs: map[string]Executor{}, o: o, log: log, wake: make(chan struct{}, 1)}
+	r := &Runner{st: st, execs: map[string]Executor{}, o: o, log: log, poll: poller.New()}
 	for _, e := range execs {
 		if _, dup := r.execs[e.Kind()]; dup {
 			return nil, fmt.Errorf("worker: two executors for job kind %q", e.Kind())
@@ -93,12 +93,7 @@ func New(st Store, execs []Executor, o Options, log *slog.Logger) (*Runner, erro
 }
 
 // Wake makes an idle runner look for jobs now (the intake calls it after recording work).
-func (r *Runner) Wake() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *Runner) Wake() { r.poll.Wake() }
 
 // Run works until ctx ends, then waits for the jobs in hand to finish.
 func (r *Runner) Run(ctx context.Context) error {
@@ -106,31 +101,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	var wg sync.WaitGroup
-	for range r.o.Concurrency {
-		wg.Go(func() { r.loop(ctx) })
-	}
-	wg.Wait()
+	r.poll.Run(ctx, r.o.Concurrency, r.o.Poll, r.RunOne, func(err error) { r.log.Error("claiming a job", "err", err) })
 	return nil
-}
-
-func (r *Runner) loop(ctx context.Context) {
-	t := time.NewTicker(r.o.Poll)
-	defer t.Stop()
-	for ctx.Err() == nil {
-		worked, err := r.RunOne(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.log.Error("claiming a job", "err", err)
-		}
-		if worked {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		case <-r.wake:
-		}
-	}
 }
 
 // RunOne claims and runs one due job. It reports whether there was one.
