@@ -1,0 +1,164 @@
+// Package command parses the ChatOps commands people write in issue and pull-request comments
+// (/promote, /deploy, /rollback, /lock, /unlock, /status, /help). Parsing is one pure function:
+// it returns a command to run, a reply explaining what was wrong, or nothing when the comment is
+// not for Stagecoach. Whether the author may run the command is decided elsewhere.
+package command
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Verb is what a command asks for.
+type Verb string
+
+// The verbs.
+const (
+	Promote  Verb = "promote"
+	Deploy   Verb = "deploy"
+	Rollback Verb = "rollback"
+	Lock     Verb = "lock"
+	Unlock   Verb = "unlock"
+	Status   Verb = "status"
+	Help     Verb = "help"
+)
+
+// Command is a parsed command.
+type Command struct {
+	Verb   Verb
+	Stage  string // promote, deploy, rollback, lock, unlock
+	Ref    string // deploy: a branch, tag or sha ("" for the stage's branch head)
+	Force  bool   // skip the stage order (admins only); needs a reason
+	Reason string // lock, and forced commands
+}
+
+// Result is what a comment means: a Command, or a Reply for a malformed command, or neither
+// (the comment holds no command for Stagecoach).
+type Result struct {
+	Command *Command
+	Reply   string
+}
+
+// line matches a command line: the verb right at the start of a line, as in Prow.
+var line = regexp.MustCompile(`(?m)^/(promote|deploy|rollback|lock|unlock|status|help)(?:[ \t]+(.*?))?[ \t]*$`)
+
+// Parse reads the first command in body. stages are the configured stage names; a stage not
+// among them gets a reply that lists them. Lines in fenced code blocks and quotes are not
+// commands (people quote commands when they explain them).
+func Parse(body string, stages []string) Result {
+	m := line.FindStringSubmatch(stripQuoted(body))
+	if m == nil {
+		return Result{}
+	}
+	verb := Verb(m[1])
+	args, force, reason, err := splitFlags(m[2])
+	if err != "" {
+		return Result{Reply: err + "\n\n" + usage(verb)}
+	}
+	cmd := &Command{Verb: verb, Force: force, Reason: reason}
+	switch verb {
+	case Status, Help:
+		if len(args) > 0 || force {
+			return Result{Reply: fmt.Sprintf("`/%s` takes no arguments.\n\n%s", verb, usage(verb))}
+		}
+		return Result{Command: cmd}
+	case Lock:
+		if len(args) == 0 {
+			return Result{Reply: "Which stage? " + usage(verb)}
+		}
+		cmd.Stage = args[0]
+		cmd.Reason = strings.TrimSpace(strings.Join(args[1:], " "))
+		if force {
+			return Result{Reply: "`/lock` has no `--force`.\n\n" + usage(verb)}
+		}
+	default:
+		if len(args) == 0 {
+			return Result{Reply: "Which stage? " + usage(verb)}
+		}
+		cmd.Stage = args[0]
+		max := 1
+		if verb == Deploy {
+			max = 2
+			if len(args) == 2 {
+				cmd.Ref = args[1]
+			}
+		}
+		if len(args) > max {
+			return Result{Reply: fmt.Sprintf("Too many arguments: %s.\n\n%s", strings.Join(args[max:], " "), usage(verb))}
+		}
+		if force && (verb == Unlock || verb == Rollback) {
+			return Result{Reply: fmt.Sprintf("`/%s` has no `--force`.\n\n%s", verb, usage(verb))}
+		}
+	}
+	if !slices.Contains(stages, cmd.Stage) {
+		return Result{Reply: fmt.Sprintf("There is no stage `%s`. The stages are %s.", cmd.Stage, list(stages))}
+	}
+	return Result{Command: cmd}
+}
+
+// splitFlags separates arguments from `--force` and its reason (the rest of the line, quotes
+// optional).
+func splitFlags(s string) (args []string, force bool, reason, problem string) {
+	before, after, found := strings.Cut(" "+s+" ", " --force ")
+	if !found {
+		if strings.Contains(s, "--") {
+			return nil, false, "", fmt.Sprintf("Unknown option in `%s`.", strings.TrimSpace(s))
+		}
+		return strings.Fields(s), false, "", ""
+	}
+	reason = strings.Trim(strings.TrimSpace(after), `"'`)
+	if reason == "" {
+		return nil, false, "", "`--force` needs a reason, recorded with the deploy: `--force \"hotfix for INC-42\"`."
+	}
+	return strings.Fields(before), true, reason, ""
+}
+
+// stripQuoted blanks fenced code blocks and quoted lines.
+func stripQuoted(body string) string {
+	lines := strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n")
+	fenced := false
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~") {
+			fenced = !fenced
+			lines[i] = ""
+			continue
+		}
+		if fenced || strings.HasPrefix(t, ">") {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+var usages = map[Verb]string{
+	Promote:  "`/promote <stage> [--force \"reason\"]`: move the stage to the commit live on the stage before it, and deploy it.",
+	Deploy:   "`/deploy <stage> [ref] [--force \"reason\"]`: deploy a branch, tag or sha (default: the stage's branch) to the stage.",
+	Rollback: "`/rollback <stage>`: deploy the stage's previous successful deploy again.",
+	Lock:     "`/lock <stage> [reason]`: hold automatic deploys and commands for the stage.",
+	Unlock:   "`/unlock <stage>`: release a lock.",
+	Status:   "`/status`: what is live on each stage, since when, and by whom.",
+	Help:     "`/help`: the commands.",
+}
+
+func usage(v Verb) string { return "Usage: " + usages[v] }
+
+// HelpText lists every command, for /help.
+func HelpText() string {
+	var b strings.Builder
+	b.WriteString("Stagecoach commands (write one at the start of a line in a comment):\n\n")
+	for _, v := range []Verb{Promote, Deploy, Rollback, Lock, Unlock, Status, Help} {
+		b.WriteString("- " + usages[v] + "\n")
+	}
+	return b.String()
+}
+
+func list(stages []string) string {
+	quoted := make([]string, len(stages))
+	for i, s := range stages {
+		quoted[i] = "`" + s + "`"
+	}
+	return strings.Join(quoted, ", ")
+}

@@ -1,0 +1,92 @@
+package command
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var stages = []string{"dev", "test", "alpha", "prod"}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string
+		want  *Command
+		reply string // substring of the reply; "" when none is expected
+	}{
+		{"promote", "/promote prod", &Command{Verb: Promote, Stage: "prod"}, ""},
+		{"promote after prose", "Looks good to me.\n/promote prod\nThanks!", &Command{Verb: Promote, Stage: "prod"}, ""},
+		{"windows newlines and trailing space", "LGTM\r\n/promote alpha  \r\n", &Command{Verb: Promote, Stage: "alpha"}, ""},
+		{"first command wins", "/status\n/promote prod", &Command{Verb: Status}, ""},
+		{"deploy a ref", "/deploy dev feature/login", &Command{Verb: Deploy, Stage: "dev", Ref: "feature/login"}, ""},
+		{"deploy the branch head", "/deploy test", &Command{Verb: Deploy, Stage: "test"}, ""},
+		{"forced with a quoted reason", `/promote prod --force "hotfix for INC-42"`, &Command{Verb: Promote, Stage: "prod", Force: true, Reason: "hotfix for INC-42"}, ""},
+		{"forced with a bare reason", `/deploy prod v1.2.1 --force payment outage`, &Command{Verb: Deploy, Stage: "prod", Ref: "v1.2.1", Force: true, Reason: "payment outage"}, ""},
+		{"rollback", "/rollback prod", &Command{Verb: Rollback, Stage: "prod"}, ""},
+		{"lock with a reason", "/lock prod  release freeze until Monday", &Command{Verb: Lock, Stage: "prod", Reason: "release freeze until Monday"}, ""},
+		{"lock without a reason", "/lock alpha", &Command{Verb: Lock, Stage: "alpha"}, ""},
+		{"unlock", "/unlock alpha", &Command{Verb: Unlock, Stage: "alpha"}, ""},
+		{"status", "/status", &Command{Verb: Status}, ""},
+		{"help", "/help", &Command{Verb: Help}, ""},
+
+		{"no command", "Great work, merging now.", nil, ""},
+		{"not at the start of a line", "you can type /promote prod when ready", nil, ""},
+		{"quoted", "> /promote prod\nas the docs say", nil, ""},
+		{"in a code block", "Run this:\n```\n/promote prod\n```", nil, ""},
+		{"another bot's command", "/assign @octocat", nil, ""},
+		{"verb prefix only", "/promoted prod", nil, ""},
+
+		{"missing stage", "/promote", nil, "Which stage?"},
+		{"unknown stage", "/promote production", nil, "There is no stage `production`. The stages are `dev`, `test`, `alpha`, `prod`."},
+		{"too many arguments", "/promote prod now please", nil, "Too many arguments: now please."},
+		{"force without a reason", "/promote prod --force", nil, "`--force` needs a reason"},
+		{"unknown option", "/deploy prod --dry-run", nil, "Unknown option"},
+		{"status with arguments", "/status prod", nil, "`/status` takes no arguments."},
+		{"forced rollback", `/rollback prod --force "x"`, nil, "`/rollback` has no `--force`."},
+		{"forced lock", `/lock prod --force "x"`, nil, "`/lock` has no `--force`."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Parse(tt.body, stages)
+			if !reflect.DeepEqual(got.Command, tt.want) {
+				t.Errorf("command = %+v, want %+v", got.Command, tt.want)
+			}
+			if tt.reply == "" && got.Reply != "" || !strings.Contains(got.Reply, tt.reply) {
+				t.Errorf("reply = %q, want it to contain %q", got.Reply, tt.reply)
+			}
+			if got.Reply != "" && !strings.Contains(got.Reply, "Usage:") && !strings.Contains(got.Reply, "There is no stage") {
+				t.Errorf("a refusal without usage: %q", got.Reply)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	h := HelpText()
+	for _, v := range []string{"/promote", "/deploy", "/rollback", "/lock", "/unlock", "/status", "/help"} {
+		if !strings.Contains(h, v) {
+			t.Errorf("help lacks %s", v)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("/promote prod --force \"why\"")
+	f.Add("text\n/deploy dev abc\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		r := Parse(body, stages)
+		if r.Command != nil && r.Reply != "" {
+			t.Fatalf("both a command and a reply for %q", body)
+		}
+		if c := r.Command; c != nil {
+			if c.Verb != Status && c.Verb != Help && !slices.Contains(stages, c.Stage) {
+				t.Fatalf("command for an unknown stage %q", c.Stage)
+			}
+			if c.Force && c.Reason == "" {
+				t.Fatalf("forced without a reason: %q", body)
+			}
+		}
+	})
+}
