@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
@@ -89,15 +90,11 @@ func checkRunName(stage string) string { return "stagecoach/" + stage }
 
 // splitRepo splits "owner/name".
 func splitRepo(full string) (owner, name string, err error) {
-	for i := 0; i < len(full); i++ {
-		if full[i] == '/' {
-			if i == 0 || i == len(full)-1 {
-				break
-			}
-			return full[:i], full[i+1:], nil
-		}
+	owner, name, ok := strings.Cut(full, "/")
+	if !ok || owner == "" || name == "" {
+		return "", "", jobs.Terminal(fmt.Errorf("repository %q is not owner/name", full))
 	}
-	return "", "", jobs.Terminal(fmt.Errorf("repository %q is not owner/name", full))
+	return owner, name, nil
 }
 
 // Deploys is what reporting reads and writes of deploys.
