@@ -47,6 +47,10 @@ func (s *Server) handle(op string, c *call) (int, any) {
 		return s.createComment(c)
 	case "issues/update-comment":
 		return s.updateComment(c)
+	case "teams/get-membership-for-user-in-org":
+		return s.teamMembership(c)
+	case "repos/get-collaborator-permission-level":
+		return s.collaboratorPermission(c)
 	case "checks/get":
 		id, _ := strconv.ParseInt(c.params["check_run_id"], 10, 64)
 		if cr := s.findCheckRun(c.repo(), id); cr != nil {

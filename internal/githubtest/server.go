@@ -65,6 +65,8 @@ type Server struct {
 	checkRuns   map[string][]*CheckRun
 	deployments map[string][]*Deployment
 	comments    map[string][]*Comment
+	members     map[string]bool   // org/team/user
+	permissions map[string]string // owner/repo/user -> permission
 }
 
 // New starts a server; it closes when the test ends, and the test fails if any request was

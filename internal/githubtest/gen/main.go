@@ -29,6 +29,8 @@ var operations = []string{
 	"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
 	"GET /repos/{owner}/{repo}/compare/{basehead}",
 	"GET /rate_limit",
+	"GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
+	"GET /repos/{owner}/{repo}/collaborators/{username}/permission",
 }
 
 // Operation is one operation of the subset.
