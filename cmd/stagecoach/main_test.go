@@ -93,7 +93,7 @@ func awsEnv(t testing.TB, env *awstest.Env) {
 // cluster says where the test stage runs: kubeconfig path, context and namespace.
 type cluster struct{ kubeconfig, context, namespace string }
 
-func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster) *testServer {
+func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster, extra ...string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "stagecoach.yaml")
@@ -116,7 +116,8 @@ func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfgFile, "--listen", "127.0.0.1:0"}, func(k string) string { return vars[k] }, stdout, logs)
+		args := append([]string{"serve", "--config", cfgFile, "--listen", "127.0.0.1:0"}, extra...)
+		done <- run(ctx, args, func(k string) string { return vars[k] }, stdout, logs)
 	}()
 	addr := regexp.MustCompile(`listening on (http://\S+)`)
 	select {
@@ -287,6 +288,26 @@ func TestMergedPullRequestEndToEnd(t *testing.T) {
 				t.Errorf("GitHub test server rejected %d requests: %+v", len(rej), rej)
 			}
 		})
+	}
+}
+
+// TestRecordOnly runs the service with --deploy=false: deploys are recorded and stay queued,
+// and nothing reaches for AWS or a cluster.
+func TestRecordOnly(t *testing.T) {
+	cloud := awstest.New(t)
+	awsEnv(t, cloud)
+	s := startServer(t, "sqlite:"+filepath.Join(t.TempDir(), "e2e.db"), nil, cluster{}, "--deploy=false")
+	body, _ := os.ReadFile("../../handlers/testdata/pull_request_closed_merged.json")
+	if code, answer := s.deliver(t, "pull_request", "d1", body, s.secret); code != http.StatusAccepted {
+		t.Fatalf("%d %s", code, answer)
+	}
+	ds := s.deploys(t, "")
+	if len(ds) != 1 || ds[0].State != "queued" {
+		t.Fatalf("deploys = %+v, want one queued", ds)
+	}
+	time.Sleep(300 * time.Millisecond) // time a running pipeline would have used to start
+	if ds := s.deploys(t, ""); ds[0].State != "queued" || len(cloud.Calls("")) != 0 {
+		t.Errorf("the deploy ran: %s, %d AWS calls", ds[0].State, len(cloud.Calls("")))
 	}
 }
 

@@ -37,6 +37,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fset.SetOutput(stderr)
 	cfgPath := fset.String("config", getenv("STAGECOACH_CONFIG"), "configuration `file` (default: built-in defaults)")
 	listen := fset.String("listen", "", "listen `address` (overrides the file's listen)")
+	runDeploys := fset.Bool("deploy", true, "run deploys; false records them without running them (intake-only replicas, or trying Stagecoach without AWS and a cluster)")
 	if err := fset.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -68,9 +69,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	deploys, err := newPipeline(ctx, cfg, st, runner, log)
-	if err != nil {
-		return err
+	var deploys *pipeline.Runner
+	if *runDeploys {
+		if deploys, err = newPipeline(ctx, cfg, st, runner, log); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("deploys are recorded but not run (--deploy=false)")
 	}
 	m := metrics.New(st, log)
 	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner, deploys}, log)
@@ -90,7 +95,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(runCtx) })
-	wg.Go(func() { _ = deploys.Run(runCtx) })
+	if deploys != nil {
+		wg.Go(func() { _ = deploys.Run(runCtx) })
+	}
 	err = server.Serve(ctx, ln, h, log)
 	cancel()
 	wg.Wait()
@@ -198,7 +205,9 @@ func (w wakeOnAccept) Delivered(event string, res webhook.Result) {
 	w.m.Delivered(event, res)
 	if res == webhook.Accepted {
 		w.r.Wake()
-		w.p.Wake()
+		if w.p != nil {
+			w.p.Wake()
+		}
 	}
 }
 
