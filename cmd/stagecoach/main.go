@@ -6,6 +6,7 @@
 //	stagecoach [serve] [--config FILE] [--listen ADDR]   run the service
 //	stagecoach check-config FILE                         validate a configuration file
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
+//	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
 //	stagecoach version
 package main
 
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(args, getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return replay(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stagecoach", version)
 		return nil
@@ -80,6 +83,7 @@ const usage = `Usage:
   stagecoach [serve] [--config FILE] [--listen ADDR]  run the service (default command)
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
+  stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
   stagecoach version                                  print the version
 
 Environment (overrides the configuration file):

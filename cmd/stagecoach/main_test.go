@@ -311,6 +311,31 @@ func TestRecordOnly(t *testing.T) {
 	}
 }
 
+func TestReplay(t *testing.T) {
+	s := startServer(t, "sqlite:"+filepath.Join(t.TempDir(), "e2e.db"), nil, cluster{}, "--deploy=false")
+	var out, errOut bytes.Buffer
+	env := func(k string) string { return map[string]string{"STAGECOACH_WEBHOOK_SECRET": string(s.secret)}[k] }
+	args := []string{"replay", "../../handlers/testdata/pull_request_closed_merged.json", "--event", "pull_request", "--url", s.url + "/webhook", "--delivery", "replayed-1"}
+	if err := run(context.Background(), args, env, &out, &errOut); err != nil {
+		t.Fatalf("replay: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "202 Accepted") || !strings.Contains(out.String(), `"accepted"`) {
+		t.Errorf("replay printed %q", out.String())
+	}
+	if ds := s.deploys(t, ""); len(ds) != 1 || ds[0].Trigger.Delivery != "replayed-1" {
+		t.Errorf("deploys = %+v", ds)
+	}
+	// A wrong secret: the server refuses it and replay says so with a non-zero exit.
+	out.Reset()
+	bad := func(k string) string { return map[string]string{"STAGECOACH_WEBHOOK_SECRET": "wrong"}[k] }
+	if err := run(context.Background(), args, bad, &out, &errOut); err == nil || !strings.Contains(out.String(), "401") {
+		t.Errorf("forged replay: %v, %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"replay", "--event", "push"}, env, &out, &errOut); exitCode(err) != 2 {
+		t.Errorf("replay without a file: %v", err)
+	}
+}
+
 func TestCheckConfig(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"check-config", "../../config/example.yaml"}, func(string) string { return "" }, &out, &errOut); err != nil {
