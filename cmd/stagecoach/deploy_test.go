@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +63,25 @@ func TestMergeDeploysToTest(t *testing.T) {
 	got, _ := kc.Clientset().AppsV1().Deployments(ns).Get(ctx, "api", metav1.GetOptions{})
 	if img := got.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(img, "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:") {
 		t.Errorf("api runs %s", img)
+	}
+	// The service's metrics saw the same calls and the deploy's end.
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`stagecoach_deploy_duration_seconds_count{result="succeeded",stage="test"} 1`,
+		`stagecoach_aws_requests_total{code="200",service="codebuild"}`,
+		`stagecoach_aws_requests_total{code="200",service="sts"} 1`,
+		`stagecoach_github_requests_total{code="201"}`,
+		`stagecoach_github_rate_limit_remaining 4999`,
+		`stagecoach_deploys{state="succeeded"} 1`,
+	} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	// A whole deploy costs at most 12 GitHub calls, plus the progress updates made while a step ran.
 	total := len(gh.Requests())

@@ -11,11 +11,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
@@ -61,7 +63,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer st.Close()
 
-	execs, err := executors(cfg, st, log)
+	m := metrics.New(st, log)
+	execs, err := executors(cfg, st, m, log)
 	if err != nil {
 		return err
 	}
@@ -71,13 +74,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var deploys *pipeline.Runner
 	if *runDeploys {
-		if deploys, err = newPipeline(ctx, cfg, st, runner, log); err != nil {
+		if deploys, err = newPipeline(ctx, cfg, st, runner, m, log); err != nil {
 			return err
 		}
 	} else {
 		log.Warn("deploys are recorded but not run (--deploy=false)")
 	}
-	m := metrics.New(st, log)
 	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner, deploys}, log)
 	if err != nil {
 		return err
@@ -158,21 +160,26 @@ func webhookSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 
 // newPipeline builds the deploy runner. Without apps there is nothing to deploy, and no AWS
 // configuration is looked for (which would probe the EC2 metadata service).
-func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs *worker.Runner, log *slog.Logger) (*pipeline.Runner, error) {
+func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs *worker.Runner, m *metrics.Metrics, log *slog.Logger) (*pipeline.Runner, error) {
 	var cloud pipeline.Cloud
 	if len(cfg.Apps) > 0 {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("loading AWS configuration: %w", err)
 		}
+		if awsCfg.HTTPClient == nil {
+			awsCfg.HTTPClient = awshttp.NewBuildableClient()
+		}
+		awsCfg.HTTPClient = m.AWSClient(awsCfg.HTTPClient)
 		cloud = amazon.New(awsCfg, cfg.Credentials)
 	}
-	return pipeline.New(st, cfg, cloud, &pipeline.KubeClusters{}, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: log}, pipeline.Options{}, log), nil
+	return pipeline.New(st, cfg, cloud, &pipeline.KubeClusters{}, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: log},
+		pipeline.Options{Observer: m}, log), nil
 }
 
 // executors is the one registration list of job executors. Without a GitHub App nothing can be
 // reported: report jobs then wait in the store until one is configured.
-func executors(cfg *config.Config, st *store.Store, log *slog.Logger) ([]worker.Executor, error) {
+func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) ([]worker.Executor, error) {
 	if !cfg.GitHub.Configured() {
 		log.Warn("no GitHub App configured: check runs wait until one is")
 		return nil, nil
@@ -183,7 +190,7 @@ func executors(cfg *config.Config, st *store.Store, log *slog.Logger) ([]worker.
 	}
 	gh, err := githubapp.New(githubapp.Options{
 		AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL,
-		UserAgent: "stagecoach/" + version,
+		UserAgent: "stagecoach/" + version, Transport: m.GitHubTransport(http.DefaultTransport),
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 // Package metrics exposes Stagecoach's Prometheus metrics: webhook deliveries by event and
-// result, counted as they happen, and deploys by state and pending jobs by kind, read from the
-// store when scraped so every replica reports the same truth.
+// result, calls to GitHub (with the rate limit left) and AWS, and ended deploys by stage and
+// result with their durations, counted as they happen; deploys by state and pending jobs by
+// kind, read from the store when scraped so every replica reports the same truth.
 package metrics
 
 import (
@@ -30,6 +31,8 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	counts map[[2]string]prometheus.Counter // curried counters: no label hashing per delivery
+
+	clients *clientMetrics
 }
 
 // knownEvents bounds the event label: the header is sent before authentication, so an
@@ -51,6 +54,7 @@ func New(st Store, log *slog.Logger) *Metrics {
 		counts: map[[2]string]prometheus.Counter{},
 	}
 	m.reg.MustRegister(m.deliveries, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.clients = newClientMetrics(m.reg)
 	if st != nil {
 		m.reg.MustRegister(&storeCollector{st: st, log: log})
 	}

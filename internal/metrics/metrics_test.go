@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/webhook"
@@ -62,5 +64,39 @@ func TestStoreDown(t *testing.T) {
 	out := scrape(t, m)
 	if !strings.Contains(out, "stagecoach_store_up 0") || strings.Contains(out, "stagecoach_deploys{") {
 		t.Errorf("store down not shown:\n%s", out)
+	}
+}
+
+func TestClientMetrics(t *testing.T) {
+	m := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	answer := func(code int, header http.Header) http.RoundTripper {
+		return roundTripper(func(*http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: code, Header: header, Body: http.NoBody}, nil
+		})
+	}
+	gh := m.GitHubTransport(answer(201, http.Header{"X-Ratelimit-Remaining": []string{"4321"}}))
+	req, _ := http.NewRequest("POST", "https://api.github.com/repos/a/b/check-runs", nil)
+	gh.RoundTrip(req)
+	gh.RoundTrip(req)
+	aws := m.AWSClient(&http.Client{Transport: answer(200, nil)})
+	cb, _ := http.NewRequest("POST", "https://codebuild.eu-west-1.amazonaws.com/", nil)
+	cb.Header.Set("X-Amz-Target", "CodeBuild_20161006.BatchGetBuilds")
+	aws.Do(cb)
+	sts, _ := http.NewRequest("POST", "https://sts.amazonaws.com/", nil)
+	sts.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	aws.Do(sts)
+	m.DeployEnded(deploy.Deploy{State: deploy.Succeeded, Request: deploy.Request{Stage: "prod"}}, 200*time.Second)
+	out := scrape(t, m)
+	for _, want := range []string{
+		`stagecoach_github_requests_total{code="201"} 2`,
+		`stagecoach_github_rate_limit_remaining 4321`,
+		`stagecoach_aws_requests_total{code="200",service="codebuild"} 1`,
+		`stagecoach_aws_requests_total{code="200",service="sts"} 1`,
+		`stagecoach_deploy_duration_seconds_bucket{result="succeeded",stage="prod",le="300"} 1`,
+		`stagecoach_deploy_duration_seconds_bucket{result="succeeded",stage="prod",le="180"} 0`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -58,6 +58,11 @@ type Reporter interface {
 	Report(ctx context.Context, d deploy.Deploy, cp Checkpoint)
 }
 
+// Observer hears of deploys that ended (for metrics).
+type Observer interface {
+	DeployEnded(d deploy.Deploy, took time.Duration)
+}
+
 // Options tune the runner. Zero values take the defaults.
 type Options struct {
 	Owner       string        // lease owner, unique per process (default: random)
@@ -72,6 +77,7 @@ type Options struct {
 	ReportEvery               time.Duration // while a step runs, report at most this often (default 30 s)
 	MaxRetries                int           // transient failures retried per step (default 8)
 	Now                       func() time.Time
+	Observer                  Observer // hears of ended deploys; may be nil
 }
 
 // Runner claims due deploys and advances them.
@@ -206,9 +212,16 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 	if err != nil {
 		return err
 	}
+	d.State, d.Error = state, res.err
 	if reportNow && r.report != nil {
-		d.State, d.Error = state, res.err
 		r.report.Report(ctx, d, cp)
+	}
+	if state.Final() && r.o.Observer != nil {
+		start := d.StartedAt
+		if start.IsZero() {
+			start = d.CreatedAt
+		}
+		r.o.Observer.DeployEnded(d, now.Sub(start))
 	}
 	return nil
 }
