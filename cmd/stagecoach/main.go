@@ -7,6 +7,7 @@
 //	stagecoach check-config FILE                         validate a configuration file
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
+//	stagecoach setup [--org ORG] [--hook-url URL]        create the GitHub App (manifest flow)
 //	stagecoach version
 package main
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return load(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replay(ctx, args, getenv, stdout, stderr)
+	case "setup":
+		return setup(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stagecoach", version)
 		return nil
@@ -84,6 +87,7 @@ const usage = `Usage:
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
+  stagecoach setup [--org ORG] [--hook-url URL]       create the GitHub App with GitHub's manifest flow
   stagecoach version                                  print the version
 
 Environment (overrides the configuration file):

@@ -368,3 +368,52 @@ func TestUsage(t *testing.T) {
 		t.Errorf("unknown command: err %v, stderr %q", err, errOut.String())
 	}
 }
+
+// TestSetup runs `stagecoach setup` against the GitHub test server, following GitHub's redirect
+// as a browser would.
+func TestSetup(t *testing.T) {
+	gh := githubtest.New(t)
+	gh.AddManifestCode("code-1")
+	out := filepath.Join(t.TempDir(), "secrets")
+	stdout := &lineWriter{lines: make(chan string, 32)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"setup", "--listen", "127.0.0.1:0", "--out", out, "--api-url", gh.URL(), "--manifest", "../../app.yml"},
+			func(string) string { return "" }, stdout, io.Discard)
+	}()
+	var base string
+	select {
+	case line := <-stdout.lines:
+		m := regexp.MustCompile(`Open (http://\S+)/ in your browser`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("first line %q", line)
+		}
+		base = m[1]
+	case <-time.After(10 * time.Second):
+		t.Fatal("setup did not start")
+	}
+	page, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	state := regexp.MustCompile(`state=([0-9a-f]+)`).FindStringSubmatch(string(body))
+	if state == nil {
+		t.Fatalf("no state in the page: %s", body)
+	}
+	resp, err := http.Get(base + "/callback?code=code-1&state=" + state[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if id, _ := os.ReadFile(filepath.Join(out, "github-app-id")); strings.TrimSpace(string(id)) != fmt.Sprint(gh.AppID()) {
+		t.Errorf("app id file = %q", id)
+	}
+}

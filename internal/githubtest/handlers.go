@@ -51,6 +51,8 @@ func (s *Server) handle(op string, c *call) (int, any) {
 		return s.teamMembership(c)
 	case "repos/get-collaborator-permission-level":
 		return s.collaboratorPermission(c)
+	case "apps/create-from-manifest":
+		return s.convertManifest(c)
 	case "checks/get":
 		id, _ := strconv.ParseInt(c.params["check_run_id"], 10, 64)
 		if cr := s.findCheckRun(c.repo(), id); cr != nil {

@@ -52,21 +52,23 @@ type Server struct {
 	ops   []*operation
 	v     *validator
 
-	mu          sync.Mutex
-	reqs        []Request
-	serverErrs  []string // responses of ours that broke the description
-	down        bool
-	drop        bool
-	failNext    map[string][]int
-	secondary   int
-	retryAfter  int
-	nextID      int64
-	tokens      map[string]int64
-	checkRuns   map[string][]*CheckRun
-	deployments map[string][]*Deployment
-	comments    map[string][]*Comment
-	members     map[string]bool   // org/team/user
-	permissions map[string]string // owner/repo/user -> permission
+	mu            sync.Mutex
+	reqs          []Request
+	serverErrs    []string // responses of ours that broke the description
+	down          bool
+	drop          bool
+	failNext      map[string][]int
+	secondary     int
+	retryAfter    int
+	nextID        int64
+	tokens        map[string]int64
+	checkRuns     map[string][]*CheckRun
+	deployments   map[string][]*Deployment
+	comments      map[string][]*Comment
+	members       map[string]bool // org/team/user
+	manifestCodes map[string]bool
+	webhookSecret string
+	permissions   map[string]string // owner/repo/user -> permission
 }
 
 // New starts a server; it closes when the test ends, and the test fails if any request was

@@ -29,6 +29,7 @@ var operations = []string{
 	"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
 	"GET /repos/{owner}/{repo}/compare/{basehead}",
 	"GET /rate_limit",
+	"POST /app-manifests/{code}/conversions",
 	"GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
 	"GET /repos/{owner}/{repo}/collaborators/{username}/permission",
 }
