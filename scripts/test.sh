@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 echo "== setup: PostgreSQL (Debian packages)"
 bash scripts/install-postgres.sh
 
+echo "== setup: Chromium (Debian packages), for the dashboard's browser test"
+bash scripts/install-chromium.sh
+
 echo "== setup: Kubernetes test control plane (built once per machine, then cached)"
 bash scripts/k8s/build.sh
 

@@ -23,6 +23,7 @@ import (
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/api"
+	"github.com/stagecoach/stagecoach/internal/dashboard"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/metrics"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
@@ -84,7 +85,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log)}, log)
+	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log),
+		Dashboard: dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)}, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -15,8 +15,9 @@ import (
 
 // Routes are the handlers the server mounts.
 type Routes struct {
-	Webhook http.Handler
-	Metrics http.Handler
+	Webhook   http.Handler
+	Metrics   http.Handler
+	Dashboard http.Handler // GET /; nil for none
 	// API registers its own routes (/api/v1/..., /healthz, /readyz).
 	API interface{ Register(*http.ServeMux) }
 }
@@ -26,6 +27,9 @@ func Handler(r Routes, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/webhook", r.Webhook)
 	mux.Handle("GET /metrics", r.Metrics)
+	if r.Dashboard != nil {
+		mux.Handle("GET /{$}", r.Dashboard)
+	}
 	r.API.Register(mux)
 	return recoverer(mux, log)
 }
