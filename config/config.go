@@ -1,7 +1,3 @@
-// Package config loads, defaults and validates Stagecoach's one YAML configuration file. It
-// parses raw YAML (keeping every key's line), applies the seed process's defaults and the
-// environment's overrides, and validates the whole file at once, reporting each problem as
-// `file:line: field: message`.
 package config
 
 import (
@@ -22,7 +18,9 @@ type Config struct {
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Apps        []App       `yaml:"apps"`
 
-	lines map[string]int // field path -> line, for problems found after parsing
+	lines map[string]int    // field path -> line, for problems found after parsing
+	bad   []string          // field paths whose values could not be decoded
+	env   map[string]string // field path -> the environment variable that set it
 }
 
 // GitHub is the GitHub App Stagecoach runs as.

@@ -4,190 +4,258 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
+	"slices"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func noEnv(string) string { return "" }
 
-func TestExampleIsValidAndComplete(t *testing.T) {
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// mustParse parses a configuration the test expects to be valid.
+func mustParse(t *testing.T, text string) *Config {
+	t.Helper()
+	c, err := Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("Parse:\n%v", err)
+	}
+	return c
+}
+
+// problemsOf returns the Problems err holds, failing the test when it holds none.
+func problemsOf(t *testing.T, err error) Problems {
+	t.Helper()
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) == 0 {
+		t.Fatalf("error = %v, want Problems", err)
+	}
+	return ps
+}
+
+func TestExample(t *testing.T) {
 	c, err := Load("example.yaml", noEnv)
 	if err != nil {
-		t.Fatalf("example.yaml: %v", err)
+		t.Fatalf("example.yaml:\n%v", err)
 	}
-	if len(c.Apps) != 1 || len(c.Stages) != 4 || c.Stage("prod").Credentials != "prod" {
-		t.Errorf("example.yaml does not show the seed's stages and one app: %+v", c)
+	// The example's stages are the seed's, in order.
+	seed := SeedStages()
+	if len(c.Stages) != len(seed) {
+		t.Fatalf("example has %d stages, the seed %d", len(c.Stages), len(seed))
 	}
-	raw, err := os.ReadFile("example.yaml")
+	for i, s := range seed {
+		got := c.Stages[i]
+		if got.Name != s.Name || got.Branch != s.Branch || got.Trigger != s.Trigger || got.Credentials != s.Credentials || got.Kubernetes.Namespace != s.Name {
+			t.Errorf("example stage %d = %+v, want the seed's %+v", i, got, s)
+		}
+	}
+	apps := c.AppsForRepo("acme/maas-backend")
+	if len(c.Apps) != 1 || len(apps) != 1 || apps[0].Name != "maas-backend" {
+		t.Fatalf("example apps = %+v, want maas-backend from acme/maas-backend", c.Apps)
+	}
+	for _, stage := range []string{"test", "alpha", "prod"} {
+		as, ok := apps[0].Stages[stage]
+		if !ok {
+			t.Errorf("maas-backend has no stage %s", stage)
+			continue
+		}
+		var deps []string
+		for _, d := range as.Deployments {
+			deps = append(deps, d.Name)
+		}
+		if as.Buildspec != "buildspec-eks.yaml" || as.SecretID != "maas-backend/"+stage || !slices.Equal(deps, []string{"api", "worker"}) {
+			t.Errorf("maas-backend on %s = %+v", stage, as)
+		}
+	}
+}
+
+// TestExampleShowsEveryKey keeps example.yaml complete: every yaml key of the Go types, at its
+// place in the tree, must be a key in the example (a mention in a comment does not count).
+func TestExampleShowsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every key the configuration has must appear in the example, so the example stays complete.
-	for _, key := range allKeys(reflect.TypeOf(Config{})) {
-		if !strings.Contains(string(raw), key+":") {
-			t.Errorf("example.yaml does not show key %q", key)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	shownKeys(doc.Content[0], reflect.TypeFor[Config](), "", shown)
+	want := map[string]bool{}
+	schemaKeys(reflect.TypeFor[Config](), "", want)
+	if len(want) < 30 {
+		t.Fatalf("only %d keys found by reflection: %v", len(want), want)
+	}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range want {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if !shown[k] {
+			t.Errorf("example.yaml does not show %s", k)
 		}
 	}
 }
 
-func allKeys(t reflect.Type) []string {
-	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	var keys []string
-	for name, f := range yamlFields(t) {
-		keys = append(keys, name)
-		keys = append(keys, allKeys(f.Type)...)
-	}
-	return keys
-}
-
-func TestDefaults(t *testing.T) {
-	c := Default()
-	if err := c.Validate(); err != nil {
-		t.Fatalf("defaults invalid: %v", err)
-	}
-	want := []struct {
-		name, branch string
-		trigger      Trigger
-		tier         string
-	}{
-		{"dev", "", TriggerNone, "nonprod"},
-		{"test", "master", TriggerMerge, "nonprod"},
-		{"alpha", "alpha", TriggerPush, "nonprod"},
-		{"prod", "prod", TriggerPush, "prod"},
-	}
-	if len(c.Stages) != len(want) {
-		t.Fatalf("stages = %+v", c.Stages)
-	}
-	for i, w := range want {
-		s := c.Stages[i]
-		if s.Name != w.name || s.Branch != w.branch || s.Trigger != w.trigger || s.Credentials != w.tier || s.Kubernetes.Namespace != w.name {
-			t.Errorf("stage %d = %+v, want %+v", i, s, w)
+// schemaKeys lists the key paths of t: a list's items are "[]", a map's values "*".
+func schemaKeys(t reflect.Type, prefix string, out map[string]bool) {
+	switch t.Kind() {
+	case reflect.Slice:
+		schemaKeys(t.Elem(), prefix+"[]", out)
+	case reflect.Map:
+		schemaKeys(t.Elem(), prefix+".*", out)
+	case reflect.Struct:
+		for name, f := range yamlFields(t) {
+			out[prefix+"."+name] = true
+			schemaKeys(f.Type, prefix+"."+name, out)
 		}
 	}
-	if c.Listen != ":8080" || c.Store.DSN() != "sqlite:stagecoach.db" || c.GitHub.APIURL != "https://api.github.com/" || c.GitHub.Configured() {
-		t.Errorf("defaults = %+v", c)
-	}
-	if got := c.StagesOnBranch("master"); len(got) != 1 || got[0].Name != "test" {
-		t.Errorf("StagesOnBranch(master) = %+v", got)
-	}
-	if got := c.StagesOnBranch(""); len(got) != 0 {
-		t.Errorf("StagesOnBranch(\"\") = %+v, want none", got)
+}
+
+// shownKeys lists the key paths n has, as schemaKeys names them.
+func shownKeys(n *yaml.Node, t reflect.Type, prefix string, out map[string]bool) {
+	switch {
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for _, item := range n.Content {
+			shownKeys(item, t.Elem(), prefix+"[]", out)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			shownKeys(n.Content[i], t.Elem(), prefix+".*", out)
+		}
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fields[n.Content[i].Value]; ok {
+				out[prefix+"."+n.Content[i].Value] = true
+				shownKeys(n.Content[i+1], f.Type, prefix+"."+n.Content[i].Value, out)
+			}
+		}
 	}
 }
 
-// TestProblems checks the exact report for bad files against golden files (go test -update).
-func TestProblems(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no testdata")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := Load(f, noEnv)
-			var ps Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("Load = %v, want Problems", err)
-			}
-			got := ps.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", got, want)
-			}
-			for _, p := range ps {
-				if p.Line == 0 || !strings.HasPrefix(p.String(), f+":") {
-					t.Errorf("problem without a line: %s", p)
-				}
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"example.yaml", "local.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			if _, err := Load(f, noEnv); err != nil {
+				t.Errorf("%s:\n%v", f, err)
 			}
 		})
 	}
 }
 
-func TestEnvOverrides(t *testing.T) {
-	env := map[string]string{
-		"STAGECOACH_WEBHOOK_SECRET":          "s3cret",
-		"STAGECOACH_GITHUB_APP_ID":           "77",
-		"STAGECOACH_GITHUB_PRIVATE_KEY_FILE": "/k.pem",
-		"STAGECOACH_GITHUB_API_URL":          "https://ghe.example.com/api/v3",
-		"STAGECOACH_STORE":                   "postgres://u@localhost/db",
-	}
-	c, err := Load("example.yaml", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.GitHub.AppID != 77 || c.GitHub.PrivateKeyFile != "/k.pem" || c.GitHub.APIURL != "https://ghe.example.com/api/v3/" ||
-		c.Store.DSN() != "postgres://u@localhost/db" || c.Store.SQLite != "" {
-		t.Errorf("overrides not applied: %+v", c)
-	}
-	if s, err := c.GitHub.ReadWebhookSecret(); err != nil || string(s) != "s3cret" {
-		t.Errorf("ReadWebhookSecret = %q, %v", s, err)
-	}
-	env = map[string]string{"STAGECOACH_STORE": "sqlite:/tmp/x.db", "STAGECOACH_GITHUB_APP_ID": "abc"}
-	_, err = Load("example.yaml", func(k string) string { return env[k] })
-	if err == nil || !strings.Contains(err.Error(), "STAGECOACH_GITHUB_APP_ID: want a positive integer") {
-		t.Errorf("bad app id: %v", err)
-	}
-}
-
-func TestWebhookSecretFile(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "secret")
-	os.WriteFile(f, []byte("  from-file\n"), 0o600)
-	if s, err := (GitHub{WebhookSecretFile: f}).ReadWebhookSecret(); err != nil || string(s) != "from-file" {
-		t.Errorf("got %q, %v", s, err)
-	}
-	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, []byte("\n"), 0o600)
-	for _, g := range []GitHub{{}, {WebhookSecretFile: empty}, {WebhookSecretFile: filepath.Join(dir, "missing")}} {
-		if _, err := g.ReadWebhookSecret(); err == nil {
-			t.Errorf("%+v: no error", g)
-		}
-	}
-}
-
-func FuzzParse(f *testing.F) {
-	for _, name := range []string{"example.yaml", "testdata/many-problems.yaml", "testdata/wrong-types.yaml"} {
-		if b, err := os.ReadFile(name); err == nil {
-			f.Add(b)
-		}
-	}
-	f.Add([]byte("stages: [{name: x, trigger: push}]"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.yaml", data)
-		if err == nil {
-			if verr := c.Validate(); verr != nil {
-				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+func TestDefaults(t *testing.T) {
+	for name, c := range map[string]*Config{"Default": Default(), "empty file": mustParse(t, ""), "comment only": mustParse(t, "# nothing\n")} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("defaults invalid: %v", err)
 			}
-			return
-		}
-		var ps Problems
-		if !errors.As(err, &ps) || len(ps) == 0 {
-			t.Fatalf("Parse error is not Problems: %v", err)
-		}
-	})
+			want := []struct {
+				name, branch string
+				trigger      Trigger
+				tier         string
+			}{
+				{"dev", "", TriggerNone, "nonprod"},
+				{"test", "master", TriggerMerge, "nonprod"},
+				{"alpha", "alpha", TriggerPush, "nonprod"},
+				{"prod", "prod", TriggerPush, "prod"},
+			}
+			if len(c.Stages) != len(want) {
+				t.Fatalf("stages = %+v", c.Stages)
+			}
+			for i, w := range want {
+				s := c.Stages[i]
+				if s.Name != w.name || s.Branch != w.branch || s.Trigger != w.trigger || s.Credentials != w.tier || s.Kubernetes.Namespace != w.name {
+					t.Errorf("stage %d = %+v, want %+v", i, s, w)
+				}
+			}
+			if c.Listen != ":8080" || c.LogLevel != "info" || c.Store.DSN() != "sqlite:stagecoach.db" ||
+				c.GitHub.APIURL != "https://api.github.com/" || c.GitHub.Configured() {
+				t.Errorf("defaults = %+v", c)
+			}
+		})
+	}
 }
 
-func TestShippedConfigsAreValid(t *testing.T) {
-	for _, f := range []string{"example.yaml", "local.yaml"} {
-		if _, err := Load(f, noEnv); err != nil {
-			t.Errorf("%s: %v", f, err)
+func TestAppDefaults(t *testing.T) {
+	c := mustParse(t, `
+github: {api_url: "https://ghe.example.com/api/v3"}
+credentials: {nonprod: {role_arn: "arn:aws:iam::123456789012:role/n"}}
+stages: [{name: qa, credentials: nonprod}]
+apps:
+  - name: web
+    repo: acme/web
+    codebuild_project: web
+    image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web
+    stages:
+      qa: {secret_id: web/qa, deployments: [{name: web, containers: [web]}]}
+`)
+	as := c.Apps[0].Stages["qa"]
+	if as.Buildspec != "buildspec.yaml" || as.EnvKeySecret != "web-env-key" || as.RolloutTimeout.String() != "10m0s" || c.Apps[0].ImageReference != "digest" {
+		t.Errorf("app stage defaults = %+v", as)
+	}
+	if c.Stage("qa").Kubernetes.Namespace != "qa" || c.Stage("dev") != nil {
+		t.Errorf("stages = %+v, want only qa, in namespace qa", c.Stages)
+	}
+	if c.GitHub.APIURL != "https://ghe.example.com/api/v3/" {
+		t.Errorf("api_url = %q, want a trailing slash added", c.GitHub.APIURL)
+	}
+}
+
+func TestLookups(t *testing.T) {
+	c := mustParse(t, `
+credentials: {nonprod: {role_arn: "arn:aws:iam::123456789012:role/n"}, prod: {role_arn: "arn:aws:iam::123456789012:role/p"}}
+apps:
+  - {name: api, repo: Acme/Monorepo}
+  - {name: web, repo: acme/monorepo}
+  - {name: other, repo: acme/other}
+`)
+	names := func(apps []*App) []string {
+		var out []string
+		for _, a := range apps {
+			out = append(out, a.Name)
 		}
+		return out
+	}
+	if got := names(c.AppsForRepo("ACME/monorepo")); !slices.Equal(got, []string{"api", "web"}) {
+		t.Errorf("AppsForRepo(ACME/monorepo) = %v", got)
+	}
+	if got := c.AppsForRepo("acme/none"); len(got) != 0 {
+		t.Errorf("AppsForRepo(acme/none) = %v", names(got))
+	}
+	if c.App("web") == nil || c.App("nope") != nil {
+		t.Error("App lookup")
+	}
+	if s := c.Stage("alpha"); s == nil || s.Branch != "alpha" {
+		t.Errorf("Stage(alpha) = %+v", s)
+	}
+	if c.Stage("staging") != nil {
+		t.Error("Stage(staging) is not nil")
+	}
+	for branch, want := range map[string][]string{"master": {"test"}, "prod": {"prod"}, "": nil, "feature": nil} {
+		var got []string
+		for _, s := range c.StagesOnBranch(branch) {
+			got = append(got, s.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("StagesOnBranch(%q) = %v, want %v", branch, got, want)
+		}
+	}
+	for _, tier := range []string{"pr", "nonprod", "prod", "staging"} {
+		got, ok := c.Credentials.Tier(tier)
+		want, _ := map[string]Tier{"pr": c.Credentials.PR, "nonprod": c.Credentials.Nonprod, "prod": c.Credentials.Prod}[tier]
+		if ok != (tier != "staging") || got != want {
+			t.Errorf("Tier(%q) = %+v, %v", tier, got, ok)
+		}
+	}
+	if c.Credentials.Prod.RoleARN != "arn:aws:iam::123456789012:role/p" {
+		t.Errorf("prod tier = %+v", c.Credentials.Prod)
 	}
 }

@@ -1,91 +1,27 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Problem is one thing wrong with a configuration.
-type Problem struct {
-	File    string
-	Line    int
-	Field   string
-	Message string
-}
-
-// String formats the problem as `file:line: field: message`.
-func (p Problem) String() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(p.Line))
-	}
-	if p.Field != "" {
-		b.WriteString(": " + p.Field)
-	}
-	b.WriteString(": " + p.Message)
-	return b.String()
-}
-
-// Problems is every problem found at once; it is the error Parse, Load and Validate return.
-type Problems []Problem
-
-// Error lists the problems one per line, in line order.
-func (ps Problems) Error() string {
-	sorted := append(Problems(nil), ps...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Line < sorted[j].Line })
-	lines := make([]string, len(sorted))
-	for i, p := range sorted {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Parse reads a configuration from YAML, applies the defaults and validates it. file names the
-// source in problems.
+// source in problems. The error is Problems, every problem in the file.
 func Parse(file string, data []byte) (*Config, error) {
 	return load(file, data, nil)
 }
 
-// load parses, applies the environment (when getenv is not nil) and validates, reporting
-// unknown keys together with every validation problem.
-func load(file string, data []byte, getenv func(string) string) (*Config, error) {
-	c, probs := parse(file, data)
-	if c == nil {
-		return nil, probs // syntax or type errors: the values cannot be trusted to validate
-	}
-	if getenv != nil {
-		if err := c.ApplyEnv(getenv); err != nil {
-			var ps Problems
-			if !errors.As(err, &ps) {
-				return nil, err
-			}
-			probs = append(probs, ps...)
-		}
-	}
-	if err := c.Validate(); err != nil {
-		var ps Problems
-		if !errors.As(err, &ps) {
-			return nil, err
-		}
-		probs = append(probs, ps...)
-	}
-	if len(probs) > 0 {
-		return nil, probs
-	}
-	return c, nil
-}
-
-// Load reads the file at path, applies the environment's overrides and validates the result.
+// Load reads the file at path, applies the environment's overrides (see ApplyEnv) and validates
+// the result. A file that cannot be read is a plain error; anything wrong in it is Problems.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -94,21 +30,89 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return load(path, data, getenv)
 }
 
-// Check loads the file at path and prints `ok` or every problem, one per line, to w. It returns
-// non-nil when there are problems.
+// Check loads the file at path as Load does and prints `ok`, or every problem one per line, to
+// w. It returns non-nil when the configuration cannot be used.
 func Check(path string, getenv func(string) string, w io.Writer) error {
 	_, err := Load(path, getenv)
-	if err != nil {
-		var ps Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintln(w, ps.Error())
-		} else {
-			fmt.Fprintf(w, "%s: %v\n", path, err)
-		}
-		return err
+	var ps Problems
+	switch {
+	case err == nil:
+		_, werr := fmt.Fprintln(w, "ok")
+		return werr
+	case errors.As(err, &ps):
+		fmt.Fprintln(w, ps.Error())
+	default:
+		fmt.Fprintf(w, "%s: %v\n", path, err)
 	}
-	fmt.Fprintln(w, "ok")
-	return nil
+	return err
+}
+
+// load parses, applies the environment (when getenv is not nil) and validates once, after the
+// environment, so that a value the environment supplies is not reported missing from the file.
+// The walk's problems (syntax, types, unknown keys) and validation's are reported together.
+func load(file string, data []byte, getenv func(string) string) (*Config, error) {
+	c, probs := parse(file, data)
+	if c == nil {
+		return nil, probs
+	}
+	if getenv != nil {
+		if err := c.ApplyEnv(getenv); err != nil {
+			probs = append(probs, asProblems(err)...)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		probs = append(probs, asProblems(err)...)
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return c, nil
+}
+
+func asProblems(err error) Problems {
+	var ps Problems
+	if errors.As(err, &ps) {
+		return ps
+	}
+	return Problems{{Message: err.Error()}}
+}
+
+// parse decodes data into a defaulted Config and returns it with the problems found on the way.
+// The Config is nil only when the file is not YAML at all.
+func parse(file string, data []byte) (*Config, Problems) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Problems{syntaxProblem(file, data, err)}
+	}
+	c := &Config{File: file, lines: map[string]int{}}
+	if len(doc.Content) == 0 { // an empty file is the defaults
+		c.applyDefaults()
+		return c, nil
+	}
+	root := doc.Content[0]
+	w := newTree(file)
+	w.walk(root, reflect.TypeFor[Config](), "")
+	c.lines, c.bad = w.lines, w.bad
+	probs := w.probs
+	if err := root.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, append(probs, problemFromYAML(file, err.Error()))
+		}
+		// The walk reports the same mistakes with their field; keep only what it missed.
+		for _, m := range te.Errors {
+			if p := problemFromYAML(file, m); !w.reported[p.Line] {
+				p.Field = c.fieldOnLine(p.Line)
+				probs = append(probs, p)
+				if p.Field != "" {
+					c.bad = append(c.bad, p.Field)
+				}
+			}
+		}
+	}
+	c.File = file
+	c.applyDefaults()
+	return c, probs
 }
 
 // yamlLine finds the line yaml.v3 puts in its messages ("yaml: line 3: ...", "line 3: ...").
@@ -124,172 +128,50 @@ func problemFromYAML(file, msg string) Problem {
 	return p
 }
 
-// parse decodes data. It returns a nil Config when the values cannot be trusted (syntax or type
-// errors), and otherwise the Config with any unknown-key problems.
-func parse(file string, data []byte) (*Config, Problems) {
-	c := &Config{File: file, lines: map[string]int{}}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problems{problemFromYAML(file, err.Error())}
-	}
-	if len(doc.Content) == 0 { // an empty file is the defaults
-		c.applyDefaults()
-		return c, nil
-	}
-	root := doc.Content[0]
-	var probs Problems
-	walk(file, root, reflect.TypeOf(Config{}), "", c.lines, &probs)
-	if err := root.Decode(c); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, m := range te.Errors {
-				probs = append(probs, c.typeProblem(problemFromYAML(file, m)))
-			}
-		} else {
-			probs = append(probs, problemFromYAML(file, err.Error()))
-		}
-		return nil, probs
-	}
-	c.File = file
-	c.applyDefaults()
-	return c, probs
-}
+// maxScanLines and maxScanBytes bound the search for a syntax error's line, which parses the
+// file once per line; a larger file keeps the line yaml.v3 gave.
+const (
+	maxScanLines = 2000
+	maxScanBytes = 128 << 10
+)
 
-// typeProblem names the field of a decoding problem from its line, and says it plainly.
-func (c *Config) typeProblem(p Problem) Problem {
-	for path, l := range c.lines {
-		if l == p.Line && (p.Field == "" || len(path) > len(p.Field)) && !strings.HasSuffix(path, "]") {
-			p.Field = path
-		}
+// syntaxProblem turns a YAML syntax error into a Problem on the line that is wrong. yaml.v3
+// names the line before the construct it was parsing (a 0-based context line), not the line it
+// gave up on; the first prefix of the file that fails with the same message ends on that line.
+func syntaxProblem(file string, data []byte, err error) Problem {
+	p := problemFromYAML(file, err.Error())
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxScanLines || len(data) > maxScanBytes {
+		return p
 	}
-	if m := yamlType.FindStringSubmatch(p.Message); m != nil {
-		got := m[2]
-		if got == "" {
-			got = yamlTagWords[m[1]]
+	end := 0
+	for i, l := range lines {
+		end += len(l)
+		if i+1 < p.Line {
+			continue // an earlier prefix parses: the error cannot be before yaml's context line
 		}
-		want := goTypeWords[m[3]]
-		if want == "" {
-			want = m[3]
+		var n yaml.Node
+		if perr := yaml.Unmarshal(data[:end], &n); perr != nil && problemFromYAML(file, perr.Error()).Message == p.Message {
+			p.Line = i + 1
+			break
 		}
-		p.Message = fmt.Sprintf("want %s, got %s", want, got)
 	}
 	return p
 }
 
-var yamlType = regexp.MustCompile(`^cannot unmarshal !!(\w+) ?(.*?) ?into ([\w.\[\]]+)$`)
-
-var yamlTagWords = map[string]string{"seq": "a list", "map": "a mapping"}
-
-var goTypeWords = map[string]string{
-	"int64": "an integer", "int": "an integer", "bool": "true or false", "string": "a string",
-	"[]string": "a list of strings", "config.Trigger": "merge, push or nothing",
-	"config.Stage": "a stage (a mapping)", "config.App": "an app (a mapping)", "config.Config": "a mapping of settings",
-	"[]config.Stage": "a list of stages", "[]config.App": "a list of apps", "[]config.Deployment": "a list of Deployments",
+// fieldOnLine names the deepest field whose key is on line l, for the decoder's problems.
+func (c *Config) fieldOnLine(l int) string {
+	field := ""
+	for path, pl := range c.lines {
+		if pl == l && (len(path) > len(field) || len(path) == len(field) && path < field) {
+			field = path
+		}
+	}
+	return field
 }
 
-// walk records the line of every key under path and reports keys t has no field for.
-func walk(file string, n *yaml.Node, t reflect.Type, path string, lines map[string]int, probs *Problems) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return // the decoder reports the type mismatch
-		}
-		known := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := join(path, k.Value)
-			f, ok := known[k.Value]
-			if !ok {
-				msg := fmt.Sprintf("unknown field %q", k.Value)
-				if s := closest(k.Value, t); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
-				*probs = append(*probs, Problem{File: file, Line: k.Line, Field: strings.TrimPrefix(path, "."), Message: msg})
-				continue
-			}
-			lines[p] = k.Line
-			walk(file, v, f.Type, p, lines, probs)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return
-		}
-		for i, item := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			lines[p] = item.Line
-			walk(file, item, t.Elem(), p, lines, probs)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := join(path, n.Content[i].Value)
-			lines[p] = n.Content[i].Line
-			walk(file, n.Content[i+1], t.Elem(), p, lines, probs)
-		}
-	}
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func yamlFields(t reflect.Type) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || !f.IsExported() {
-			continue
-		}
-		out[name] = f
-	}
-	return out
-}
-
-// closest suggests the known key nearest to a misspelt one (edit distance at most 2).
-func closest(key string, t reflect.Type) string {
-	best, bestD := "", 3
-	for name := range yamlFields(t) {
-		if d := distance(key, name); d < bestD || (d == bestD && name < best) {
-			best, bestD = name, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// line returns the line of path, or of its nearest ancestor that has one.
+// line returns the line of path, or of its nearest ancestor that has one: a missing field is
+// reported on the mapping that lacks it.
 func (c *Config) line(path string) int {
 	for path != "" {
 		if l, ok := c.lines[path]; ok {

@@ -29,14 +29,37 @@ type validator struct {
 }
 
 func (v *validator) add(field, format string, args ...any) {
-	v.probs = append(v.probs, Problem{File: v.c.File, Line: v.c.line(field), Field: field, Message: fmt.Sprintf(format, args...)})
+	v.addAt(v.c.line(field), field, format, args...)
+}
+
+// addAt records a problem on line (0: unknown). A problem about a field the decoder could not
+// fill is left out: the type problem already says what is wrong there. A problem about a value
+// the environment set names the variable instead of a line of the file.
+func (v *validator) addAt(line int, field, format string, args ...any) {
+	for _, b := range v.c.bad {
+		if related(field, b) {
+			return
+		}
+	}
+	p := Problem{File: v.c.File, Line: line, Field: field, Message: fmt.Sprintf(format, args...)}
+	if name, ok := v.c.env[field]; ok {
+		p = Problem{File: "environment", Field: name, Message: p.Message}
+	}
+	v.probs = append(v.probs, p)
+}
+
+// related reports whether one field path is the other or contains it.
+func related(a, b string) bool {
+	return a == "" || b == "" || a == b || within(a, b) || within(b, a)
+}
+
+func within(path, ancestor string) bool {
+	rest, ok := strings.CutPrefix(path, ancestor)
+	return ok && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "["))
 }
 
 // Validate checks the whole configuration and returns every problem at once (Problems), or nil.
 func (c *Config) Validate() error {
-	if c.lines == nil {
-		c.lines = map[string]int{}
-	}
 	v := &validator{c: c}
 	v.server()
 	v.github()
@@ -85,7 +108,13 @@ func (v *validator) store() {
 	}
 }
 
+// credentials checks the tiers; every tier a stage uses needs a role once there are apps to
+// build. The missing role is reported once per tier, where it belongs, naming the stages.
 func (v *validator) credentials() {
+	users := map[string][]string{}
+	for _, st := range v.c.Stages {
+		users[st.Credentials] = append(users[st.Credentials], st.Name)
+	}
 	for _, name := range []string{"pr", "nonprod", "prod"} {
 		t, _ := v.c.Credentials.Tier(name)
 		if t.RoleARN != "" && !roleARNRE.MatchString(t.RoleARN) {
@@ -93,6 +122,14 @@ func (v *validator) credentials() {
 		}
 		if t.ExternalID != "" && t.RoleARN == "" {
 			v.add("credentials."+name+".external_id", "an external_id needs a role_arn")
+		}
+		if t.RoleARN == "" && len(v.c.Apps) > 0 && len(users[name]) > 0 && name != "pr" {
+			field := "credentials." + name + ".role_arn"
+			line := v.c.line(field)
+			if line == 0 {
+				line = v.c.line("apps") // no credentials in the file: the apps are why one is needed
+			}
+			v.addAt(line, field, "required: the %s tier is used by stage(s) %s", name, strings.Join(users[name], ", "))
 		}
 	}
 }
@@ -127,16 +164,16 @@ func (v *validator) stages() {
 			branches[st.Branch] = st.Name
 		}
 		switch {
+		case st.Credentials == "":
+			v.add(p+".credentials", "required: nonprod or prod")
 		case st.Credentials == "pr":
 			v.add(p+".credentials", "the pr tier is for pull-request builds only; stages use nonprod or prod")
 		case !tierForUse[st.Credentials]:
 			v.add(p+".credentials", "want nonprod or prod, got %q", st.Credentials)
-		case len(v.c.Apps) > 0:
-			if t, _ := v.c.Credentials.Tier(st.Credentials); t.RoleARN == "" {
-				v.add(p+".credentials", "tier %q has no role_arn under credentials", st.Credentials)
-			}
 		}
-		if ns := st.Kubernetes.Namespace; !k8sNameRE.MatchString(ns) || len(ns) > 63 {
+		// The namespace defaults to the name; a bad name is reported once, as the name.
+		defaulted := st.Kubernetes.Namespace == st.Name && (st.Name == "" || !nameRE.MatchString(st.Name))
+		if ns := st.Kubernetes.Namespace; !defaulted && (!k8sNameRE.MatchString(ns) || len(ns) > 63) {
 			v.add(p+".kubernetes.namespace", "%q is not a valid Kubernetes namespace", ns)
 		}
 		if st.Kubernetes.InCluster && (st.Kubernetes.Kubeconfig != "" || st.Kubernetes.Context != "") {
@@ -169,21 +206,22 @@ func (v *validator) apps() {
 			v.add(p+".name", "app %q is already defined at apps[%d]", app.Name, j)
 		}
 		names[app.Name] = i
-		if !repoRE.MatchString(app.Repo) {
+		if app.Repo == "" {
+			v.add(p+".repo", "required: the GitHub repository as owner/name")
+		} else if !repoRE.MatchString(app.Repo) {
 			v.add(p+".repo", "want owner/name, got %q", app.Repo)
-		}
-		if len(app.Stages) == 0 {
-			v.add(p+".stages", "an app needs at least one stage")
-			continue
-		}
-		if app.CodeBuildProject == "" {
-			v.add(p+".codebuild_project", "required")
 		}
 		if app.ImageReference != "digest" && app.ImageReference != "tag" {
 			v.add(p+".image_reference", "want digest or tag, got %q", app.ImageReference)
 		}
-		if !ecrRE.MatchString(app.ImageRepository) {
+		switch {
+		case app.ImageRepository != "" && !ecrRE.MatchString(app.ImageRepository):
 			v.add(p+".image_repository", "want an ECR repository like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/NAME, got %q", app.ImageRepository)
+		case app.ImageRepository == "" && len(app.Stages) > 0:
+			v.add(p+".image_repository", "required: the ECR repository the build pushes to")
+		}
+		if app.CodeBuildProject == "" && len(app.Stages) > 0 {
+			v.add(p+".codebuild_project", "required: the CodeBuild project that builds the app")
 		}
 		for _, stage := range slices.Sorted(maps.Keys(app.Stages)) {
 			as := app.Stages[stage]
@@ -194,7 +232,9 @@ func (v *validator) apps() {
 			if as.SecretID == "" {
 				v.add(sp+".secret_id", "required: the Secrets Manager secret the build writes .env from")
 			}
-			if !k8sNameRE.MatchString(as.EnvKeySecret) {
+			// env_key_secret defaults from the app's name; a bad name is reported once, as the name.
+			defaulted := as.EnvKeySecret == app.Name+"-env-key" && !nameRE.MatchString(app.Name)
+			if !defaulted && !k8sNameRE.MatchString(as.EnvKeySecret) {
 				v.add(sp+".env_key_secret", "want a Kubernetes Secret name, got %q", as.EnvKeySecret)
 			}
 			if as.RolloutTimeout < 0 {
@@ -203,11 +243,18 @@ func (v *validator) apps() {
 			if len(as.Deployments) == 0 {
 				v.add(sp+".deployments", "at least one Deployment is required")
 			}
+			seen := map[string]bool{}
 			for j, d := range as.Deployments {
 				dp := fmt.Sprintf("%s.deployments[%d]", sp, j)
-				if !k8sNameRE.MatchString(d.Name) {
+				switch {
+				case d.Name == "":
+					v.add(dp+".name", "required: the Kubernetes Deployment's name")
+				case seen[d.Name]:
+					v.add(dp+".name", "Deployment %q is listed twice", d.Name)
+				case !k8sNameRE.MatchString(d.Name):
 					v.add(dp+".name", "want a Kubernetes object name, got %q", d.Name)
 				}
+				seen[d.Name] = true
 				if len(d.Containers) == 0 {
 					v.add(dp+".containers", "at least one container is required")
 				}
@@ -227,42 +274,4 @@ func (v *validator) stageNames() string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
-}
-
-// ApplyEnv applies the environment's overrides: STAGECOACH_WEBHOOK_SECRET,
-// STAGECOACH_GITHUB_APP_ID, STAGECOACH_GITHUB_PRIVATE_KEY_FILE, STAGECOACH_GITHUB_API_URL and
-// STAGECOACH_STORE (a postgres:// URL or a SQLite path, optionally prefixed "sqlite:").
-func (c *Config) ApplyEnv(getenv func(string) string) error {
-	var probs Problems
-	if s := getenv("STAGECOACH_WEBHOOK_SECRET"); s != "" {
-		c.GitHub.WebhookSecret = s
-	}
-	if s := getenv("STAGECOACH_GITHUB_APP_ID"); s != "" {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || id <= 0 {
-			probs = append(probs, Problem{File: "environment", Field: "STAGECOACH_GITHUB_APP_ID", Message: fmt.Sprintf("want a positive integer, got %q", s)})
-		} else {
-			c.GitHub.AppID = id
-		}
-	}
-	if s := getenv("STAGECOACH_GITHUB_PRIVATE_KEY_FILE"); s != "" {
-		c.GitHub.PrivateKeyFile = s
-	}
-	if s := getenv("STAGECOACH_GITHUB_API_URL"); s != "" {
-		if !strings.HasSuffix(s, "/") {
-			s += "/"
-		}
-		c.GitHub.APIURL = s
-	}
-	if s := getenv("STAGECOACH_STORE"); s != "" {
-		if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-			c.Store = Store{Postgres: s}
-		} else {
-			c.Store = Store{SQLite: strings.TrimPrefix(s, "sqlite:")}
-		}
-	}
-	if len(probs) > 0 {
-		return probs
-	}
-	return nil
 }

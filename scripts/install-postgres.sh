@@ -7,7 +7,7 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  SUDO=sudo
+  SUDO="sudo -n" # never prompt: a test or CI job has nobody to answer
 else
   SUDO=
 fi

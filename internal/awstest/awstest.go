@@ -1,15 +1,21 @@
 // Package awstest is an in-process AWS for tests: CodeBuild, Secrets Manager and ECR speak the
 // awsJson1.1 protocol (POST /, X-Amz-Target, epoch-second timestamps) and STS the awsQuery
-// protocol (form request, XML response), as the real aws-sdk-go-v2 clients expect. Every request
-// the clients send and every JSON response the servers return is checked against AWS's own
-// service models (a subset derived by ./gen from botocore into testdata), and a test fails at
-// cleanup if anything broke them. Builds have a real lifecycle on a clock the test controls.
+// protocol (form request, XML response), as the real aws-sdk-go-v2 clients expect.
+//
+// The fake is faithful rather than convenient. Every request the clients send and every answer
+// the servers give is checked against AWS's own service models (the subset ./gen derives from
+// botocore into testdata); every request's SigV4 signature is checked against the credentials
+// the fake knows or issued; every secret's value is watched for in every request and answer. A
+// test fails at cleanup if anything broke them.
+//
+// Builds have a real lifecycle, on the wall clock or on a clock the test moves with Advance;
+// successful builds push images to the fake ECR; STS issues temporary credentials the other
+// services then accept, and each call records the role that signed it.
 package awstest
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,13 +30,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
+// The base credentials the fake knows, as Config and the standard AWS_* variables of tests give
+// them; requests signed with any other key are refused as AWS refuses them.
+const (
+	AccessKeyID     = "AKIDSTAGECOACHTEST"
+	SecretAccessKey = "test-secret-key"
+	Region          = "eu-west-1"
+	Account         = "123456789012"
+)
+
 // Call is one request a client made.
 type Call struct {
-	Service   string // codebuild, secretsmanager, ecr, sts
-	Operation string
-	Body      []byte
-	Params    url.Values // STS's form parameters
-	Status    int
+	Service     string // codebuild, secretsmanager, ecr, sts
+	Operation   string
+	Body        []byte
+	Params      url.Values // STS's form parameters
+	Status      int
+	AccessKeyID string // the key that signed the request
+	Role        string // the role whose temporary credentials signed it; "" for the base credentials
 }
 
 // Env is the fake AWS: one HTTP server for every service.
@@ -48,16 +65,11 @@ type Env struct {
 	problems []string
 	throttle map[string]int
 	now      func() time.Time
+	manual   *time.Time // the test's clock once Advance was called
 }
 
-// targets maps the X-Amz-Target prefix of each JSON service to its model name.
-var targets = map[string]string{
-	"CodeBuild_20161006":                   "codebuild",
-	"secretsmanager":                       "secretsmanager",
-	"AmazonEC2ContainerRegistry_V20150921": "ecr",
-}
-
-// New starts the fake AWS; it stops when the test ends.
+// New starts the fake AWS; it stops when the test ends, and the test fails then if a request or
+// a response broke the service models.
 func New(tb testing.TB) *Env {
 	tb.Helper()
 	e := &Env{models: map[string]*model{}, throttle: map[string]int{}, now: time.Now}
@@ -68,42 +80,67 @@ func New(tb testing.TB) *Env {
 		}
 		e.models[s] = m
 	}
-	e.ECR = &ECR{env: e, images: map[string]map[string]ecrImage{}}
-	e.CodeBuild = &CodeBuild{env: e, builds: map[string]*build{}, tokens: map[string]string{}, numbers: map[string]int64{}}
-	e.Secrets = &Secrets{env: e, secrets: map[string]time.Time{}}
-	e.STS = &STS{env: e, roles: map[string]string{}}
+	e.ECR = &ECR{env: e, repos: map[string]map[string]ecrImage{}}
+	e.CodeBuild = newCodeBuild(e)
+	e.Secrets = &Secrets{env: e, secrets: map[string]*secret{}}
+	e.STS = &STS{env: e, roles: map[string]string{}, issued: map[string]issued{}}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
 	tb.Cleanup(func() {
 		e.srv.Close()
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, p := range e.problems {
+		for _, p := range e.Problems() {
 			tb.Errorf("AWS test server: %s", p)
 		}
 	})
 	return e
 }
 
-// URL is the endpoint for every service (AWS_ENDPOINT_URL).
+// URL is the endpoint for every service (AWS_ENDPOINT_URL, BaseEndpoint).
 func (e *Env) URL() string { return e.srv.URL }
 
-// SetClock makes the servers read time from now (builds advance by it).
-func (e *Env) SetClock(now func() time.Time) { e.mu.Lock(); e.now = now; e.mu.Unlock() }
-
-func (e *Env) clock() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now() }
-
-// Config is an aws.Config for the real SDK clients, pointed at the fake.
+// Config is an aws.Config for the real SDK clients, pointed at the fake with the base
+// credentials. It keeps the SDK's standard retryer, as in production: the throttling tests rely
+// on it.
 func (e *Env) Config() aws.Config {
 	return aws.Config{
-		Region:       "eu-west-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTAGECOACHTEST", "test-secret-key", ""),
+		Region:       Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		BaseEndpoint: aws.String(e.srv.URL),
-		// The SDK's standard retryer, as in production; tests of throttling rely on it.
 	}
 }
 
-// Throttle answers the next n calls to service with ThrottlingException.
-func (e *Env) Throttle(service string, n int) { e.mu.Lock(); e.throttle[service] += n; e.mu.Unlock() }
+// SetClock makes the servers read time from now (builds advance by it).
+func (e *Env) SetClock(now func() time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now, e.manual = now, nil
+}
+
+// Advance moves the servers' clock on by d. The first call stops the wall clock where it is, so
+// that from then on time moves only when the test says.
+func (e *Env) Advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.manual == nil {
+		t := e.now()
+		e.manual = &t
+		e.now = func() time.Time { return *e.manual } // read under e.mu, in Now
+	}
+	*e.manual = e.manual.Add(d)
+}
+
+// Now is the servers' time.
+func (e *Env) Now() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now() }
+
+// Throttle answers the next n calls to service (codebuild, secretsmanager, ecr, sts) as AWS does
+// when its rate limit is exceeded.
+func (e *Env) Throttle(service string, n int) {
+	if _, ok := e.models[service]; !ok {
+		e.problem("Throttle(%q): not one of codebuild, secretsmanager, ecr, sts", service)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.throttle[service] += n
+}
 
 // Calls returns the calls made to an operation ("" for all), in order.
 func (e *Env) Calls(operation string) []Call {
@@ -118,7 +155,7 @@ func (e *Env) Calls(operation string) []Call {
 	return out
 }
 
-// Problems returns what broke the service models so far.
+// Problems returns what broke the service models, signatures or secrecy so far.
 func (e *Env) Problems() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -143,16 +180,27 @@ func (e *Env) throttled(service string) bool {
 	return false
 }
 
+// targets maps the X-Amz-Target prefix of each JSON service to its model name.
+var targets = map[string]string{
+	"CodeBuild_20161006":                   "codebuild",
+	"secretsmanager":                       "secretsmanager",
+	"AmazonEC2ContainerRegistry_V20150921": "ecr",
+}
+
 func (e *Env) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		e.problem("%s %s: AWS JSON and query protocols POST to /", r.Method, r.URL.Path)
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		e.problem("%s: request is not signed with SigV4", r.Header.Get("X-Amz-Target"))
-	}
+	// A secret's value must never travel, in either direction: Stagecoach passes secret ids.
+	e.Secrets.scan("request", body)
+	rec := &recorder{ResponseWriter: w}
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		prefix, op, _ := strings.Cut(target, ".")
 		svc, ok := targets[prefix]
@@ -161,83 +209,22 @@ func (e *Env) serve(w http.ResponseWriter, r *http.Request) {
 			jsonError(w, http.StatusBadRequest, "UnknownOperationException", "unknown target "+target)
 			return
 		}
-		e.serveJSON(w, r, svc, op, body)
-		return
+		e.serveJSON(rec, r, svc, op, body)
+	} else {
+		e.serveQuery(rec, r, body)
 	}
-	e.serveQuery(w, r, body)
+	e.Secrets.scan("response", rec.body)
 }
 
-func (e *Env) serveJSON(w http.ResponseWriter, r *http.Request, svc, op string, body []byte) {
-	call := Call{Service: svc, Operation: op, Body: body}
-	defer func() { e.record(call) }()
-	m := e.models[svc]
-	in := m.shapeOf(op, "input")
-	if in == "" {
-		e.problem("%s.%s is not an operation of the model subset", svc, op)
-		call.Status = http.StatusBadRequest
-		jsonError(w, call.Status, "UnknownOperationException", op)
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
-		e.problem("%s.%s: Content-Type %q, want application/x-amz-json-1.1", svc, op, ct)
-	}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		e.problem("%s.%s: body is not JSON: %v", svc, op, err)
-		call.Status = http.StatusBadRequest
-		jsonError(w, call.Status, "SerializationException", err.Error())
-		return
-	}
-	if probs := m.validate(in, v, op); len(probs) > 0 {
-		e.problem("%s.%s request: %s", svc, op, strings.Join(probs, "; "))
-		call.Status = http.StatusBadRequest
-		jsonError(w, call.Status, "ValidationException", strings.Join(probs, "; "))
-		return
-	}
-	if e.throttled(svc) {
-		call.Status = http.StatusBadRequest
-		jsonError(w, call.Status, "ThrottlingException", "Rate exceeded")
-		return
-	}
-	var out any
-	var err *apiError
-	switch svc {
-	case "codebuild":
-		out, err = e.CodeBuild.handle(op, body)
-	case "secretsmanager":
-		out, err = e.Secrets.handle(op, body)
-	case "ecr":
-		out, err = e.ECR.handle(op, body)
-	}
-	if err != nil {
-		if m.Shapes[err.code] == nil {
-			e.problem("%s.%s answered error %s, which the model does not define", svc, op, err.code)
-		}
-		call.Status = http.StatusBadRequest
-		jsonError(w, call.Status, err.code, err.msg)
-		return
-	}
-	b, _ := json.Marshal(out)
-	var check any
-	_ = json.Unmarshal(b, &check)
-	if probs := m.validate(m.shapeOf(op, "output"), check, op+" response"); len(probs) > 0 {
-		e.problem("%s.%s response: %s", svc, op, strings.Join(probs, "; "))
-	}
-	call.Status = http.StatusOK
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("x-amzn-RequestId", requestID())
-	w.Write(b)
+// recorder keeps a copy of the response body for the secrecy check.
+type recorder struct {
+	http.ResponseWriter
+	body []byte
 }
 
-// apiError is a modelled AWS error.
-type apiError struct{ code, msg string }
-
-func jsonError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("x-amzn-ErrorType", code)
-	w.Header().Set("x-amzn-RequestId", requestID())
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+func (r *recorder) Write(b []byte) (int, error) {
+	r.body = append(r.body, b...)
+	return r.ResponseWriter.Write(b)
 }
 
 func requestID() string {
@@ -247,6 +234,7 @@ func requestID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// epoch is a timestamp as awsJson writes it: seconds since the epoch, with milliseconds.
 func epoch(t time.Time) float64 {
 	return float64(t.UnixMilli()) / 1000
 }

@@ -1,59 +1,117 @@
 package awstest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Phases are CodeBuild's build phases in order.
-var Phases = []string{"SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE", "INSTALL", "PRE_BUILD",
-	"BUILD", "POST_BUILD", "UPLOAD_ARTIFACTS", "FINALIZING", "COMPLETED"}
+// idempotencyWindow is how long CodeBuild honours a StartBuild idempotencyToken.
+const idempotencyWindow = 5 * time.Minute
 
-// Script says how a build will go: each phase takes PhaseDuration; with FailIn set, that phase
-// ends with Status (FAILED by default) and Message, and the build ends there.
-type Script struct {
-	PhaseDuration time.Duration
-	FailIn        string
-	Status        string
-	Message       string
-}
-
-// CodeBuild is the fake CodeBuild.
+// CodeBuild is the fake CodeBuild. Builds follow their Script on the servers' clock; a build
+// whose POST_BUILD succeeds pushes an image to the fake ECR, named by the build's environment
+// (IMAGE_REPOSITORY, or the project name, and IMAGE_TAG unless SetImageEnv says otherwise).
 type CodeBuild struct {
 	env *Env
 
-	mu      sync.Mutex
-	builds  map[string]*build
-	order   []string
-	tokens  map[string]string // idempotencyToken -> build id
-	numbers map[string]int64  // project -> last build number
-	next    *Script           // the script of the next builds (default: 1 s phases, success)
+	mu             sync.Mutex
+	builds         map[string]*build
+	order          []string
+	tokens         map[string]token
+	numbers        map[string]int64 // project -> last build number
+	script         Script           // for builds the queue does not script
+	queue          []Script         // scripts of the next builds, in order
+	projects       []string         // when not empty, the only projects that exist
+	repoVar        string
+	tagVar         string
+	resolveSecrets bool
+}
+
+// token is an idempotencyToken's build and the request it came with.
+type token struct {
+	build   string
+	request string
+	at      time.Time
 }
 
 type build struct {
-	ID, Project, SourceVersion, Buildspec string
-	Number                                int64
-	Env                                   []EnvVar
-	Started                               time.Time
-	Script                                Script
-	Stopped                               time.Time
-	pushed                                bool
+	id, project, sourceVersion, buildspec, token string
+	number                                       int64
+	env                                          []EnvVar
+	started, stopped                             time.Time
+	timeout, queuedTimeout                       int
+	script                                       Script
+	pushed                                       bool
 }
 
-// EnvVar is an environment variable override of a build.
+// EnvVar is an environment variable override of a build; Value is the secret's id, never its
+// value, when Type is SECRETS_MANAGER.
 type EnvVar struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
 	Type  string `json:"type"`
 }
 
-// SetScript sets how the following builds go.
-func (c *CodeBuild) SetScript(s Script) { c.mu.Lock(); c.next = &s; c.mu.Unlock() }
+func newCodeBuild(e *Env) *CodeBuild {
+	return &CodeBuild{env: e, builds: map[string]*build{}, tokens: map[string]token{}, numbers: map[string]int64{},
+		repoVar: "IMAGE_REPOSITORY", tagVar: "IMAGE_TAG"}
+}
+
+// SetScript sets how the builds go that Queue does not script.
+func (c *CodeBuild) SetScript(s Script) {
+	if err := s.check(); err != nil {
+		c.env.problem("%v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.script = s
+}
+
+// Queue scripts the next builds, one script each, in the order they start.
+func (c *CodeBuild) Queue(scripts ...Script) {
+	for _, s := range scripts {
+		if err := s.check(); err != nil {
+			c.env.problem("%v", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queue = append(c.queue, scripts...)
+}
+
+// Advance moves the servers' clock on by d (see Env.Advance).
+func (c *CodeBuild) Advance(d time.Duration) { c.env.Advance(d) }
+
+// SetImageEnv names the build variables that give the image's repository and tag.
+func (c *CodeBuild) SetImageEnv(repositoryVar, tagVar string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.repoVar, c.tagVar = repositoryVar, tagVar
+}
+
+// SetProjects makes only these projects exist; builds of others are refused as CodeBuild
+// refuses them. Without it every project exists.
+func (c *CodeBuild) SetProjects(names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.projects = names
+}
+
+// ResolveSecrets makes builds resolve their SECRETS_MANAGER variables as CodeBuild does when
+// it provisions the build: one naming a secret that Secrets Manager does not hold fails the
+// build in PROVISIONING.
+func (c *CodeBuild) ResolveSecrets() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resolveSecrets = true
+}
 
 // StartBuildCalls counts StartBuild calls that started or returned a build.
 func (c *CodeBuild) StartBuildCalls() int {
@@ -66,65 +124,89 @@ func (c *CodeBuild) StartBuildCalls() int {
 	return n
 }
 
-// Builds returns the builds started, oldest first.
-func (c *CodeBuild) Builds() []Build {
-	c.mu.Lock()
-	ids := append([]string(nil), c.order...)
-	c.mu.Unlock()
-	var out []Build
-	for _, id := range ids {
-		out = append(out, c.view(id))
-	}
-	return out
-}
-
 // Build is a build as a test sees it.
 type Build struct {
 	ID, Project, SourceVersion, Buildspec, Status, Phase string
 	Env                                                  []EnvVar
 	Ended                                                time.Time // when it ended (zero while it runs)
+	Number                                               int64
+	IdempotencyToken                                     string
+	Started                                              time.Time
+	TimeoutMinutes                                       int
 }
 
-func (c *CodeBuild) view(id string) Build {
-	now := c.env.clock()
+// Builds returns the builds started, oldest first.
+func (c *CodeBuild) Builds() []Build {
+	now := c.env.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.builds[id]
-	st := b.state(now)
-	out := Build{ID: b.ID, Project: b.Project, SourceVersion: b.SourceVersion, Buildspec: b.Buildspec, Status: st.status, Phase: st.current, Env: b.Env}
-	if st.status != "IN_PROGRESS" {
-		out.Ended = st.end
+	var out []Build
+	for _, id := range c.order {
+		b := c.builds[id]
+		st := c.advance(b, now)
+		v := Build{ID: b.id, Project: b.project, SourceVersion: b.sourceVersion, Buildspec: b.buildspec, Status: st.status,
+			Phase: st.current(), Env: b.env, Number: b.number, IdempotencyToken: b.token, Started: b.started, TimeoutMinutes: b.timeout}
+		if st.status != "IN_PROGRESS" {
+			v.Ended = st.end
+		}
+		out = append(out, v)
 	}
 	return out
 }
 
+// settle pushes the images of builds that got that far by now.
+func (c *CodeBuild) settle() {
+	now := c.env.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.builds {
+		c.advance(b, now)
+	}
+}
+
+// advance computes a build's state and pushes its image once it is due. c.mu is held.
+func (c *CodeBuild) advance(b *build, now time.Time) buildState {
+	st := b.state(now)
+	if !st.pushed.IsZero() && !b.pushed {
+		b.pushed = true
+		repo, tag := b.project, ""
+		for _, v := range b.env {
+			switch v.Name {
+			case c.repoVar:
+				repo = v.Value
+			case c.tagVar:
+				tag = v.Value
+			}
+		}
+		if tag != "" {
+			c.env.ECR.push(repo, tag, b.id, st.pushed)
+		}
+	}
+	return st
+}
+
 func (c *CodeBuild) handle(op string, body []byte) (any, *apiError) {
+	now := c.env.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch op {
 	case "StartBuild":
-		return c.start(body)
+		return c.start(body, now)
 	case "BatchGetBuilds":
 		var in struct {
 			IDs []string `json:"ids"`
 		}
 		_ = json.Unmarshal(body, &in)
-		now := c.env.clock()
-		var found []any
+		found := []any{}
 		var missing []string
 		for _, id := range in.IDs {
-			c.mu.Lock()
-			b, ok := c.builds[id]
-			var j any
-			if ok {
-				j = c.render(b, now)
-			}
-			c.mu.Unlock()
-			if ok {
-				found = append(found, j)
+			if b, ok := c.builds[id]; ok {
+				found = append(found, c.render(b, now))
 			} else {
 				missing = append(missing, id)
 			}
 		}
-		out := map[string]any{"builds": orEmpty(found)}
+		out := map[string]any{"builds": found}
 		if len(missing) > 0 { // the model wants at least one id when the member is present
 			out["buildsNotFound"] = missing
 		}
@@ -134,157 +216,145 @@ func (c *CodeBuild) handle(op string, body []byte) (any, *apiError) {
 			ID string `json:"id"`
 		}
 		_ = json.Unmarshal(body, &in)
-		now := c.env.clock()
-		c.mu.Lock()
-		defer c.mu.Unlock()
 		b, ok := c.builds[in.ID]
 		if !ok {
-			return nil, &apiError{"ResourceNotFoundException", "Build not found: " + in.ID}
+			return nil, &apiError{code: "ResourceNotFoundException", msg: "Build not found: " + in.ID}
 		}
-		if b.Stopped.IsZero() && b.state(now).status == "IN_PROGRESS" {
-			b.Stopped = now
+		if st := c.advance(b, now); b.stopped.IsZero() && st.status == "IN_PROGRESS" && st.current() != "FINALIZING" {
+			b.stopped = now
 		}
 		return map[string]any{"build": c.render(b, now)}, nil
 	case "ListBuildsForProject":
-		var in struct {
-			ProjectName string `json:"projectName"`
-		}
-		_ = json.Unmarshal(body, &in)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		ids := []string{}
-		for i := len(c.order) - 1; i >= 0; i-- {
-			if c.builds[c.order[i]].Project == in.ProjectName {
-				ids = append(ids, c.order[i])
-			}
-		}
-		return map[string]any{"ids": ids}, nil
+		return c.list(body)
 	}
-	return nil, &apiError{"InvalidInputException", "unsupported operation " + op}
+	return nil, &apiError{code: "InvalidInputException", msg: "unsupported operation " + op}
 }
 
-func (c *CodeBuild) start(body []byte) (any, *apiError) {
+func (c *CodeBuild) exists(project string) bool {
+	return len(c.projects) == 0 || slices.Contains(c.projects, project)
+}
+
+func projectNotFound(project string) *apiError {
+	return &apiError{code: "ResourceNotFoundException", msg: "Project cannot be found: arn:aws:codebuild:" + Region + ":" + Account + ":project/" + project}
+}
+
+func (c *CodeBuild) start(body []byte, now time.Time) (any, *apiError) {
 	var in struct {
 		ProjectName       string   `json:"projectName"`
 		SourceVersion     string   `json:"sourceVersion"`
 		BuildspecOverride string   `json:"buildspecOverride"`
 		IdempotencyToken  string   `json:"idempotencyToken"`
 		Env               []EnvVar `json:"environmentVariablesOverride"`
+		Timeout           int      `json:"timeoutInMinutesOverride"`
+		QueuedTimeout     int      `json:"queuedTimeoutInMinutesOverride"`
 	}
 	_ = json.Unmarshal(body, &in)
-	now := c.env.clock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if !c.exists(in.ProjectName) {
+		return nil, projectNotFound(in.ProjectName)
+	}
+	request := canonical(body)
 	if in.IdempotencyToken != "" {
-		if id, ok := c.tokens[in.IdempotencyToken]; ok {
-			b := c.builds[id]
-			if b.Project != in.ProjectName || b.SourceVersion != in.SourceVersion {
-				return nil, &apiError{"InvalidInputException", "idempotencyToken reused with different parameters"}
+		if tok, ok := c.tokens[in.IdempotencyToken]; ok && now.Sub(tok.at) < idempotencyWindow {
+			if tok.request != request {
+				return nil, &apiError{code: "InvalidInputException", msg: "Idempotency token " + in.IdempotencyToken + " was reused with different parameters"}
 			}
-			return map[string]any{"build": c.render(b, now)}, nil
+			return map[string]any{"build": c.render(c.builds[tok.build], now)}, nil
+		}
+	}
+	script := c.script
+	if len(c.queue) > 0 {
+		script, c.queue = c.queue[0], c.queue[1:]
+	}
+	script = script.withDefaults()
+	if c.resolveSecrets && script.FailIn == "" {
+		for _, v := range in.Env {
+			if v.Type == "SECRETS_MANAGER" && c.env.Secrets.find(secretID(v.Value)) == nil {
+				script.FailIn, script.Status, script.StatusCode = "PROVISIONING", "FAILED", "CLIENT_ERROR"
+				script.Message = "Secrets Manager Error Message: ResourceNotFoundException: Secrets Manager can't find the specified secret. for secret: " + v.Value
+				break
+			}
 		}
 	}
 	c.numbers[in.ProjectName]++
-	script := Script{PhaseDuration: time.Second}
-	if c.next != nil {
-		script = *c.next
-	}
-	if script.FailIn != "" && script.Status == "" {
-		script.Status = "FAILED"
-	}
-	b := &build{ID: fmt.Sprintf("%s:%s", in.ProjectName, requestID()), Project: in.ProjectName, SourceVersion: in.SourceVersion,
-		Buildspec: in.BuildspecOverride, Env: in.Env, Started: now, Number: c.numbers[in.ProjectName], Script: script}
-	c.builds[b.ID] = b
-	c.order = append(c.order, b.ID)
+	b := &build{id: in.ProjectName + ":" + requestID(), project: in.ProjectName, sourceVersion: in.SourceVersion,
+		buildspec: in.BuildspecOverride, token: in.IdempotencyToken, env: in.Env, started: now,
+		number: c.numbers[in.ProjectName], script: script, timeout: orDefault(in.Timeout, 60), queuedTimeout: orDefault(in.QueuedTimeout, 480)}
+	c.builds[b.id] = b
+	c.order = append(c.order, b.id)
 	if in.IdempotencyToken != "" {
-		c.tokens[in.IdempotencyToken] = b.ID
+		c.tokens[in.IdempotencyToken] = token{build: b.id, request: request, at: now}
 	}
 	return map[string]any{"build": c.render(b, now)}, nil
 }
 
-// buildState is where a build stands at a moment.
-type buildState struct {
-	status  string
-	current string
-	phases  []map[string]any
-	end     time.Time
+// list answers ListBuildsForProject: newest first unless sortOrder is ASCENDING, 100 a page.
+func (c *CodeBuild) list(body []byte) (any, *apiError) {
+	var in struct {
+		ProjectName string `json:"projectName"`
+		SortOrder   string `json:"sortOrder"`
+		NextToken   string `json:"nextToken"`
+	}
+	_ = json.Unmarshal(body, &in)
+	if !c.exists(in.ProjectName) {
+		return nil, projectNotFound(in.ProjectName)
+	}
+	var ids []string
+	for _, id := range c.order {
+		if c.builds[id].project == in.ProjectName {
+			ids = append(ids, id)
+		}
+	}
+	if in.SortOrder != "ASCENDING" {
+		slices.Reverse(ids)
+	}
+	from := 0
+	if in.NextToken != "" {
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n < 0 || n > len(ids) {
+			return nil, &apiError{code: "InvalidInputException", msg: "Invalid nextToken"}
+		}
+		from = n
+	}
+	out := map[string]any{}
+	if to := min(from+100, len(ids)); to > from { // the model wants at least one id when present
+		out["ids"] = ids[from:to]
+		if to < len(ids) {
+			out["nextToken"] = strconv.Itoa(to)
+		}
+	}
+	return out, nil
 }
 
-// state computes the build's phases at now from its start, script and any stop.
-func (b *build) state(now time.Time) buildState {
-	d := b.Script.PhaseDuration
-	if d <= 0 {
-		d = time.Second
-	}
-	st := buildState{status: "IN_PROGRESS"}
-	t := b.Started
-	for _, name := range Phases {
-		if name == "COMPLETED" {
-			st.current = name
-			st.phases = append(st.phases, map[string]any{"phaseType": name, "startTime": epoch(t)})
-			st.end = t
-			if st.status == "IN_PROGRESS" {
-				st.status = "SUCCEEDED"
-			}
-			return st
-		}
-		failedBefore := st.status != "IN_PROGRESS"
-		if failedBefore && name != "FINALIZING" {
-			continue // after a failure CodeBuild goes straight to finalizing
-		}
-		end := t.Add(d)
-		stopped := !b.Stopped.IsZero() && b.Stopped.Before(end)
-		if stopped {
-			end = b.Stopped
-		}
-		if now.Before(end) {
-			st.current = name
-			// A running phase has no status yet, as in CodeBuild's answers.
-			st.phases = append(st.phases, map[string]any{"phaseType": name, "startTime": epoch(t)})
-			return st
-		}
-		p := map[string]any{"phaseType": name, "phaseStatus": "SUCCEEDED", "startTime": epoch(t), "endTime": epoch(end),
-			"durationInSeconds": int64(end.Sub(t).Seconds())}
-		switch {
-		case stopped:
-			p["phaseStatus"], st.status = "STOPPED", "STOPPED"
-		case name == b.Script.FailIn && !failedBefore:
-			p["phaseStatus"], st.status = b.Script.Status, b.Script.Status
-			p["contexts"] = []any{map[string]any{"statusCode": "COMMAND_EXECUTION_ERROR", "message": b.Script.Message}}
-		}
-		st.phases = append(st.phases, p)
-		t = end
-	}
-	return st
-}
-
-// render is the Build shape of the API, pushing the image to ECR when the build has succeeded.
+// render is the Build shape of the API. c.mu is held.
 func (c *CodeBuild) render(b *build, now time.Time) map[string]any {
-	st := b.state(now)
-	if st.status == "SUCCEEDED" && !b.pushed {
-		b.pushed = true
-		repo, tag := "", ""
-		for _, v := range b.Env {
-			switch v.Name {
-			case "IMAGE_REPOSITORY":
-				repo = v.Value
-			case "IMAGE_TAG":
-				tag = v.Value
-			}
+	st := c.advance(b, now)
+	var phases []any
+	for _, p := range st.phases {
+		j := map[string]any{"phaseType": p.name, "startTime": epoch(p.start)}
+		if p.status != "" && p.name != "COMPLETED" { // a running phase has no status yet
+			j["phaseStatus"], j["endTime"], j["durationInSeconds"] = p.status, epoch(p.end), int64(p.end.Sub(p.start).Seconds())
 		}
-		if repo != "" && tag != "" {
-			c.env.ECR.push(repo, tag, b.ID, st.end)
+		if p.code != "" || p.message != "" {
+			j["contexts"] = []any{map[string]any{"statusCode": p.code, "message": p.message}}
 		}
+		phases = append(phases, j)
 	}
-	group, stream := "/aws/codebuild/"+b.Project, strings.SplitN(b.ID, ":", 2)[1]
+	group, stream := "/aws/codebuild/"+b.project, b.id[strings.Index(b.id, ":")+1:]
 	out := map[string]any{
-		"id": b.ID, "arn": "arn:aws:codebuild:eu-west-1:123456789012:build/" + b.ID, "buildNumber": b.Number,
-		"startTime": epoch(b.Started), "currentPhase": st.current, "buildStatus": st.status,
-		"sourceVersion": b.SourceVersion, "resolvedSourceVersion": b.SourceVersion, "projectName": b.Project,
-		"phases": st.phases, "buildComplete": st.status != "IN_PROGRESS", "initiator": "stagecoach",
-		"timeoutInMinutes": 60, "queuedTimeoutInMinutes": 480,
+		"id": b.id, "arn": "arn:aws:codebuild:" + Region + ":" + Account + ":build/" + b.id, "buildNumber": b.number,
+		"startTime": epoch(b.started), "currentPhase": st.current(), "buildStatus": st.status,
+		"projectName": b.project, "phases": phases, "buildComplete": st.status != "IN_PROGRESS",
+		"initiator": "stagecoach", "timeoutInMinutes": b.timeout, "queuedTimeoutInMinutes": b.queuedTimeout,
 		"logs": map[string]any{"groupName": group, "streamName": stream,
-			"deepLink": "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/" + group + "/log-events/" + stream},
+			"deepLink":          "https://console.aws.amazon.com/cloudwatch/home?region=" + Region + "#logEvent:group=" + group + ";stream=" + stream,
+			"cloudWatchLogsArn": "arn:aws:logs:" + Region + ":" + Account + ":log-group:" + group + ":log-stream:" + stream},
+	}
+	if b.sourceVersion != "" {
+		out["sourceVersion"], out["resolvedSourceVersion"] = b.sourceVersion, b.sourceVersion
+	}
+	if len(b.env) > 0 {
+		out["environment"] = map[string]any{"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+			"computeType": "BUILD_GENERAL1_SMALL", "environmentVariables": b.env}
 	}
 	if st.status != "IN_PROGRESS" {
 		out["endTime"] = epoch(st.end)
@@ -292,11 +362,22 @@ func (c *CodeBuild) render(b *build, now time.Time) map[string]any {
 	return out
 }
 
-func orEmpty(v []any) []any {
-	if v == nil {
-		return []any{}
+// canonical is a JSON request in a form that compares equal for equal parameters.
+func canonical(body []byte) string {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return string(body)
 	}
-	return v
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(v) // map keys sorted
+	return buf.String()
+}
+
+func orDefault(n, d int) int {
+	if n == 0 {
+		return d
+	}
+	return n
 }
 
 // digest is a stable fake image digest.

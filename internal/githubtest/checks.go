@@ -3,8 +3,6 @@ package githubtest
 import (
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 )
 
 // CheckRun is a check run as the server keeps it.
@@ -85,7 +83,7 @@ func (b checkRunBody) apply(cr *CheckRun) {
 		cr.CompletedAt = *b.CompletedAt
 	}
 	if cr.Status == "completed" && cr.CompletedAt == "" {
-		cr.CompletedAt = time.Now().UTC().Format(time.RFC3339)
+		cr.CompletedAt = now()
 	}
 	if b.Output != nil {
 		cr.Title, cr.Summary, cr.Text = b.Output.Title, b.Output.Summary, b.Output.Text
@@ -98,9 +96,9 @@ func (b checkRunBody) apply(cr *CheckRun) {
 func (s *Server) createCheckRun(c *call) (int, any) {
 	var b checkRunBody
 	if err := c.decode(&b); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
+		return http.StatusBadRequest, message("Problems parsing JSON")
 	}
-	cr := &CheckRun{ID: s.id(), Repo: c.repo(), HeadSHA: b.HeadSHA, Status: "queued", StartedAt: time.Now().UTC().Format(time.RFC3339)}
+	cr := &CheckRun{ID: s.newID(), Repo: c.repo(), HeadSHA: b.HeadSHA, Status: "queued", StartedAt: now()}
 	b.apply(cr)
 	s.mu.Lock()
 	s.checkRuns[cr.Repo] = append(s.checkRuns[cr.Repo], cr)
@@ -109,10 +107,10 @@ func (s *Server) createCheckRun(c *call) (int, any) {
 }
 
 func (s *Server) updateCheckRun(c *call) (int, any) {
-	id, _ := strconv.ParseInt(c.params["check_run_id"], 10, 64)
+	id := c.id("check_run_id")
 	var b checkRunBody
 	if err := c.decode(&b); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
+		return http.StatusBadRequest, message("Problems parsing JSON")
 	}
 	s.mu.Lock()
 	var cr *CheckRun
@@ -127,7 +125,15 @@ func (s *Server) updateCheckRun(c *call) (int, any) {
 	}
 	s.mu.Unlock()
 	if cr == nil {
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
+		return notFound()
+	}
+	return http.StatusOK, s.checkRunJSON(cr)
+}
+
+func (s *Server) getCheckRun(c *call) (int, any) {
+	cr := s.findCheckRun(c.repo(), c.id("check_run_id"))
+	if cr == nil {
+		return notFound()
 	}
 	return http.StatusOK, s.checkRunJSON(cr)
 }
@@ -143,13 +149,6 @@ func (s *Server) findCheckRun(repo string, id int64) *CheckRun {
 	return nil
 }
 
-func orNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 func (s *Server) checkRunJSON(cr *CheckRun) map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,6 +160,6 @@ func (s *Server) checkRunJSON(cr *CheckRun) map[string]any {
 		"started_at": orNil(cr.StartedAt), "completed_at": orNil(cr.CompletedAt),
 		"output": map[string]any{"title": orNil(cr.Title), "summary": orNil(cr.Summary), "text": orNil(cr.Text),
 			"annotations_count": 0, "annotations_url": url + "/annotations"},
-		"check_suite": map[string]any{"id": 1}, "app": nil, "pull_requests": []any{},
+		"check_suite": map[string]any{"id": 1}, "app": s.appJSON(), "pull_requests": []any{},
 	}
 }

@@ -1,10 +1,11 @@
 package githubtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Deployment is a GitHub Deployment as the server keeps it, with its statuses in order.
@@ -12,11 +13,15 @@ type Deployment struct {
 	ID          int64
 	Repo        string
 	Ref         string
+	SHA         string // the commit Ref named when the deployment was made, or Ref if unknown
+	Task        string
+	Payload     string // the JSON payload as sent
 	Environment string
 	Description string
 	AutoMerge   *bool
-	Contexts    []string // required_contexts; nil when not sent
+	Contexts    []string // required_contexts
 	Production  *bool
+	Created     time.Time
 	Statuses    []DeploymentStatus
 }
 
@@ -26,15 +31,6 @@ type DeploymentStatus struct {
 	Description  string
 	LogURL       string
 	AutoInactive *bool
-}
-
-// Comment is an issue or pull-request comment.
-type Comment struct {
-	ID    int64
-	Repo  string
-	Issue int
-	Body  string
-	Edits int
 }
 
 // Deployments returns copies of a repository's Deployments, oldest first.
@@ -50,78 +46,105 @@ func (s *Server) Deployments(repo string) []Deployment {
 	return out
 }
 
-// Comments returns copies of the comments on one issue or pull request.
-func (s *Server) Comments(repo string, issue int) []Comment {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Comment
-	for _, c := range s.comments[repo] {
-		if c.Issue == issue {
-			out = append(out, *c)
-		}
-	}
-	return out
-}
-
-func (s *Server) stamp() string { return time.Now().UTC().Format(time.RFC3339) }
-
 func (s *Server) createDeployment(c *call) (int, any) {
 	var in struct {
-		Ref                   string    `json:"ref"`
-		Environment           string    `json:"environment"`
-		Description           string    `json:"description"`
-		AutoMerge             *bool     `json:"auto_merge"`
-		RequiredContexts      *[]string `json:"required_contexts"`
-		ProductionEnvironment *bool     `json:"production_environment"`
+		Ref                   string          `json:"ref"`
+		Task                  string          `json:"task"`
+		Payload               json.RawMessage `json:"payload"`
+		Environment           string          `json:"environment"`
+		Description           string          `json:"description"`
+		AutoMerge             *bool           `json:"auto_merge"`
+		RequiredContexts      *[]string       `json:"required_contexts"`
+		ProductionEnvironment *bool           `json:"production_environment"`
 	}
 	if err := c.decode(&in); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
+		return http.StatusBadRequest, message("Problems parsing JSON")
 	}
 	// As on GitHub: auto_merge defaults to true and merges the default branch into the ref, and
 	// required_contexts defaults to every status context. Without a checkout to merge, refuse.
 	if in.AutoMerge == nil || *in.AutoMerge {
-		return http.StatusConflict, map[string]string{"message": "Conflict merging master into " + in.Ref + ". (set auto_merge: false)"}
+		return http.StatusConflict, message("Conflict merging main into " + in.Ref + " (the test server needs auto_merge: false)")
 	}
 	if in.RequiredContexts == nil {
-		return http.StatusConflict, map[string]string{"message": "Conflict: Commit status checks failed for " + in.Ref + ". (set required_contexts: [])"}
+		return http.StatusConflict, message("Conflict: Commit status checks failed for " + in.Ref + " (the test server needs required_contexts: [])")
 	}
-	d := &Deployment{ID: s.id(), Repo: c.repo(), Ref: in.Ref, Environment: in.Environment, Description: in.Description,
-		AutoMerge: in.AutoMerge, Contexts: *in.RequiredContexts, Production: in.ProductionEnvironment}
+	d := &Deployment{Repo: c.repo(), Ref: in.Ref, SHA: in.Ref, Task: in.Task, Environment: in.Environment,
+		Description: in.Description, AutoMerge: in.AutoMerge, Contexts: *in.RequiredContexts,
+		Production: in.ProductionEnvironment, Created: time.Now()}
 	if d.Environment == "" {
 		d.Environment = "production"
 	}
-	s.mu.Lock()
-	if s.deployments == nil {
-		s.deployments = map[string][]*Deployment{}
+	if d.Task == "" {
+		d.Task = "deploy"
 	}
+	if len(in.Payload) > 0 {
+		d.Payload = string(in.Payload)
+	}
+	s.mu.Lock()
+	if sha, ok := s.resolveLocked(d.Repo, d.Ref); ok {
+		d.SHA = sha
+	}
+	d.ID = s.nextIDLocked()
 	s.deployments[d.Repo] = append(s.deployments[d.Repo], d)
 	s.mu.Unlock()
 	return http.StatusCreated, s.deploymentJSON(d)
 }
 
+// listDeployments answers with the newest deployments first, filtered as GitHub filters them.
+func (s *Server) listDeployments(c *call) (int, any) {
+	q := c.r.URL.Query()
+	s.mu.Lock()
+	var ds []*Deployment
+	for _, d := range s.deployments[c.repo()] {
+		if (q.Get("sha") == "" || q.Get("sha") == d.SHA) && (q.Get("ref") == "" || q.Get("ref") == d.Ref) &&
+			(q.Get("task") == "" || q.Get("task") == d.Task) && (q.Get("environment") == "" || q.Get("environment") == d.Environment) {
+			ds = append(ds, d)
+		}
+	}
+	s.mu.Unlock()
+	out := []any{}
+	for i := len(ds) - 1; i >= 0; i-- {
+		out = append(out, s.deploymentJSON(ds[i]))
+	}
+	return http.StatusOK, out
+}
+
+// deploymentJSON renders a deployment; its fields never change after creation.
 func (s *Server) deploymentJSON(d *Deployment) map[string]any {
 	url := fmt.Sprintf("%srepos/%s/deployments/%d", s.URL(), d.Repo, d.ID)
+	var payload any = map[string]any{}
+	if d.Payload != "" {
+		_ = json.Unmarshal([]byte(d.Payload), &payload)
+	}
 	return map[string]any{
-		"id": d.ID, "node_id": fmt.Sprintf("DE_%d", d.ID), "sha": d.Ref, "ref": d.Ref, "task": "deploy", "payload": map[string]any{},
-		"environment": d.Environment, "description": orNil(d.Description), "creator": s.user("stagecoach[bot]"),
-		"statuses_url": url + "/statuses", "repository_url": s.URL() + "repos/" + d.Repo, "url": url,
-		"created_at": s.stamp(), "updated_at": s.stamp(), "production_environment": d.Production != nil && *d.Production,
+		"id": d.ID, "node_id": fmt.Sprintf("DE_%d", d.ID), "sha": d.SHA, "ref": d.Ref, "task": d.Task, "payload": payload,
+		"original_environment": d.Environment, "environment": d.Environment, "description": orNil(d.Description),
+		"creator": s.user("stagecoach[bot]"), "statuses_url": url + "/statuses", "repository_url": s.URL() + "repos/" + d.Repo,
+		"url": url, "created_at": stamp(d.Created), "updated_at": stamp(d.Created),
+		"production_environment": d.Production != nil && *d.Production, "transient_environment": false,
 	}
 }
 
 func (s *Server) createDeploymentStatus(c *call) (int, any) {
-	id, _ := strconv.ParseInt(c.params["deployment_id"], 10, 64)
+	id := c.id("deployment_id")
 	var in struct {
 		State        string `json:"state"`
 		Description  string `json:"description"`
 		LogURL       string `json:"log_url"`
+		TargetURL    string `json:"target_url"`
+		Environment  string `json:"environment"`
 		AutoInactive *bool  `json:"auto_inactive"`
 	}
 	if err := c.decode(&in); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
+		return http.StatusBadRequest, message("Problems parsing JSON")
 	}
-	if len(in.Description) > 140 {
-		return http.StatusUnprocessableEntity, map[string]string{"message": "description is too long (maximum is 140 characters)"}
+	// The description states 140 characters in prose only; GitHub enforces it.
+	if utf8.RuneCountInString(in.Description) > 140 {
+		return http.StatusUnprocessableEntity, message("Validation Failed: description is too long (maximum is 140 characters)")
+	}
+	logURL := in.LogURL
+	if logURL == "" {
+		logURL = in.TargetURL
 	}
 	s.mu.Lock()
 	var d *Deployment
@@ -130,79 +153,30 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 			d = x
 		}
 	}
-	if d != nil {
-		d.Statuses = append(d.Statuses, DeploymentStatus{State: in.State, Description: in.Description, LogURL: in.LogURL, AutoInactive: in.AutoInactive})
-		// A success makes the environment's earlier deployments inactive unless told otherwise.
-		if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
-			for _, x := range s.deployments[c.repo()] {
-				if x != d && x.Environment == d.Environment && len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
-					x.Statuses = append(x.Statuses, DeploymentStatus{State: "inactive"})
-				}
+	if d == nil {
+		s.mu.Unlock()
+		return notFound()
+	}
+	if in.Environment != "" {
+		d.Environment = in.Environment
+	}
+	d.Statuses = append(d.Statuses, DeploymentStatus{State: in.State, Description: in.Description, LogURL: logURL, AutoInactive: in.AutoInactive})
+	// A success makes the environment's earlier successful deployments inactive unless told otherwise.
+	if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
+		for _, x := range s.deployments[c.repo()] {
+			if x != d && x.Environment == d.Environment && len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
+				x.Statuses = append(x.Statuses, DeploymentStatus{State: "inactive"})
 			}
 		}
 	}
+	sid := s.nextIDLocked()
+	env := d.Environment
 	s.mu.Unlock()
-	if d == nil {
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
-	}
-	sid := s.id()
 	url := fmt.Sprintf("%srepos/%s/deployments/%d", s.URL(), d.Repo, d.ID)
 	return http.StatusCreated, map[string]any{
 		"id": sid, "node_id": fmt.Sprintf("DES_%d", sid), "state": in.State, "creator": s.user("stagecoach[bot]"),
-		"description": in.Description, "environment": d.Environment, "deployment_url": url, "target_url": in.LogURL, "log_url": in.LogURL,
-		"repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, sid),
-		"created_at": s.stamp(), "updated_at": s.stamp(),
-	}
-}
-
-func (s *Server) createComment(c *call) (int, any) {
-	n, _ := strconv.Atoi(c.params["issue_number"])
-	var in struct {
-		Body string `json:"body"`
-	}
-	if err := c.decode(&in); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
-	}
-	cm := &Comment{ID: s.id(), Repo: c.repo(), Issue: n, Body: in.Body}
-	s.mu.Lock()
-	if s.comments == nil {
-		s.comments = map[string][]*Comment{}
-	}
-	s.comments[cm.Repo] = append(s.comments[cm.Repo], cm)
-	s.mu.Unlock()
-	return http.StatusCreated, s.commentJSON(cm)
-}
-
-func (s *Server) updateComment(c *call) (int, any) {
-	id, _ := strconv.ParseInt(c.params["comment_id"], 10, 64)
-	var in struct {
-		Body string `json:"body"`
-	}
-	if err := c.decode(&in); err != nil {
-		return http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"}
-	}
-	s.mu.Lock()
-	var cm *Comment
-	for _, x := range s.comments[c.repo()] {
-		if x.ID == id {
-			cm = x
-			x.Body = in.Body
-			x.Edits++
-		}
-	}
-	s.mu.Unlock()
-	if cm == nil {
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
-	}
-	return http.StatusOK, s.commentJSON(cm)
-}
-
-func (s *Server) commentJSON(cm *Comment) map[string]any {
-	return map[string]any{
-		"id": cm.ID, "node_id": fmt.Sprintf("IC_%d", cm.ID), "body": cm.Body, "user": s.user("stagecoach[bot]"),
-		"url":        fmt.Sprintf("%srepos/%s/issues/comments/%d", s.URL(), cm.Repo, cm.ID),
-		"html_url":   fmt.Sprintf("https://github.com/%s/pull/%d#issuecomment-%d", cm.Repo, cm.Issue, cm.ID),
-		"issue_url":  fmt.Sprintf("%srepos/%s/issues/%d", s.URL(), cm.Repo, cm.Issue),
-		"created_at": s.stamp(), "updated_at": s.stamp(), "author_association": "NONE",
+		"description": in.Description, "environment": env, "deployment_url": url, "target_url": logURL, "log_url": logURL,
+		"environment_url": "", "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, sid),
+		"created_at": now(), "updated_at": now(),
 	}
 }

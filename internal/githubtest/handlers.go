@@ -13,72 +13,133 @@ type call struct {
 	s      *Server
 	r      *http.Request
 	params map[string]string
-	body   []byte
+	body   any         // the decoded JSON body, nil when there was none
+	header http.Header // the answer's headers, for handlers that add some (Link)
 }
 
 func (c *call) repo() string { return c.params["owner"] + "/" + c.params["repo"] }
 
-func (c *call) decode(v any) error { return json.Unmarshal(c.body, v) }
-
-// handle answers a request that matched op and passed its checks.
-func (s *Server) handle(op string, c *call) (int, any) {
-	switch op {
-	case "apps/create-installation-access-token":
-		id, _ := strconv.ParseInt(c.params["installation_id"], 10, 64)
-		tok, exp := s.issueToken(id)
-		return http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339),
-			"permissions":          map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write"},
-			"repository_selection": "all"}
-	case "apps/get-repo-installation":
-		return http.StatusOK, s.installation(1)
-	case "rate-limit/get":
-		reset := time.Now().Add(time.Hour).Unix()
-		core := map[string]any{"limit": 5000, "remaining": 4999, "reset": reset, "used": 1}
-		return http.StatusOK, map[string]any{"resources": map[string]any{"core": core, "search": core}, "rate": core}
-	case "checks/create":
-		return s.createCheckRun(c)
-	case "checks/update":
-		return s.updateCheckRun(c)
-	case "repos/create-deployment":
-		return s.createDeployment(c)
-	case "repos/create-deployment-status":
-		return s.createDeploymentStatus(c)
-	case "issues/create-comment":
-		return s.createComment(c)
-	case "issues/update-comment":
-		return s.updateComment(c)
-	case "teams/get-membership-for-user-in-org":
-		return s.teamMembership(c)
-	case "repos/get-collaborator-permission-level":
-		return s.collaboratorPermission(c)
-	case "apps/create-from-manifest":
-		return s.convertManifest(c)
-	case "checks/get":
-		id, _ := strconv.ParseInt(c.params["check_run_id"], 10, 64)
-		if cr := s.findCheckRun(c.repo(), id); cr != nil {
-			return http.StatusOK, s.checkRunJSON(cr)
-		}
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
-	}
-	s.mu.Lock()
-	s.serverErrs = append(s.serverErrs, fmt.Sprintf("%s is in the description subset but the test server does not implement it", op))
-	s.mu.Unlock()
-	return http.StatusNotImplemented, map[string]string{"message": "not implemented by the test server"}
+// id is a numeric path parameter; the matcher has already checked it is an integer.
+func (c *call) id(name string) int64 {
+	n, _ := strconv.ParseInt(c.params[name], 10, 64)
+	return n
 }
 
-func (s *Server) id() int64 {
+// decode reads the (already validated) body into v.
+func (c *call) decode(v any) error {
+	b, err := json.Marshal(c.body)
+	if err != nil {
+		return fmt.Errorf("re-encoding the body: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding the body: %w", err)
+	}
+	return nil
+}
+
+// routes maps every operation of the subset to its handler (a test checks none is missing).
+func (s *Server) routes() map[string]func(*call) (int, any) {
+	routes := map[string]func(*call) (int, any){
+		"apps/create-installation-access-token":           s.createToken,
+		"apps/get-authenticated":                          func(*call) (int, any) { return http.StatusOK, s.appJSON() },
+		"apps/list-installations":                         func(*call) (int, any) { return http.StatusOK, []any{s.installation(1)} },
+		"apps/get-repo-installation":                      func(*call) (int, any) { return http.StatusOK, s.installation(1) },
+		"apps/create-from-manifest":                       s.convertManifest,
+		"rate-limit/get":                                  s.rateLimit,
+		"checks/create":                                   s.createCheckRun,
+		"checks/update":                                   s.updateCheckRun,
+		"checks/get":                                      s.getCheckRun,
+		"repos/create-deployment":                         s.createDeployment,
+		"repos/list-deployments":                          s.listDeployments,
+		"repos/create-deployment-status":                  s.createDeploymentStatus,
+		"issues/create":                                   s.createIssue,
+		"issues/update":                                   s.updateIssue,
+		"issues/list-comments":                            s.listComments,
+		"issues/create-comment":                           s.createComment,
+		"issues/update-comment":                           s.updateComment,
+		"reactions/create-for-issue-comment":              s.createReaction,
+		"issues/get-label":                                s.getLabel,
+		"issues/create-label":                             s.createLabel,
+		"issues/add-labels":                               s.addLabels,
+		"git/get-ref":                                     s.getRef,
+		"git/update-ref":                                  s.updateRef,
+		"git/create-ref":                                  s.createRef,
+		"repos/get-commit":                                s.getCommit,
+		"repos/compare-commits-with-basehead":             s.compare,
+		"repos/list-pull-requests-associated-with-commit": s.pullsForCommit,
+		"pulls/get":                                       s.getPull,
+		"teams/get-membership-for-user-in-org":            s.teamMembership,
+		"repos/get-collaborator-permission-level":         s.collaboratorPermission,
+	}
+	return routes
+}
+
+// notImplemented answers an operation of the subset that has no handler, and records it so
+// the test fails.
+func (s *Server) notImplemented(op string) (int, any) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.serverErrs = append(s.serverErrs, op+" is in the description subset but the test server does not implement it")
+	s.mu.Unlock()
+	return http.StatusNotImplemented, message("not implemented by the test server")
+}
+
+func notFound() (int, any) { return http.StatusNotFound, message("Not Found") }
+
+// nextIDLocked hands out ids; the caller holds s.mu.
+func (s *Server) nextIDLocked() int64 {
 	s.nextID++
 	return s.nextID
 }
 
-func (s *Server) installation(id int64) map[string]any {
+func (s *Server) newID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextIDLocked()
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func now() string { return stamp(time.Now()) }
+
+func orNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Server) rateLimit(*call) (int, any) {
+	s.mu.Lock()
+	used := s.used
+	s.mu.Unlock()
+	core := map[string]any{"limit": s.limit, "remaining": max(s.limit-used, 0), "reset": s.reset.Unix(), "used": used}
+	search := map[string]any{"limit": 30, "remaining": 30, "reset": s.reset.Unix(), "used": 0}
+	return http.StatusOK, map[string]any{"resources": map[string]any{"core": core, "search": search}, "rate": core}
+}
+
+func (s *Server) appJSON() map[string]any {
 	return map[string]any{
-		"id": id, "account": s.user("Codertocat"), "repository_selection": "all",
-		"access_tokens_url": s.URL() + fmt.Sprintf("app/installations/%d/access_tokens", id),
-		"repositories_url":  s.URL() + "installation/repositories", "html_url": "https://github.com/settings/installations/1",
-		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": map[string]string{"checks": "write"},
+		"id": s.appID, "slug": "stagecoach", "node_id": "A_kwDOstagecoach", "owner": s.user("acme"), "name": "Stagecoach",
+		"description": "Runs the release pipeline from GitHub", "external_url": "https://github.com/stagecoach/stagecoach",
+		"html_url": "https://github.com/apps/stagecoach", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+		"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write",
+			"pull_requests": "write", "metadata": "read", "members": "read"},
+		"events": []string{"push", "pull_request", "create", "issue_comment", "check_run"},
+	}
+}
+
+func (s *Server) installation(id int64) map[string]any {
+	// The description of apps/list-installations has the account as allOf [simple-user,
+	// enterprise] (elsewhere anyOf), so the account carries the enterprise's required fields
+	// too; they are fields a user object may have anyway.
+	account := s.user("Codertocat")
+	account["name"], account["slug"] = "Codertocat", "codertocat"
+	account["created_at"], account["updated_at"] = "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"
+	return map[string]any{
+		"id": id, "account": account, "repository_selection": "all",
+		"access_tokens_url": fmt.Sprintf("%sapp/installations/%d/access_tokens", s.URL(), id),
+		"repositories_url":  s.URL() + "installation/repositories", "html_url": fmt.Sprintf("https://github.com/settings/installations/%d", id),
+		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": map[string]string{"checks": "write", "contents": "write"},
 		"events": []string{"push"}, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
 		"single_file_name": nil, "app_slug": "stagecoach", "suspended_by": nil, "suspended_at": nil,
 	}
@@ -86,12 +147,25 @@ func (s *Server) installation(id int64) map[string]any {
 
 // user is a simple-user object as GitHub renders one.
 func (s *Server) user(login string) map[string]any {
-	u := "https://api.github.com/users/" + login
+	u := s.URL() + "users/" + login
+	kind := "User"
+	if len(login) > 5 && login[len(login)-5:] == "[bot]" {
+		kind = "Bot"
+	}
 	return map[string]any{
-		"login": login, "id": 1, "node_id": "MDQ6VXNlcjE=", "avatar_url": "https://github.com/images/error/octocat_happy.gif",
+		"login": login, "id": userID(login), "node_id": "U_" + login, "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
 		"gravatar_id": "", "url": u, "html_url": "https://github.com/" + login, "followers_url": u + "/followers",
 		"following_url": u + "/following{/other_user}", "gists_url": u + "/gists{/gist_id}", "starred_url": u + "/starred{/owner}{/repo}",
 		"subscriptions_url": u + "/subscriptions", "organizations_url": u + "/orgs", "repos_url": u + "/repos",
-		"events_url": u + "/events{/privacy}", "received_events_url": u + "/received_events", "type": "User", "site_admin": false,
+		"events_url": u + "/events{/privacy}", "received_events_url": u + "/received_events", "type": kind, "site_admin": false,
 	}
+}
+
+// userID gives each login a stable id, so a client comparing ids sees the same user twice.
+func userID(login string) int64 {
+	var h int64 = 7
+	for _, r := range login {
+		h = (h*31 + int64(r)) % 1_000_000_007
+	}
+	return h + 1
 }

@@ -35,7 +35,7 @@ func (s *Server) convertManifest(c *call) (int, any) {
 	secret := s.webhookSecret
 	s.mu.Unlock()
 	if !ok {
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
+		return notFound()
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	return http.StatusCreated, map[string]any{

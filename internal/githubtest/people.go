@@ -30,7 +30,7 @@ func (s *Server) teamMembership(c *call) (int, any) {
 	ok := s.members[c.params["org"]+"/"+c.params["team_slug"]+"/"+c.params["username"]]
 	s.mu.Unlock()
 	if !ok {
-		return http.StatusNotFound, map[string]string{"message": "Not Found"}
+		return notFound()
 	}
 	return http.StatusOK, map[string]any{"role": "member", "state": "active",
 		"url": fmt.Sprintf("%sorgs/%s/teams/%s/memberships/%s", s.URL(), c.params["org"], c.params["team_slug"], c.params["username"])}

@@ -1,10 +1,43 @@
 // Package githubtest is an in-process GitHub REST API for tests. It speaks GitHub's wire
-// protocol to the real go-github and ghinstallation clients, keeps the state the calls create
-// (installation tokens, check runs, deployments, comments), records every request, and rejects
-// any request whose method, path or JSON body does not match GitHub's published REST
-// description (a subset derived by ./gen into testdata). Its own responses are checked against
-// the same description, so the fake cannot drift from GitHub either. Faults are injectable:
-// GitHub down, dropped connections, failures of one operation, secondary rate limits.
+// protocol to the real go-github and ghinstallation clients, keeps the state the calls create,
+// records every request, and rejects any request whose method, path or JSON body does not
+// match GitHub's published REST description. Its own answers are checked against the same
+// description, so the fake cannot drift from GitHub unnoticed.
+//
+// # The description
+//
+// testdata/rest-subset.json holds the operations Stagecoach calls, with their path parameters,
+// request and success-response schemas and every component schema they reference. It is
+// generated from @octokit/openapi's description of api.github.com (MIT, licence copied to
+// testdata) by ./gen; run `go generate ./internal/githubtest` with the description at
+// ../shared/reference/github. Tests read only the subset.
+//
+// Requests are matched to templates stricter first: templates without a multi-segment
+// parameter ({ref}, {basehead}, {path}, {branch}, or one marked x-multi-segment) before those
+// with one, then by number of literal segments; the deprecated compare form is an alias. Bodies
+// are checked with a small JSON Schema checker (see validator). Where go-github departs from the
+// description in ways GitHub accepts, the server allows it: a bare JSON array for
+// issues/add-labels, the JSON text null for the access-token body. Unknown body keys are
+// errors only under additionalProperties: false; elsewhere they are kept as Request.Notes.
+//
+// # State
+//
+// Installation tokens ("ghs_…", an hour long) are issued to App JWTs signed with the key from
+// PrivateKeyPEM; every repository call needs one, as on GitHub. Check runs, deployments and
+// their statuses, issues, comments, reactions, labels, refs, commits, pull requests, team
+// memberships and collaborator permissions live in memory; tests seed what GitHub would already
+// hold (SetRef, AddCommit, AddPull, SetTeamMember, SetPermission, AddManifestCode) and read back
+// what the code under test created (CheckRuns, Deployments, Comments, Issues, Ref). What is
+// not there answers 404.
+//
+// # Faults
+//
+// SetDown answers 503 to everything, CloseConnections drops every connection unanswered,
+// FailNext fails the next calls of one operation, and SecondaryRateLimit answers GitHub's
+// secondary rate limit (403, Retry-After, and the documentation_url go-github recognizes).
+//
+// At the end of the test the server fails it for every rejected request and every answer of
+// its own that broke the description.
 package githubtest
 
 import (
@@ -34,58 +67,86 @@ var subsetJSON []byte
 // Request is one request the server received and how it answered.
 type Request struct {
 	Method    string
-	Path      string
+	Path      string // as sent, still escaped
 	UserAgent string
 	At        time.Time // when the answer was written
 	Operation string    // GitHub's operationId; "" when no operation matched
 	Body      []byte
-	Status    int
+	Status    int      // 0 when the connection was dropped
 	Problems  []string // why the request was rejected (empty when it matched the description)
+	Notes     []string // body keys GitHub would ignore
 }
+
+// Option changes how New sets up a server.
+type Option func(*Server)
+
+// WithAppID sets the GitHub App's id (default 4242).
+func WithAppID(id int64) Option { return func(s *Server) { s.appID = id } }
+
+// WithRateLimit sets the primary rate limit the server reports in its X-RateLimit headers
+// (default 5000 an hour); each answered request uses one.
+func WithRateLimit(limit int) Option { return func(s *Server) { s.limit = limit } }
 
 // Server is the fake GitHub. Its methods are safe for concurrent use.
 type Server struct {
-	tb    testing.TB
-	srv   *httptest.Server
-	key   *rsa.PrivateKey
-	appID int64
-	ops   []*operation
-	v     *validator
+	srv      *httptest.Server
+	key      *rsa.PrivateKey
+	appID    int64
+	limit    int
+	reset    time.Time
+	ops      []*operation
+	v        *validator
+	handlers map[string]func(*call) (int, any)
 
 	mu            sync.Mutex
 	reqs          []Request
-	serverErrs    []string // responses of ours that broke the description
+	serverErrs    []string // answers of ours that broke the description
 	down          bool
 	drop          bool
 	failNext      map[string][]int
 	secondary     int
 	retryAfter    int
+	used          int
 	nextID        int64
-	tokens        map[string]int64
+	tokens        map[string]int64 // token -> installation id
 	checkRuns     map[string][]*CheckRun
 	deployments   map[string][]*Deployment
+	issues        map[string]map[int]*Issue
 	comments      map[string][]*Comment
-	members       map[string]bool // org/team/user
+	labels        map[string]map[string]*Label
+	refs          map[string]map[string]string // repo -> "refs/heads/main" -> sha
+	commits       map[string]map[string]*Commit
+	pulls         map[string]map[int]*Pull
+	members       map[string]bool   // org/team/user
+	permissions   map[string]string // owner/repo/user -> permission
 	manifestCodes map[string]bool
 	webhookSecret string
-	permissions   map[string]string // owner/repo/user -> permission
 }
 
 // New starts a server; it closes when the test ends, and the test fails if any request was
-// rejected or any response broke the description.
-func New(tb testing.TB) *Server {
+// rejected or any answer broke the description.
+func New(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("githubtest: generating the App key: %v", err)
 	}
-	s := &Server{tb: tb, key: key, appID: 4242, nextID: 1000, failNext: map[string][]int{},
-		tokens: map[string]int64{}, checkRuns: map[string][]*CheckRun{}}
-	if err := s.loadSubset(); err != nil {
-		tb.Fatal(err)
+	s := &Server{key: key, appID: 4242, limit: 5000, reset: time.Now().Add(time.Hour), nextID: 1000,
+		failNext: map[string][]int{}, tokens: map[string]int64{},
+		checkRuns: map[string][]*CheckRun{}, deployments: map[string][]*Deployment{}, issues: map[string]map[int]*Issue{},
+		comments: map[string][]*Comment{}, labels: map[string]map[string]*Label{}, refs: map[string]map[string]string{},
+		commits: map[string]map[string]*Commit{}, pulls: map[string]map[int]*Pull{}, members: map[string]bool{},
+		permissions: map[string]string{}, manifestCodes: map[string]bool{}}
+	for _, o := range opts {
+		o(s)
 	}
+	if s.ops, s.v, err = loadSubset(subsetJSON); err != nil {
+		tb.Fatalf("githubtest: %v", err)
+	}
+	s.handlers = s.routes()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(func() {
+		s.srv.CloseClientConnections()
 		s.srv.Close()
 		for _, r := range s.Rejected() {
 			tb.Errorf("GitHub test server rejected %s %s: %s", r.Method, r.Path, strings.Join(r.Problems, "; "))
@@ -110,7 +171,7 @@ func (s *Server) PrivateKeyPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(s.key)})
 }
 
-// Requests returns every request received so far.
+// Requests returns every request received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,9 +203,9 @@ func (s *Server) Rejected() []Request {
 // SetDown makes the server answer every request with 503 (true) or serve normally (false).
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
-// DropConnections makes the server close every connection without answering, as an
-// unreachable GitHub looks to a client.
-func (s *Server) DropConnections(drop bool) { s.mu.Lock(); s.drop = drop; s.mu.Unlock() }
+// CloseConnections makes the server close every connection without answering (true), as an
+// unreachable GitHub looks to a client, or serve normally again (false).
+func (s *Server) CloseConnections(drop bool) { s.mu.Lock(); s.drop = drop; s.mu.Unlock() }
 
 // FailNext answers the next n requests for an operation with status.
 func (s *Server) FailNext(operationID string, n, status int) {
@@ -155,133 +216,168 @@ func (s *Server) FailNext(operationID string, n, status int) {
 	}
 }
 
-// SecondaryRateLimit answers the next n requests with GitHub's secondary rate limit: 403 with
-// Retry-After and a documentation_url go-github recognizes.
+// SecondaryRateLimit answers the next n authenticated requests with GitHub's secondary rate
+// limit: 403 with Retry-After and a documentation_url go-github recognizes.
 func (s *Server) SecondaryRateLimit(n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.secondary, s.retryAfter = n, int(retryAfter.Seconds())
 }
 
+// message is GitHub's error body.
+func message(msg string) map[string]string {
+	return map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"}
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := Request{Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(), Body: body}
+	rec := Request{Method: r.Method, Path: r.URL.EscapedPath(), UserAgent: r.UserAgent(), Body: body}
+	defer func() { rec.At = time.Now(); s.mu.Lock(); s.reqs = append(s.reqs, rec); s.mu.Unlock() }()
 	s.mu.Lock()
 	down, drop := s.down, s.drop
 	s.mu.Unlock()
-	defer func() { rec.At = time.Now(); s.mu.Lock(); s.reqs = append(s.reqs, rec); s.mu.Unlock() }()
 	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+			return
 		}
 	}
+	s.headers(w)
 	if down {
 		rec.Status = http.StatusServiceUnavailable
-		writeJSON(w, rec.Status, map[string]string{"message": "Service Unavailable"})
+		writeJSON(w, rec.Status, message("Service Unavailable"))
 		return
 	}
-	op, params := s.match(r.Method, r.URL.Path)
+	op, params, near := match(s.ops, s.v, r.Method, r.URL.EscapedPath())
 	if op == nil {
-		rec.Status, rec.Problems = http.StatusNotFound, []string{"no operation " + r.Method + " " + r.URL.Path + " in GitHub's REST description"}
-		writeJSON(w, rec.Status, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+		rec.Status = http.StatusNotFound
+		rec.Problems = append([]string{"no operation " + r.Method + " " + rec.Path + " in GitHub's REST description"}, near...)
+		writeJSON(w, rec.Status, message("Not Found"))
 		return
 	}
 	rec.Operation = op.id
-	if probs := s.checkBody(op, body); len(probs) > 0 {
+	value, probs, notes := s.checkBody(op, body)
+	rec.Notes = notes
+	if len(probs) > 0 {
 		rec.Status, rec.Problems = http.StatusUnprocessableEntity, probs
-		writeJSON(w, rec.Status, map[string]any{"message": "Invalid request.", "errors": probs})
+		writeJSON(w, rec.Status, map[string]any{"message": "Invalid request.", "errors": probs,
+			"documentation_url": "https://docs.github.com/rest"})
 		return
 	}
 	if status, msg := s.authorize(op, r); status != 0 {
 		rec.Status = status
-		writeJSON(w, status, map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+		writeJSON(w, status, message(msg))
 		return
 	}
-	if status, h := s.injected(op.id); status != 0 {
+	if status, retry := s.injected(op.id); status != 0 {
 		rec.Status = status
-		for k, v := range h {
-			w.Header().Set(k, v)
+		if retry != "" {
+			w.Header().Set("Retry-After", retry)
+			writeJSON(w, status, map[string]string{
+				"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+				"documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"})
+			return
 		}
-		msg := map[string]string{"message": http.StatusText(status)}
-		if status == http.StatusForbidden {
-			msg = map[string]string{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-				"documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}
-		}
-		writeJSON(w, status, msg)
+		writeJSON(w, status, message(http.StatusText(status)))
 		return
 	}
-	c := &call{s: s, r: r, params: params, body: body}
-	status, resp := s.handle(op.id, c)
+	handler := s.handlers[op.id]
+	if op.aliasOf != "" {
+		handler = s.handlers[op.aliasOf]
+	}
+	if handler == nil {
+		handler = func(*call) (int, any) { return s.notImplemented(op.id) }
+	}
+	status, resp := handler(&call{s: s, r: r, params: params, body: value, header: w.Header()})
 	rec.Status = status
 	if status/100 == 2 {
 		s.checkResponse(op, status, resp)
 	}
-	w.Header().Set("X-RateLimit-Limit", "5000")
-	w.Header().Set("X-RateLimit-Remaining", "4999")
-	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
-	w.Header().Set("X-GitHub-Request-Id", fmt.Sprintf("STAGECOACH:%d", len(s.Requests())))
 	writeJSON(w, status, resp)
 }
 
-// injected pops a fault for the operation, if any.
-func (s *Server) injected(op string) (int, map[string]string) {
+// headers sets what GitHub sends on every answer.
+func (s *Server) headers(w http.ResponseWriter) {
+	s.mu.Lock()
+	s.used++
+	used, n := s.used, len(s.reqs)+1
+	s.mu.Unlock()
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(s.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(s.limit-used, 0)))
+	h.Set("X-RateLimit-Used", strconv.Itoa(used))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(s.reset.Unix(), 10))
+	h.Set("X-RateLimit-Resource", "core")
+	h.Set("X-GitHub-Media-Type", "github.v3; format=json")
+	h.Set("X-GitHub-Request-Id", fmt.Sprintf("5C0A:7E57:%06X:%06X", n, used))
+}
+
+// injected pops a fault for the operation, if any; retry is set for a secondary rate limit.
+func (s *Server) injected(op string) (status int, retry string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.secondary > 0 {
 		s.secondary--
-		return http.StatusForbidden, map[string]string{"Retry-After": strconv.Itoa(s.retryAfter)}
+		return http.StatusForbidden, strconv.Itoa(s.retryAfter)
 	}
 	if q := s.failNext[op]; len(q) > 0 {
 		s.failNext[op] = q[1:]
-		return q[0], nil
+		return q[0], ""
 	}
-	return 0, nil
+	return 0, ""
 }
 
-func (s *Server) checkBody(op *operation, body []byte) []string {
+// checkBody decodes a request body and checks it against the operation's description.
+func (s *Server) checkBody(op *operation, body []byte) (value any, probs, notes []string) {
 	trimmed := bytes.TrimSpace(body)
-	// ghinstallation posts the JSON text null to access_tokens; GitHub treats it as no body.
-	if len(trimmed) == 0 || string(trimmed) == "null" {
-		if op.request != nil && op.id != "apps/create-installation-access-token" && len(trimmed) > 0 {
-			return []string{"body: null is not an object"}
+	if len(trimmed) == 0 {
+		if op.request != nil && !op.optional {
+			return nil, []string{"body: this operation needs a JSON body"}, nil
 		}
-		return nil
+		return nil, nil, nil
 	}
 	if op.request == nil {
-		return []string{"this operation takes no JSON body"}
+		return nil, []string{"body: this operation takes no JSON body"}, nil
 	}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		return []string{"body is not JSON: " + err.Error()}
+	if err := json.Unmarshal(trimmed, &value); err != nil {
+		return nil, []string{"body is not JSON: " + err.Error()}, nil
+	}
+	// ghinstallation posts the JSON text null for an optional body; GitHub reads it as none.
+	if value == nil && op.optional {
+		return nil, nil, nil
 	}
 	// go-github sends labels as a bare array where the description wants {"labels": [...]};
-	// GitHub accepts both (see reference NOTES.md).
-	if arr, ok := v.([]any); ok && strings.Contains(op.path, "/labels") {
-		v = map[string]any{"labels": arr}
+	// GitHub accepts both (NOTES.md).
+	if arr, ok := value.([]any); ok && (op.id == "issues/add-labels" || op.id == "issues/set-labels") {
+		value = map[string]any{"labels": arr}
 	}
-	return s.v.validate(op.request, v, "body")
+	probs, notes = s.v.check(op.request, value, "body")
+	return value, probs, notes
 }
 
 func (s *Server) checkResponse(op *operation, status int, resp any) {
 	schema, ok := op.responses[strconv.Itoa(status)]
-	if !ok {
-		s.mu.Lock()
-		s.serverErrs = append(s.serverErrs, fmt.Sprintf("%s answered %d, which the description does not list", op.id, status))
-		s.mu.Unlock()
-		return
+	var probs []string
+	switch {
+	case !ok:
+		probs = []string{fmt.Sprintf("%s answered %d, which the description does not list", op.id, status)}
+	case schema != nil:
+		b, err := json.Marshal(resp)
+		var v any
+		if err == nil {
+			err = json.Unmarshal(b, &v)
+		}
+		if err != nil {
+			probs = []string{fmt.Sprintf("%s: encoding the answer: %v", op.id, err)}
+			break
+		}
+		for _, p := range s.v.validate(schema, v, "response") {
+			probs = append(probs, op.id+": "+p)
+		}
 	}
-	if schema == nil {
-		return
-	}
-	b, _ := json.Marshal(resp)
-	var v any
-	_ = json.Unmarshal(b, &v)
-	if probs := s.v.validate(schema, v, "response"); len(probs) > 0 {
+	if len(probs) > 0 {
 		s.mu.Lock()
-		s.serverErrs = append(s.serverErrs, fmt.Sprintf("%s: %s", op.id, strings.Join(probs, "; ")))
+		s.serverErrs = append(s.serverErrs, probs...)
 		s.mu.Unlock()
 	}
 }

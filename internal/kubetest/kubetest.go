@@ -1,309 +1,180 @@
 // Package kubetest runs a real Kubernetes control plane for tests: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and kwok (simulated nodes and pod lifecycles), as
-// processes on loopback, from binaries scripts/k8s/build.sh builds and caches. It starts once per
-// test binary. Without the binaries a test fails under CI=true and skips otherwise, naming the
-// command that builds them.
+// processes on 127.0.0.1, from the binaries scripts/k8s/build.sh builds and caches. There is no
+// kubelet: kwok plays every node's part by the Stages in stages.yaml.
+//
+// The cluster starts once per test binary, on the first Start, and Main (or Stop) ends it.
+// Every test takes its own namespace from Namespace. Without the binaries, Start fails the test
+// under CI=true and skips it otherwise, naming the command that builds them.
+//
+// Pod behaviour, decided by kwok from the pod alone:
+//   - a pod becomes Ready about 1 s after it is scheduled; the annotation
+//     "pod-ready.stage.kwok.x-k8s.io/delay" (a Go duration, e.g. "3s") changes that per pod;
+//   - a pod whose first container's image tag is "broken" (image "…:broken", see BrokenTag)
+//     goes into CrashLoopBackOff and never becomes Ready;
+//   - a deleted pod goes away about 0.2 s later, as if its kubelet had confirmed it.
 package kubetest
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	_ "embed"
-	"encoding/pem"
+	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
-//go:embed stages.yaml
-var stages []byte
+const (
+	// Context is the name of the context (and cluster) in the file Kubeconfig returns.
+	Context = "kubetest"
+	// ReadyDelayAnnotation sets how long after scheduling a pod becomes Ready, as a Go duration.
+	ReadyDelayAnnotation = "pod-ready.stage.kwok.x-k8s.io/delay"
+	// BrokenTag is the image tag that makes a pod crash-loop and never become Ready.
+	BrokenTag = "broken"
+)
 
-// Cluster is a running control plane.
+// Cluster is the running control plane. It is shared by every test in the binary.
 type Cluster struct {
-	dir        string
-	etcdData   string
+	dir        string // logs, certificates, keys and the kubeconfig
+	etcdData   string // on /dev/shm when there is one
 	kubeconfig string
 	rest       *rest.Config
 	cs         *kubernetes.Clientset
-	procs      []*exec.Cmd // in start order
+	procs      []*proc // in start order
+	startup    time.Duration
+	keep       bool // keep dir when stopping (a failed start)
 }
 
 var (
-	once    sync.Once
-	cluster *Cluster
-	err     error
-	nsCount atomic.Int64
+	once     sync.Once
+	mu       sync.Mutex // guards shared against a Stop racing a late Start
+	shared   *Cluster
+	startErr error
+	nsCount  atomic.Int64
 )
 
-// Start returns the shared cluster, starting it on first use.
+// Start returns the shared cluster, starting it on the first call. When the binaries are
+// missing it fails tb under CI=true (a CI run must never pass by skipping) and skips tb
+// otherwise; any other failure to start fails tb.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	once.Do(func() { cluster, err = start() })
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("the Kubernetes test cluster is required under CI=true: %v", err)
-		}
-		tb.Skipf("no Kubernetes test cluster (run scripts/k8s/build.sh): %v", err)
+	first := false
+	once.Do(func() {
+		first = true
+		c, err := start()
+		mu.Lock()
+		shared, startErr = c, err
+		mu.Unlock()
+	})
+	mu.Lock()
+	c, err := shared, startErr
+	mu.Unlock()
+	switch {
+	case errors.Is(err, ErrNoBinaries) && os.Getenv("CI") == "true":
+		tb.Fatalf("kubetest: CI=true needs the Kubernetes test control plane: %v (build it with %s)", err, BuildCommand)
+	case errors.Is(err, ErrNoBinaries):
+		tb.Skipf("kubetest: %v; run %s to build them (about 9 minutes, once per machine)", err, BuildCommand)
+	case err != nil:
+		tb.Fatalf("kubetest: starting the control plane: %v", err)
+	case c == nil:
+		tb.Fatal("kubetest: the control plane was already stopped")
 	}
-	return cluster
+	if first {
+		tb.Logf("kubetest: control plane up in %s (logs in %s)", c.startup.Round(time.Millisecond), c.dir)
+	}
+	return c
 }
 
-// Main runs the tests, then stops the cluster. Use it as TestMain.
+// Main runs the tests, then stops the cluster and exits. Use it as TestMain:
+//
+//	func TestMain(m *testing.M) { kubetest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
 	Stop()
 	os.Exit(code)
 }
 
-// Stop stops the cluster if it was started; for a TestMain that also stops other things.
+// Stop ends the cluster if it was started, for a TestMain that has other things to stop too.
+// Components stop before etcd, and the temporary directories are removed unless
+// STAGECOACH_KUBETEST_KEEP is set (then the path of the component logs is printed).
 func Stop() {
-	if cluster != nil {
-		cluster.stop()
-		cluster = nil
+	mu.Lock()
+	c := shared
+	shared = nil
+	mu.Unlock()
+	if c != nil {
+		c.stop()
 	}
 }
 
-// RestConfig is an admin client configuration.
+// RestConfig is a copy of the admin client configuration (system:masters, TLS verified
+// against the apiserver's self-signed CA).
 func (c *Cluster) RestConfig() *rest.Config { return rest.CopyConfig(c.rest) }
 
-// Kubeconfig is the path of a kubeconfig whose context "kubetest" is the admin.
+// Kubeconfig is the path of a kubeconfig file whose current context, named Context, is the
+// admin of this cluster.
 func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
 
 // Clientset is an admin clientset.
 func (c *Cluster) Clientset() *kubernetes.Clientset { return c.cs }
 
-// Namespace creates a fresh namespace and waits for its default ServiceAccount (pods need it).
+// StartupTime is how long the control plane took to start, from the first process to nodes Ready.
+func (c *Cluster) StartupTime() time.Duration { return c.startup }
+
+// Namespace creates a fresh namespace named after the test and waits for its default
+// ServiceAccount, without which the apiserver refuses pods. The namespace is deleted (without
+// waiting) when the test ends.
 func (c *Cluster) Namespace(tb testing.TB) string {
 	tb.Helper()
-	name := fmt.Sprintf("t%d-%d", os.Getpid()%100000, nsCount.Add(1))
+	name := namespaceName(tb.Name(), nsCount.Add(1))
 	ctx := context.Background()
-	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		tb.Fatal(err)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("kubetest: creating namespace %s: %v", name, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := c.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return name
+	tb.Cleanup(func() {
+		err := c.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			tb.Logf("kubetest: deleting namespace %s: %v", name, err)
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("namespace %s has no default ServiceAccount after 30s", name)
+	})
+	// The serviceaccount controller adds it within milliseconds; polling is simpler than a watch.
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := c.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// BinDir is where scripts/k8s/build.sh puts the binaries of the pinned version set.
-func BinDir() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	envFile := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "k8s", "versions.env")
-	f, err := os.Open(envFile)
+		return err == nil, err
+	})
 	if err != nil {
-		return "", err
+		tb.Fatalf("kubetest: waiting for the default ServiceAccount of namespace %s: %v", name, err)
 	}
-	defer f.Close()
-	v := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, val, ok := strings.Cut(sc.Text(), "="); ok && !strings.HasPrefix(k, "#") {
-			v[k] = val
-		}
-	}
-	root := os.Getenv("STAGECOACH_K8S_CACHE")
-	if root == "" {
-		home, _ := os.UserHomeDir()
-		root = filepath.Join(home, ".cache", "stagecoach", "k8s")
-	}
-	dir := filepath.Join(root, fmt.Sprintf("kube-%s_etcd-%s_kwok-%s", v["KUBE_VERSION"], v["ETCD_VERSION"], v["KWOK_VERSION"]))
-	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
-		return "", fmt.Errorf("binaries not built in %s", dir)
-	}
-	return filepath.Join(dir, "bin"), nil
+	return name
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var notDNSLabel = regexp.MustCompile(`[^a-z0-9]+`)
 
-const adminToken = "stagecoach-kubetest-admin"
-
-func start() (*Cluster, error) {
-	bin, err := BinDir()
-	if err != nil {
-		return nil, err
+// namespaceName makes a DNS label from a test name, unique in the binary by n and readable in
+// component logs ("TestRollout/broken_image" → "testrollout-broken-image-7").
+func namespaceName(testName string, n int64) string {
+	suffix := fmt.Sprintf("-%d", n)
+	base := strings.Trim(notDNSLabel.ReplaceAllString(strings.ToLower(testName), "-"), "-")
+	if limit := 63 - len(suffix); len(base) > limit {
+		base = strings.TrimRight(base[:limit], "-")
 	}
-	dir, err := os.MkdirTemp("", "stagecoach-kube-")
-	if err != nil {
-		return nil, err
+	if base == "" {
+		base = "kubetest"
 	}
-	c := &Cluster{dir: dir}
-	fail := func(err error) (*Cluster, error) { c.stop(); return nil, err }
-	shm := "/dev/shm"
-	if _, err := os.Stat(shm); err != nil {
-		shm = dir
-	}
-	etcdData, err := os.MkdirTemp(shm, "stagecoach-etcd-")
-	if err != nil {
-		return fail(err)
-	}
-	c.etcdData = etcdData
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return fail(err)
-	}
-	saKey := filepath.Join(dir, "sa.key")
-	_ = os.WriteFile(saKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
-	tokens := filepath.Join(dir, "tokens.csv")
-	_ = os.WriteFile(tokens, []byte(adminToken+",admin,admin,system:masters\n"), 0o600)
-	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	if err := c.run(bin, "etcd", "--data-dir", etcdData, "--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort), "--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
-		"--initial-cluster", fmt.Sprintf("default=http://127.0.0.1:%d", peerPort), "--unsafe-no-fsync", "--log-level", "warn"); err != nil {
-		return fail(err)
-	}
-	certs := filepath.Join(dir, "certs")
-	if err := c.run(bin, "kube-apiserver", "--etcd-servers", etcdURL, "--bind-address", "127.0.0.1",
-		"--secure-port", fmt.Sprint(apiPort), "--cert-dir", certs, "--token-auth-file", tokens, "--authorization-mode", "RBAC",
-		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", saKey,
-		"--service-account-signing-key-file", saKey, "--service-cluster-ip-range", "10.96.0.0/16",
-		"--endpoint-reconciler-type", "none", "--enable-priority-and-fairness=false"); err != nil {
-		return fail(err)
-	}
-	c.rest = &rest.Config{Host: fmt.Sprintf("https://127.0.0.1:%d", apiPort), BearerToken: adminToken,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 200, Burst: 400}
-	if c.cs, err = kubernetes.NewForConfig(c.rest); err != nil {
-		return fail(err)
-	}
-	if err := c.waitReady(60 * time.Second); err != nil {
-		return fail(err)
-	}
-	c.kubeconfig = filepath.Join(dir, "kubeconfig")
-	_ = os.WriteFile(c.kubeconfig, fmt.Appendf(nil, `apiVersion: v1
-kind: Config
-clusters:
-- name: kubetest
-  cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-- name: admin
-  user: {token: %q}
-contexts:
-- name: kubetest
-  context: {cluster: kubetest, user: admin}
-current-context: kubetest
-`, c.rest.Host, adminToken), 0o600)
-	stagesFile := filepath.Join(dir, "stages.yaml")
-	_ = os.WriteFile(stagesFile, stages, 0o600)
-	if err := c.run(bin, "kube-controller-manager", "--kubeconfig", c.kubeconfig, "--secure-port", "0", "--leader-elect=false",
-		"--service-account-private-key-file", saKey, "--root-ca-file", filepath.Join(certs, "apiserver.crt"),
-		"--controllers", "*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner"); err != nil {
-		return fail(err)
-	}
-	if err := c.run(bin, "kube-scheduler", "--kubeconfig", c.kubeconfig, "--secure-port", "0", "--leader-elect=false"); err != nil {
-		return fail(err)
-	}
-	if err := c.run(bin, "kwok", "--kubeconfig", c.kubeconfig, "--manage-all-nodes=true", "--config", stagesFile); err != nil {
-		return fail(err)
-	}
-	if err := c.addNodes(2); err != nil {
-		return fail(err)
-	}
-	return c, nil
-}
-
-// run starts one component with its output in the cluster directory.
-func (c *Cluster) run(bin, name string, args ...string) error {
-	cmd := exec.Command(filepath.Join(bin, name), args...)
-	logf, err := os.Create(filepath.Join(c.dir, name+".log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", name, err)
-	}
-	c.procs = append(c.procs, cmd)
-	return nil
-}
-
-func (c *Cluster) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		body, err := c.cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
-		if err == nil && string(body) == "ok" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(c.dir, "kube-apiserver.log"))
-			return fmt.Errorf("kube-apiserver not ready after %s: %v\n%s", limit, err, tail(log, 2000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (c *Cluster) addNodes(n int) error {
-	for i := range n {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name:        fmt.Sprintf("kwok-node-%d", i),
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-node-%d", i)},
-		}}
-		if _, err := c.cs.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating node: %w", err)
-		}
-	}
-	return nil
-}
-
-// stop ends every component, the others before etcd (the apiserver hangs without it).
-func (c *Cluster) stop() {
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}
-	if c.etcdData != "" {
-		_ = os.RemoveAll(c.etcdData)
-	}
-	if os.Getenv("STAGECOACH_KUBETEST_KEEP") != "" {
-		fmt.Fprintln(os.Stderr, "kubetest: component logs kept in", c.dir)
-		return
-	}
-	_ = os.RemoveAll(c.dir)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
+	return base + suffix
 }

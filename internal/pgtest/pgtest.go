@@ -34,10 +34,11 @@ var (
 )
 
 type server struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	db   *sql.DB // to the postgres database, for CREATE DATABASE
+	dir    string
+	port   int
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when postgres has exited
+	db     *sql.DB       // to the postgres database, for CREATE DATABASE
 }
 
 // URL returns the URL of a new, empty database on the shared test server.
@@ -45,16 +46,24 @@ func URL(tb testing.TB) string {
 	tb.Helper()
 	once.Do(func() { srv, srvErr = start() })
 	if srvErr != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL is required under CI=true: %v", srvErr)
-		}
-		tb.Skipf("PostgreSQL not available (run scripts/install-postgres.sh): %v", srvErr)
+		unavailable(tb, srvErr)
+		return ""
 	}
 	name := fmt.Sprintf("test_%d_%d", os.Getpid(), counter.Add(1))
 	if _, err := srv.db.Exec("CREATE DATABASE " + name); err != nil {
 		tb.Fatalf("creating database %s: %v", name, err)
 	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", srv.port, name)
+}
+
+// unavailable ends a test that needs PostgreSQL when there is none: CI must test against it,
+// so there the test fails; elsewhere it is skipped. Either way it says why.
+func unavailable(tb testing.TB, err error) {
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("PostgreSQL is required under CI=true: %v", err)
+		return
+	}
+	tb.Skipf("PostgreSQL not available (run scripts/install-postgres.sh): %v", err)
 }
 
 // Main runs the tests, then stops the server and removes its directory. Use it as TestMain.
@@ -114,67 +123,108 @@ func start() (*server, error) {
 		return nil, err
 	}
 	s := &server{dir: dir}
+	if err := s.boot(bin); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// boot initialises a cluster in s.dir, starts postgres on a free loopback port and waits until
+// it answers.
+func (s *server) boot(bin string) error {
 	// PostgreSQL refuses to run as root: run it as the postgres user the package created.
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
+			return fmt.Errorf("running as root needs the postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
+		if err := os.Chown(s.dir, uid, gid); err != nil {
+			return err
 		}
 	}
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(s.dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+		return fmt.Errorf("initdb: %v\n%s", err, out)
 	}
+	var err error
 	if s.port, err = freePort(); err != nil {
-		return nil, err
+		return err
 	}
+	logPath := filepath.Join(s.dir, "postgres.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // postgres has its own copy of the descriptor
+	// Durability is not under test here: fsync and friends off make CREATE DATABASE and the
+	// stores' synchronous commits fast.
 	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+s.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	// Setpgid keeps a terminal's Ctrl-C from reaching postgres before the tests can stop it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	logf, _ := os.Create(filepath.Join(dir, "postgres.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting postgres: %w", err)
+	if err := s.run(); err != nil {
+		return fmt.Errorf("starting postgres: %w", err)
 	}
 	s.db, _ = sql.Open("pgx", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
 		if err := s.db.PingContext(ctx); err == nil {
-			return s, nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			b, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			s.stop()
-			return nil, fmt.Errorf("postgres did not accept connections within 30s:\n%s", b)
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("postgres did not accept connections within 30s:\n%s", b)
+		case <-s.exited:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("postgres exited while starting:\n%s", b)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// run starts postgres and waits for it in a goroutine that keeps its OS thread locked: the
+// kernel sends Pdeathsig when the thread that forked the child exits, not the process, and an
+// unlocked goroutine's thread may be one the Go runtime later retires.
+func (s *server) run() error {
+	s.exited = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := s.cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			started <- err
+			return
+		}
+		started <- nil
+		_ = s.cmd.Wait()
+		close(s.exited)
+		// The thread stays locked and ends with this goroutine: it has no other children.
+	}()
+	return <-started
 }
 
 func (s *server) stop() {
 	if s.db != nil {
 		s.db.Close()
 	}
-	if s.cmd != nil && s.cmd.Process != nil {
+	if s.exited != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-s.exited:
 		case <-time.After(10 * time.Second):
 			_ = s.cmd.Process.Kill()
+			<-s.exited
 		}
 	}
 	os.RemoveAll(s.dir)

@@ -2,31 +2,105 @@ package pgtest
 
 import (
 	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 )
 
 func TestMain(m *testing.M) { Main(m) }
+
+func open(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
 func TestDatabasesAreSeparate(t *testing.T) {
 	a, b := URL(t), URL(t)
 	if a == b {
 		t.Fatalf("two calls returned the same database %s", a)
 	}
-	dbA, err := sql.Open("pgx", a)
-	if err != nil {
+	if _, err := open(t, a).Exec("CREATE TABLE only_in_a (x int)"); err != nil {
 		t.Fatal(err)
 	}
-	defer dbA.Close()
-	if _, err := dbA.Exec("CREATE TABLE only_in_a (x int)"); err != nil {
-		t.Fatal(err)
-	}
-	dbB, _ := sql.Open("pgx", b)
-	defer dbB.Close()
 	var n int
-	if err := dbB.QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_name = 'only_in_a'").Scan(&n); err != nil {
+	if err := open(t, b).QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_name = 'only_in_a'").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
 		t.Error("a table made in one test database is visible in another")
+	}
+}
+
+// TestServer checks how the shared server runs: on loopback only, with a socket in its own
+// directory, never as root, and with a new database empty.
+func TestServer(t *testing.T) {
+	db := open(t, URL(t))
+	tests := []struct {
+		query, want string
+	}{
+		{"SHOW listen_addresses", "127.0.0.1"},
+		{"SHOW fsync", "off"},
+		{"SELECT current_setting('unix_socket_directories') = '" + srv.dir + "'", "true"},
+		{"SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			var got string
+			if err := db.QueryRow(tt.query).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("%s = %q, want %q", tt.query, got, tt.want)
+			}
+		})
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == "0" {
+			t.Error("postgres runs as root")
+		}
+	}
+}
+
+// recorder is a testing.TB that notes how a test would have ended instead of ending it.
+type recorder struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recorder) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf(format, args...) }
+func (r *recorder) Skipf(format string, args ...any)  { r.skip = fmt.Sprintf(format, args...) }
+
+func TestUnavailable(t *testing.T) {
+	tests := []struct {
+		ci         string
+		fail, skip bool
+	}{
+		{"true", true, false},
+		{"", false, true},
+		{"false", false, true},
+	}
+	for _, tt := range tests {
+		t.Run("CI="+tt.ci, func(t *testing.T) {
+			t.Setenv("CI", tt.ci)
+			r := &recorder{TB: t}
+			unavailable(r, errors.New("no initdb here"))
+			if (r.fatal != "") != tt.fail || (r.skip != "") != tt.skip {
+				t.Fatalf("fatal %q, skip %q; want fail %v, skip %v", r.fatal, r.skip, tt.fail, tt.skip)
+			}
+			if !strings.Contains(r.fatal+r.skip, "no initdb here") {
+				t.Errorf("the reason is not given: %q", r.fatal+r.skip)
+			}
+		})
 	}
 }

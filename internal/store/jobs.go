@@ -11,28 +11,17 @@ import (
 	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
-// insertJob inserts j unless a job with its key exists.
-func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, j jobs.Job, now int64) (bool, error) {
-	runAfter := micros(j.RunAfter)
-	if runAfter == 0 {
-		runAfter = now
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO jobs (kind, job_key, payload, run_after, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_key) DO NOTHING`, j.Kind, j.Key, string(j.Payload), runAfter, now)
-	if err != nil {
-		return false, fmt.Errorf("store: recording job %s: %w", j.Key, err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
-
-// EnqueueJob records a job outside an intake. created is false when its key existed.
+// EnqueueJob records a job outside an intake. created is false when its key existed; id is
+// then the existing job's.
 func (s *Store) EnqueueJob(ctx context.Context, j jobs.Job) (id int64, created bool, err error) {
+	if j.Kind == "" || j.Key == "" {
+		return 0, false, errors.New("store: enqueueing a job: it needs a kind and a key")
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if created, err = s.insertJob(ctx, tx, j, s.now()); err != nil {
+		if created, err = insertJob(ctx, tx.StmtContext(ctx, s.stmts[insJob]), j, s.now()); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, "SELECT id FROM jobs WHERE job_key = $1", j.Key).Scan(&id)
+		return tx.StmtContext(ctx, s.stmts[selJob]).QueryRowContext(ctx, j.Key).Scan(&id)
 	})
 	return id, created, err
 }

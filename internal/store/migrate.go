@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -17,7 +18,9 @@ var migrations embed.FS
 const migrationLock = 7_465_726_435 // "stagecoach" shortened; any fixed number works
 
 // migrate applies every embedded migration not yet recorded in schema_migrations, each in its
-// own transaction, in version order.
+// own transaction, in version order. Two processes may start together: on PostgreSQL an
+// advisory lock makes the second wait; on SQLite each transaction takes the write lock when it
+// begins (BEGIN IMMEDIATE) and checks schema_migrations again inside it.
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.write.Conn(ctx)
 	if err != nil {
@@ -28,28 +31,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
 			return fmt.Errorf("migrating: taking the lock: %w", err)
 		}
+		// The lock belongs to the session: release it before the connection goes back to the pool.
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
-	applied := map[int]bool{}
-	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return fmt.Errorf("migrating: %w", err)
-	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("migrating: %w", err)
-		}
-		applied[v] = true
-	}
-	rows.Close()
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return err
+		return fmt.Errorf("migrating: %w", err)
 	}
 	sort.Strings(files)
 	for _, f := range files {
@@ -58,33 +48,41 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migration %s: the name must start with its version number", name)
 		}
-		if applied[v] {
-			continue
-		}
 		body, err := migrations.ReadFile(f)
 		if err != nil {
-			return err
-		}
-		sqlText := strings.NewReplacer("{{ID}}", s.d.id, "{{BLOB}}", s.d.blob).Replace(string(body))
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
 			return fmt.Errorf("migration %s: %w", name, err)
 		}
-		for _, stmt := range splitStatements(sqlText) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("migration %s: %w\n%s", name, err, stmt)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, s.now()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-		if err := tx.Commit(); err != nil {
+		if err := s.apply(ctx, conn, v, string(body)); err != nil {
 			return fmt.Errorf("migration %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// apply runs one migration in a transaction unless schema_migrations says it ran.
+func (s *Store) apply(ctx context.Context, conn *sql.Conn, version int, body string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op after Commit
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	text := strings.NewReplacer("{{ID}}", s.d.id, "{{BLOB}}", s.d.blob).Replace(body)
+	for _, stmt := range splitStatements(text) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%w\n%s", err, stmt)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, s.now()); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // splitStatements splits a migration at semicolons that end a line, dropping comments.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,11 +16,26 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 )
 
-// TestTwoProcessesRace runs two real processes (this test binary, re-executed) claiming and
-// running deploys from one database at once. Every deploy must be run by exactly one of them,
-// including one whose lease a third, dead worker held until it expired.
+// The environment of a re-executed test binary acting as one process of TestTwoProcessesRace.
+const (
+	envDSN   = "STAGECOACH_RACE_DSN"
+	envRole  = "STAGECOACH_RACE_ROLE" // "crash" or "worker"
+	envOwner = "STAGECOACH_RACE_OWNER"
+	envOut   = "STAGECOACH_RACE_OUT"
+)
+
+// crashTTL is the lease the crashing process dies holding, and crashExit its exit status.
+const (
+	crashTTL  = 1500 * time.Millisecond
+	crashExit = 3
+)
+
+// TestTwoProcessesRace runs real processes (this test binary, re-executed) on one database. The
+// first claims a deploy, starts it (a checkpoint, as a real step records its build) and dies
+// holding the lease. Then two processes claim and run deploys at once. Every deploy must be run
+// by exactly one of them, the dead process's one included once its lease has expired.
 func TestTwoProcessesRace(t *testing.T) {
-	if os.Getenv("STAGECOACH_RACE_DSN") != "" {
+	if os.Getenv(envDSN) != "" {
 		t.Skip("helper process")
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
@@ -30,18 +46,19 @@ func TestTwoProcessesRace(t *testing.T) {
 			for i := range n {
 				record(t, s, intake(fmt.Sprint("race-", i), req(fmt.Sprint("app", i), "test", "sha", 0)))
 			}
-			// A worker claims one deploy and dies holding the lease.
-			dead, _, err := s.ClaimDeploy(context.Background(), "dead-worker", 1500*time.Millisecond)
-			if err != nil {
-				t.Fatal(err)
-			}
 			dir := t.TempDir()
+			crasher := helper(dsn, "crash", "crasher", dir)
+			var exit *exec.ExitError
+			if err := crasher.Run(); !errors.As(err, &exit) || exit.ExitCode() != crashExit {
+				t.Fatalf("the crashing process ended with %v, want exit status %d:\n%s", err, crashExit, crasher.Stdout)
+			}
+			crashed := readIDs(t, filepath.Join(dir, "crasher"))
+			if len(crashed) != 1 {
+				t.Fatalf("the crashing process claimed %v, want one deploy", crashed)
+			}
 			var procs []*exec.Cmd
-			for p := range 2 {
-				cmd := exec.Command(os.Args[0], "-test.run=^TestRaceHelperProcess$", "-test.count=1")
-				cmd.Env = append(os.Environ(), "STAGECOACH_RACE_DSN="+dsn, fmt.Sprintf("STAGECOACH_RACE_OWNER=proc-%d", p),
-					"STAGECOACH_RACE_OUT="+filepath.Join(dir, fmt.Sprint("proc-", p)))
-				cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			for _, owner := range []string{"proc-0", "proc-1"} {
+				cmd := helper(dsn, "worker", owner, dir)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
@@ -49,18 +66,16 @@ func TestTwoProcessesRace(t *testing.T) {
 			}
 			for _, c := range procs {
 				if err := c.Wait(); err != nil {
-					t.Fatalf("helper process: %v", err)
+					t.Errorf("helper process: %v\n%s", err, c.Stdout)
 				}
 			}
+			if t.Failed() {
+				return
+			}
 			runs := map[int64][]string{}
-			for p := range 2 {
-				b, err := os.ReadFile(filepath.Join(dir, fmt.Sprint("proc-", p)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, f := range strings.Fields(string(b)) {
-					id, _ := strconv.ParseInt(f, 10, 64)
-					runs[id] = append(runs[id], fmt.Sprint("proc-", p))
+			for _, owner := range []string{"proc-0", "proc-1"} {
+				for _, id := range readIDs(t, filepath.Join(dir, owner)) {
+					runs[id] = append(runs[id], owner)
 				}
 			}
 			if len(runs) != n {
@@ -73,38 +88,76 @@ func TestTwoProcessesRace(t *testing.T) {
 				}
 				perProc[who[0]]++
 			}
-			if len(runs[dead.ID]) != 1 {
-				t.Errorf("the dead worker's deploy %d was not taken over", dead.ID)
+			if who := runs[crashed[0]]; len(who) != 1 {
+				t.Errorf("the crashed process's deploy %d was taken over by %v, want one process", crashed[0], who)
 			}
 			counts, _ := s.CountDeploys(context.Background())
 			if counts[deploy.Succeeded] != n {
-				t.Errorf("succeeded = %d, want %d", counts[deploy.Succeeded], n)
+				t.Errorf("succeeded = %d, want %d (%v)", counts[deploy.Succeeded], n, counts)
 			}
-			t.Logf("deploys run per process: %v", perProc)
+			t.Logf("deploys run per process: %v; deploy %d taken over by %v", perProc, crashed[0], runs[crashed[0]])
 		})
 	}
 }
 
-// TestRaceHelperProcess is the body of one racing process; it only runs when re-executed.
+func helper(dsn, role, owner, dir string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRaceHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envDSN+"="+dsn, envRole+"="+role, envOwner+"="+owner, envOut+"="+filepath.Join(dir, owner))
+	var output bytes.Buffer // shown when the process fails
+	cmd.Stdout, cmd.Stderr = &output, &output
+	return cmd
+}
+
+func readIDs(t *testing.T, path string) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, f := range strings.Fields(string(b)) {
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestRaceHelperProcess is the body of one process of TestTwoProcessesRace; it only runs when
+// re-executed. It writes the id of every deploy it runs to its file before running it.
 func TestRaceHelperProcess(t *testing.T) {
-	dsn := os.Getenv("STAGECOACH_RACE_DSN")
+	dsn := os.Getenv(envDSN)
 	if dsn == "" {
 		t.Skip("only runs as a helper process of TestTwoProcessesRace")
 	}
-	owner := os.Getenv("STAGECOACH_RACE_OWNER")
+	owner := os.Getenv(envOwner)
 	s, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	out, err := os.Create(os.Getenv("STAGECOACH_RACE_OUT"))
+	out, err := os.Create(os.Getenv(envOut))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
 	ctx := context.Background()
+	if os.Getenv(envRole) == "crash" {
+		d, l, err := s.ClaimDeploy(ctx, owner, crashTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Advance(ctx, l, Update{State: deploy.Preflight, Checkpoint: []byte("started by " + owner)}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(out, d.ID)
+		out.Close()
+		os.Exit(crashExit) // dies holding the lease: no Close, no release
+	}
+	defer s.Close()
+	defer out.Close()
 	idleSince := time.Now()
-	for time.Since(idleSince) < 3*time.Second {
+	for time.Since(idleSince) < crashTTL+time.Second {
 		d, l, err := s.ClaimDeploy(ctx, owner, 10*time.Second)
 		if errors.Is(err, ErrNoWork) {
 			time.Sleep(20 * time.Millisecond)
@@ -114,9 +167,17 @@ func TestRaceHelperProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		idleSince = time.Now()
-		// Record the run before finishing it, as a real step would record what it started.
 		fmt.Fprintln(out, d.ID)
-		for _, st := range []deploy.State{deploy.Preflight, deploy.Building, deploy.Succeeded} {
+		steps := []deploy.State{deploy.Preflight, deploy.Building, deploy.Succeeded}
+		if d.State == deploy.Preflight {
+			// Resuming a deploy a dead process started: its checkpoint must have survived.
+			if string(d.Checkpoint) != "started by crasher" {
+				t.Errorf("%s resumed deploy %d with checkpoint %q", owner, d.ID, d.Checkpoint)
+			}
+			steps = steps[1:]
+		}
+		for _, st := range steps {
+			time.Sleep(time.Millisecond) // a step's work, so the processes interleave
 			if err := s.Advance(ctx, l, Update{State: st}); err != nil {
 				t.Fatalf("%s advancing %d to %s: %v", owner, d.ID, st, err)
 			}

@@ -77,84 +77,6 @@ func record(t *testing.T, s *Store, in Intake) Recorded {
 	return rec
 }
 
-func TestRecord(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
-		// A new deploy.
-		r1 := record(t, s, intake("d1", req("app", "test", "aaa", 5)))
-		if r1.Duplicate || len(r1.Deploys) != 1 || !r1.Deploys[0].New {
-			t.Fatalf("first record = %+v", r1)
-		}
-		// The same delivery again: nothing new.
-		if r := record(t, s, intake("d1", req("app", "test", "bbb", 0))); !r.Duplicate || len(r.Deploys) != 0 {
-			t.Errorf("redelivery = %+v, want duplicate", r)
-		}
-		// The same app, stage and sha from another delivery (the push of the merge commit).
-		if r := record(t, s, intake("d2", req("app", "test", "aaa", 0))); r.Duplicate || r.Deploys[0].New || r.Deploys[0].ID != r1.Deploys[0].ID {
-			t.Errorf("same key = %+v, want the existing deploy %d", r, r1.Deploys[0].ID)
-		}
-		// A newer commit supersedes the queued one; the one after supersedes it in turn.
-		r3 := record(t, s, intake("d3", req("app", "test", "ccc", 6)))
-		if !r3.Deploys[0].New || len(r3.Deploys[0].Superseded) != 1 || r3.Deploys[0].Superseded[0] != r1.Deploys[0].ID {
-			t.Errorf("newer = %+v, want it to supersede %d", r3, r1.Deploys[0].ID)
-		}
-		r4 := record(t, s, intake("d4", req("app", "test", "ddd", 7), req("app", "alpha", "ddd", 7)))
-		if len(r4.Deploys) != 2 || len(r4.Deploys[1].Superseded) != 0 {
-			t.Errorf("two stages = %+v", r4)
-		}
-		old, err := s.Deploy(ctx, r1.Deploys[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if old.State != deploy.Superseded || old.SupersededBy != r3.Deploys[0].ID || old.FinishedAt.IsZero() {
-			t.Errorf("superseded deploy = %+v", old)
-		}
-		if old.Trigger.PR != 5 || old.Trigger.Actor != "octocat" || old.Repo != "acme/app" || old.InstallationID != 7 {
-			t.Errorf("fields not kept: %+v", old)
-		}
-		queued, _ := s.ListDeploys(ctx, Filter{App: "app", State: deploy.Queued})
-		if len(queued) != 2 {
-			t.Errorf("queued = %+v, want one per stage", queued)
-		}
-		// Every new deploy got its check-run job, and only those.
-		pending, err := s.PendingJobs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pending[jobs.KindCheckRunCreate] != 4 {
-			t.Errorf("check run jobs = %v, want 4", pending)
-		}
-	})
-}
-
-func TestPullRequestNumberIsKeptWhenThePushCameFirst(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *Store) {
-		push := req("app", "test", "aaa", 0)
-		push.Trigger.Event = "push"
-		r := record(t, s, intake("push", push))
-		record(t, s, intake("pr", req("app", "test", "aaa", 9)))
-		d, err := s.Deploy(context.Background(), r.Deploys[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Trigger.PR != 9 || d.Trigger.Event != "pull_request" {
-			t.Errorf("trigger = %+v, want the pull request's", d.Trigger)
-		}
-	})
-}
-
-func TestJobsInIntakeAreDeduplicated(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *Store) {
-		j := jobs.Job{Kind: jobs.KindComment, Key: "comment:acme/app:1", Payload: []byte(`{"body":"/status"}`)}
-		record(t, s, Intake{Delivery: Delivery{ID: "c1", Event: "issue_comment"}, Jobs: []jobs.Job{j}})
-		record(t, s, Intake{Delivery: Delivery{ID: "c2", Event: "issue_comment"}, Jobs: []jobs.Job{j}})
-		pending, _ := s.PendingJobs(context.Background())
-		if pending[jobs.KindComment] != 1 {
-			t.Errorf("pending = %v, want one comment job", pending)
-		}
-	})
-}
-
 func TestListFilters(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
@@ -247,6 +169,9 @@ func TestLeases(t *testing.T) {
 		if err := s.Advance(ctx, l3, Update{State: deploy.Failed}); !errors.Is(err, ErrLeaseLost) {
 			t.Errorf("advanced a final deploy: %v", err)
 		}
+		if err := s.Heartbeat(ctx, l3, time.Minute); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("heartbeat of a final deploy: %v", err)
+		}
 		// Now the queued one can run.
 		next, _, err := s.ClaimDeploy(ctx, "w3", time.Minute)
 		if err != nil || next.SHA != "bbb" {
@@ -270,29 +195,73 @@ func TestSupersededWhileLeased(t *testing.T) {
 	})
 }
 
-func TestOneRunningPerStage(t *testing.T) {
+// TestInvariants: the database itself refuses a second queued or a second running deploy of
+// one app and stage, whatever writes it. Each case moves deploys (made on three stages) by hand.
+func TestInvariants(t *testing.T) {
+	type move struct {
+		deploy       int // 0, 1 or 2
+		stage, state string
+	}
+	tests := []struct {
+		name    string
+		moves   []move
+		refused bool // the last move
+	}{
+		{"two queued", []move{{1, "test", "queued"}}, true},
+		{"two running", []move{{0, "test", "building"}, {1, "test", "rolling_out"}}, true},
+		{"running and preflight", []move{{0, "test", "rolling_out"}, {1, "test", "preflight"}}, true},
+		{"one running, one queued", []move{{0, "test", "building"}, {1, "test", "queued"}}, false},
+		{"finished ones do not count", []move{{0, "test", "succeeded"}, {1, "test", "failed"}, {2, "test", "building"}}, false},
+		{"other stages do not count", []move{{0, "test", "building"}, {1, "alpha", "building"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, s *Store) {
+				var ids []int64
+				for i, stage := range []string{"test", "alpha", "prod"} {
+					ids = append(ids, record(t, s, intake(fmt.Sprint("d", i), req("app", stage, "sha", 0))).Deploys[0].ID)
+				}
+				for i, m := range tt.moves {
+					_, err := s.write.Exec("UPDATE deploys SET stage = $1, state = $2 WHERE id = $3", m.stage, m.state, ids[m.deploy])
+					last := i == len(tt.moves)-1
+					switch {
+					case last && tt.refused && !isUniqueViolation(err):
+						t.Errorf("move %+v allowed (%v), want it refused", m, err)
+					case (!last || !tt.refused) && err != nil:
+						t.Fatalf("move %+v: %v", m, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestAdvanceConflict: a worker that got a queued deploy while another deploy of its stage
+// started running elsewhere is told ErrConflict, keeps its lease, and can go on afterwards.
+func TestAdvanceConflict(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		clk := useClock(s)
-		record(t, s, intake("d1", req("app", "test", "aaa", 0)))
-		_, l1, _ := s.ClaimDeploy(ctx, "w1", time.Minute)
-		// Release the lease while still queued, then let a second request arrive and run.
-		if err := s.Advance(ctx, l1, Update{Release: true, RunAfter: clk.Now().Add(time.Hour)}); err != nil {
+		mine := record(t, s, intake("d1", req("app", "test", "aaa", 0))).Deploys[0].ID
+		other := record(t, s, intake("d2", req("app", "alpha", "bbb", 0))).Deploys[0].ID
+		_, l, err := s.ClaimDeploy(ctx, "w1", time.Minute)
+		if err != nil || l.ID != mine {
+			t.Fatalf("claim = %+v, %v", l, err)
+		}
+		// Another writer moves a deploy of the same stage to running first.
+		if _, err := s.write.Exec("UPDATE deploys SET stage = 'test', state = 'building' WHERE id = $1", other); err != nil {
 			t.Fatal(err)
 		}
-		record(t, s, intake("d2", req("app", "test", "bbb", 0)))
-		_, l2, err := s.ClaimDeploy(ctx, "w2", time.Minute)
-		if err != nil {
+		if err := s.Advance(ctx, l, Update{State: deploy.Preflight}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Advance = %v, want ErrConflict", err)
+		}
+		if err := s.Heartbeat(ctx, l, time.Minute); err != nil {
+			t.Fatalf("the lease was lost with the conflict: %v", err)
+		}
+		if _, err := s.write.Exec("UPDATE deploys SET state = 'succeeded' WHERE id = $1", other); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Advance(ctx, l2, Update{State: deploy.Preflight}); err != nil {
-			t.Fatal(err)
-		}
-		// Force a second running deploy past the claim rules: the database refuses it.
-		id := record(t, s, intake("d3", req("app", "test", "ccc", 0))).Deploys[0].ID
-		_, err = s.write.Exec("UPDATE deploys SET state = 'building' WHERE id = $1", id)
-		if !isUniqueViolation(err) {
-			t.Errorf("second running deploy allowed: %v", err)
+		if err := s.Advance(ctx, l, Update{State: deploy.Preflight}); err != nil {
+			t.Fatalf("Advance after the other finished: %v", err)
 		}
 	})
 }
@@ -372,52 +341,52 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 	}
 }
 
-// TestGroupCommit records many deliveries concurrently: each is answered with its own result.
-func TestGroupCommit(t *testing.T) {
-	forEachStore(t, func(t *testing.T, s *Store) {
-		var wg sync.WaitGroup
-		ids := make([]int64, 200)
-		for i := range ids {
-			wg.Go(func() {
-				r, err := s.Record(context.Background(), intake(fmt.Sprint("g", i), req(fmt.Sprint("app", i), "test", "x", 0)))
-				if err != nil || len(r.Deploys) != 1 || !r.Deploys[0].New {
-					t.Errorf("record %d = %+v, %v", i, r, err)
-					return
-				}
-				ids[i] = r.Deploys[0].ID
-			})
-		}
-		wg.Wait()
-		seen := map[int64]bool{}
-		for _, id := range ids {
-			if id == 0 || seen[id] {
-				t.Fatalf("ids not unique: %v", ids)
+// TestConcurrentOpen: several processes starting at once on a new database all migrate it, and
+// each migration runs once.
+func TestConcurrentOpen(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			dsn := dsnFor(t, name)
+			stores := make([]*Store, 4)
+			var wg sync.WaitGroup
+			for i := range stores {
+				wg.Go(func() {
+					s, err := Open(context.Background(), dsn)
+					if err != nil {
+						t.Errorf("Open %d: %v", i, err)
+						return
+					}
+					stores[i] = s
+				})
 			}
-			seen[id] = true
-		}
-		counts, _ := s.CountDeploys(context.Background())
-		if counts[deploy.Queued] != 200 {
-			t.Errorf("queued = %d, want 200", counts[deploy.Queued])
-		}
-	})
-}
-
-func BenchmarkRecord(b *testing.B) {
-	s := openStore(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
-	var mu sync.Mutex
-	n := 0
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			mu.Lock()
-			n++
-			id := fmt.Sprint("bench-", n)
-			mu.Unlock()
-			if _, err := s.Record(context.Background(), intake(id, req("app", "test", "same-sha", 1))); err != nil {
-				b.Error(err)
+			wg.Wait()
+			for _, s := range stores {
+				if s != nil {
+					defer s.Close()
+				}
+			}
+			if t.Failed() {
 				return
 			}
-		}
-	})
+			files, _ := migrations.ReadDir("migrations")
+			var n int
+			if err := stores[0].read.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != len(files) {
+				t.Errorf("schema_migrations has %d rows, %v; want %d", n, err, len(files))
+			}
+		})
+	}
+}
+
+// TestSQLiteIsDurable: the writer syncs every commit (an accepted webhook survives power loss)
+// and uses the write-ahead log, so readers never block it.
+func TestSQLiteIsDurable(t *testing.T) {
+	s := openStore(t, dsnFor(t, "sqlite"))
+	var synchronous int
+	var mode string
+	if err := s.write.QueryRow("PRAGMA synchronous").Scan(&synchronous); err != nil || synchronous != 2 {
+		t.Errorf("synchronous = %d, %v; want 2 (FULL)", synchronous, err)
+	}
+	if err := s.write.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
 }

@@ -3,7 +3,8 @@
 // without documentation, into small files the AWS test servers validate against. Tests read only
 // these files, so they never need botocore installed.
 //
-//	go run ./internal/awstest/gen -models /usr/lib/python3/dist-packages/botocore/data -out internal/awstest/testdata/models
+//	apt-get install python3-botocore
+//	go run ./internal/awstest/gen -out internal/awstest/testdata/models
 package main
 
 import (
@@ -56,7 +57,7 @@ func generate(dir, out, name string) error {
 	path := filepath.Join(dir, name, svc.version, "service-2.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s's model: %w", name, err)
 	}
 	var full struct {
 		Metadata   map[string]any            `json:"metadata"`
@@ -64,7 +65,7 @@ func generate(dir, out, name string) error {
 		Shapes     map[string]map[string]any `json:"shapes"`
 	}
 	if err := json.Unmarshal(raw, &full); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("decoding %s: %w", path, err)
 	}
 	m := Model{Source: "botocore " + name + " " + svc.version + " (Apache-2.0)", Metadata: full.Metadata,
 		Operations: map[string]map[string]any{}, Shapes: map[string]map[string]any{}}
@@ -103,9 +104,12 @@ func generate(dir, out, name string) error {
 	}
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding %s: %w", name, err)
 	}
-	return os.WriteFile(filepath.Join(out, name+".json"), append(b, '\n'), 0o644)
+	if err := os.WriteFile(filepath.Join(out, name+".json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
 }
 
 // strip removes documentation, which is most of a model's size.

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestProblems checks the exact report for each bad file in testdata against its golden file
+// (go test ./config/ -update rewrites them).
+func TestProblems(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f, noEnv)
+			ps := problemsOf(t, err)
+			got := ps.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", got, want)
+			}
+			for _, p := range ps {
+				if p.Line == 0 || p.File != f {
+					t.Errorf("problem without its file and line: %s", p)
+				}
+			}
+		})
+	}
+}
+
+// TestRules covers each validation rule with a file that breaks only it, and files that are
+// close to breaking it but valid.
+func TestRules(t *testing.T) {
+	const creds = "credentials: {nonprod: {role_arn: \"arn:aws:iam::123456789012:role/n\"}, prod: {role_arn: \"arn:aws:iam::123456789012:role/p\"}}\n"
+	const app = creds + `apps:
+  - name: web
+    repo: acme/web
+    codebuild_project: web
+    image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web
+    stages:
+      test: {secret_id: web/test, deployments: [{name: web, containers: [web]}]}
+`
+	tests := []struct {
+		name, yaml string
+		want       string // "" for valid, else "field: message" of the only problem, up to its end or "…"
+	}{
+		{"listen host and port", `listen: "127.0.0.1:9000"`, ""},
+		{"listen IPv6", `listen: "[::1]:9000"`, ""},
+		{"listen without colon", `listen: "9000"`, `listen: want host:port (e.g. ":8080"), got "9000"`},
+		{"listen bad port", `listen: ":99999"`, `listen: port "99999" is not a number from 0 to 65535`},
+		{"log level", `log_level: debug`, ""},
+		{"bad log level", `log_level: verbose`, `log_level: want debug, info, warn or error, got "verbose"`},
+		{"GHE api url", `github: {api_url: "https://ghe.example.com/api/v3/"}`, ""},
+		{"relative api url", `github: {api_url: "/api/v3"}`, `github.api_url: want an absolute http(s) URL…`},
+		{"app id without key", `github: {app_id: 5}`, `github: app_id and private_key_file go together…`},
+		{"key without app id", `github: {private_key_file: /k.pem}`, `github: app_id and private_key_file go together…`},
+		{"negative app id", `github: {app_id: -5, private_key_file: /k.pem}`, `github.app_id: must be positive, got -5`},
+		{"postgres", `store: {postgres: "postgresql://u@db/x"}`, ""},
+		{"postgres not a URL", `store: {postgres: "host=db user=u"}`, `store.postgres: want a postgres:// URL`},
+		{"both stores", `store: {sqlite: a.db, postgres: "postgres://db/x"}`, `store: set sqlite or postgres, not both`},
+		{"china and govcloud roles", `credentials: {nonprod: {role_arn: "arn:aws-cn:iam::123456789012:role/a/b"}, prod: {role_arn: "arn:aws-us-gov:iam::123456789012:role/p"}}`, ""},
+		{"user ARN", `credentials: {prod: {role_arn: "arn:aws:iam::123456789012:user/p"}}`, `credentials.prod.role_arn: want an IAM role ARN…`},
+		{"external id without role", `credentials: {pr: {external_id: x}}`, `credentials.pr.external_id: an external_id needs a role_arn`},
+		{"no roles without apps", `stages: [{name: qa, credentials: prod}]`, ""},
+		{"role for a used tier", "stages: [{name: qa, credentials: prod}]\napps: [{name: web, repo: acme/web}]", `credentials.prod.role_arn: required: the prod tier is used by stage(s) qa`},
+		{"stage name", `stages: [{name: qa_1, credentials: nonprod}]`, `stages[0].name: want lower-case letters…`},
+		{"trigger", `stages: [{name: qa, branch: qa, trigger: tag, credentials: nonprod}]`, `stages[0].trigger: want merge, push or nothing…`},
+		{"trigger without branch", `stages: [{name: qa, trigger: push, credentials: nonprod}]`, `stages[0].branch: a stage with trigger "push" needs a branch`},
+		{"branch without trigger", `stages: [{name: qa, branch: qa, credentials: nonprod}]`, ""},
+		{"shared branch", `stages: [{name: a, branch: main, credentials: nonprod}, {name: b, branch: main, credentials: prod}]`, `stages[1].branch: branch "main" is already stage "a"'s`},
+		{"pr tier", `stages: [{name: qa, credentials: pr}]`, `stages[0].credentials: the pr tier is for pull-request builds only…`},
+		{"unknown tier", `stages: [{name: qa, credentials: staging}]`, `stages[0].credentials: want nonprod or prod, got "staging"`},
+		{"namespace", `stages: [{name: qa, credentials: nonprod, kubernetes: {namespace: QA}}]`, `stages[0].kubernetes.namespace: "QA" is not a valid Kubernetes namespace`},
+		{"in cluster and kubeconfig", `stages: [{name: qa, credentials: nonprod, kubernetes: {in_cluster: true, kubeconfig: /k}}]`, `stages[0].kubernetes.in_cluster: in_cluster excludes kubeconfig and context`},
+		{"team slug", `stages: [{name: qa, credentials: nonprod, promoters: {teams: [acme/leads, leads]}}]`, `stages[0].promoters.teams[1]: want org/team-slug, got "leads"`},
+		{"login", `stages: [{name: qa, credentials: nonprod, promoters: {users: ["@alice"]}}]`, `stages[0].promoters.users[0]: want a GitHub login, got "@alice"`},
+		{"app", app, ""},
+		{"app without stages", creds + `apps: [{name: web, repo: acme/web}]`, ""},
+		{"duplicate app", creds + `apps: [{name: web, repo: acme/web}, {name: web, repo: acme/web2}]`, `apps[1].name: app "web" is already defined at apps[0]`},
+		{"repo", creds + `apps: [{name: web, repo: "https://github.com/acme/web"}]`, `apps[0].repo: want owner/name…`},
+		{"ECR in China", strings.Replace(app, "eu-west-1.amazonaws.com", "cn-north-1.amazonaws.com.cn", 1), ""},
+		{"image reference", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    image_reference: latest", 1), `apps[0].image_reference: want digest or tag, got "latest"`},
+		{"undefined stage", strings.Replace(app, "test:", "qa:", 1), `apps[0].stages.qa: no stage "qa" is defined (stages: dev, test, alpha, prod)`},
+		{"deployment twice", strings.Replace(app, "{name: web, containers: [web]}", "{name: web, containers: [web]}, {name: web, containers: [x]}", 1), `apps[0].stages.test.deployments[1].name: Deployment "web" is listed twice`},
+		{"container name", strings.Replace(app, "containers: [web]", "containers: [Web]", 1), `apps[0].stages.test.deployments[0].containers[0]: want a container name, got "Web"`},
+		{"env key secret", strings.Replace(app, "secret_id:", "env_key_secret: Key, secret_id:", 1), `apps[0].stages.test.env_key_secret: want a Kubernetes Secret name, got "Key"`},
+		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("rules.yaml", []byte(tt.yaml))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got:\n%v", err)
+				}
+				return
+			}
+			ps := problemsOf(t, err)
+			if len(ps) != 1 {
+				t.Fatalf("want one problem, got:\n%v", ps)
+			}
+			got := ps[0].Field + ": " + ps[0].Message
+			if prefix, cut := strings.CutSuffix(tt.want, "…"); cut && strings.HasPrefix(got, prefix) {
+				return
+			}
+			if got != tt.want {
+				t.Errorf("problem = %s\nwant      %s", got, tt.want)
+			}
+			if ps[0].Line != 1 && !strings.Contains(tt.yaml, "\n") {
+				t.Errorf("problem on line %d of a one-line file", ps[0].Line)
+			}
+		})
+	}
+}
+
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	c := mustParse(t, `
+stages:
+  - &base {name: test, branch: master, trigger: merge, credentials: prod, kubernetes: &k {context: nonprod}}
+  - <<: *base
+    name: alpha
+    branch: alpha
+    kubernetes: *k
+`)
+	alpha := c.Stage("alpha")
+	if alpha == nil || alpha.Credentials != "prod" || alpha.Trigger != TriggerMerge || alpha.Kubernetes.Context != "nonprod" || alpha.Kubernetes.Namespace != "alpha" {
+		t.Errorf("alpha = %+v, want test's settings merged in", alpha)
+	}
+
+	_, err := Parse("merge.yaml", []byte(`
+stages:
+  - <<: {name: test,
+         credentails: prod}
+`))
+	ps := problemsOf(t, err)
+	if got := ps.Error(); !strings.Contains(got, `merge.yaml:4: stages[0]: unknown field "credentails" (did you mean "credentials"?)`) {
+		t.Errorf("unknown key in a merged mapping:\n%s", got)
+	}
+}
+
+// TestAliasBomb checks a file of nested aliases is refused, not expanded.
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("stages: &a0 [{name: a}, {name: b}]\napps:\n")
+	for i := 1; i <= 9; i++ {
+		prev := strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9)
+		fmt.Fprintf(&b, "  - &a%d [%s*a%d]\n", i, prev, i-1)
+	}
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	problemsOf(t, err)
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "c.yaml", Line: 3, Field: "stages[2].trigger", Message: "bad"}, "c.yaml:3: stages[2].trigger: bad"},
+		{Problem{File: "c.yaml", Field: "stages", Message: "bad"}, "c.yaml: stages: bad"},
+		{Problem{File: "c.yaml", Line: 1, Message: "bad"}, "c.yaml:1: bad"},
+		{Problem{Field: "listen", Message: "bad"}, "listen: bad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.p.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	ps := Problems{{File: "f", Line: 9, Message: "c"}, {File: "f", Line: 2, Message: "a"}, {File: "f", Line: 9, Message: "d"}, {File: "f", Line: 5, Message: "b"}}
+	if got, want := ps.Error(), "f:2: a\nf:5: b\nf:9: c\nf:9: d"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if ps[0].Line != 9 {
+		t.Error("Error() reordered the problems it was called on")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	var out bytes.Buffer
+	if err := Check("example.yaml", noEnv, &out); err != nil || out.String() != "ok\n" {
+		t.Errorf("Check(example.yaml) = %v, printed %q", err, out.String())
+	}
+	out.Reset()
+	err := Check("testdata/many-problems.yaml", noEnv, &out)
+	want, rerr := os.ReadFile("testdata/many-problems.golden")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err == nil || out.String() != string(want) {
+		t.Errorf("Check(many-problems.yaml) = %v, printed:\n%s\nwant:\n%s", err, out.String(), want)
+	}
+	out.Reset()
+	if err := Check("testdata/nonexistent.yaml", noEnv, &out); err == nil || !strings.HasPrefix(out.String(), "testdata/nonexistent.yaml: reading configuration: ") {
+		t.Errorf("Check(nonexistent) = %v, printed %q", err, out.String())
+	}
+}
+
+// FuzzParse checks Parse never panics and returns either a configuration that validates or
+// Problems, each with a message.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	for _, name := range append(seeds, "example.yaml", "local.yaml") {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("stages: [{name: x, trigger: push}]"))
+	f.Add([]byte("stages: [&a {name: x}, *a, {<<: *a, name: y}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			}
+			return
+		}
+		var ps Problems
+		if !errors.As(err, &ps) || len(ps) == 0 {
+			t.Fatalf("Parse error is not Problems: %v", err)
+		}
+		for _, p := range ps {
+			if p.Message == "" {
+				t.Fatalf("problem without a message: %+v", p)
+			}
+		}
+	})
+}

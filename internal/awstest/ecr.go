@@ -1,0 +1,126 @@
+package awstest
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ECR is the fake ECR: successful builds push images to it, and DescribeImages finds them by
+// tag or digest.
+type ECR struct {
+	env   *Env
+	mu    sync.Mutex
+	repos map[string]map[string]ecrImage // repository name -> tag -> image
+}
+
+type ecrImage struct {
+	digest string
+	pushed time.Time
+}
+
+// repoName is the repository name in an image repository reference: a full ECR URI
+// (123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello) or a name.
+func repoName(repository string) string {
+	if host, rest, ok := strings.Cut(repository, "/"); ok && strings.Contains(host, ".") {
+		return rest
+	}
+	return repository
+}
+
+func (e *ECR) push(repository, tag, seed string, at time.Time) string {
+	name := repoName(repository)
+	d := digest(seed + "\x00" + name + "\x00" + tag)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.repos[name] == nil {
+		e.repos[name] = map[string]ecrImage{}
+	}
+	e.repos[name][tag] = ecrImage{digest: d, pushed: at}
+	return d
+}
+
+// Push puts an image with a tag into a repository (a full ECR URI or a name), creating it, and
+// returns the image's digest.
+func (e *ECR) Push(repository, tag string) string {
+	return e.push(repository, tag, "seed", e.env.Now())
+}
+
+// Digest is the digest of a tag in a repository, "" if there is none.
+func (e *ECR) Digest(repository, tag string) string {
+	e.env.CodeBuild.settle()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.repos[repoName(repository)][tag].digest
+}
+
+func (e *ECR) handle(op string, body []byte) (any, *apiError) {
+	var in struct {
+		RegistryID     string `json:"registryId"`
+		RepositoryName string `json:"repositoryName"`
+		ImageIDs       []struct {
+			ImageTag    string `json:"imageTag"`
+			ImageDigest string `json:"imageDigest"`
+		} `json:"imageIds"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &apiError{code: "InvalidParameterException", msg: err.Error()}
+	}
+	e.env.CodeBuild.settle() // builds that ended since the last look have pushed their images
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	repo, ok := e.repos[in.RepositoryName]
+	if !ok || (in.RegistryID != "" && in.RegistryID != Account) {
+		return nil, &apiError{code: "RepositoryNotFoundException", msg: fmt.Sprintf(
+			"The repository with name '%s' does not exist in the registry with id '%s'", in.RepositoryName, Account)}
+	}
+	// An image is its digest; its tags are every tag that points at it.
+	tags := map[string][]string{}
+	pushed := map[string]time.Time{}
+	for _, t := range sortedKeys(repo) {
+		img := repo[t]
+		tags[img.digest] = append(tags[img.digest], t)
+		if img.pushed.After(pushed[img.digest]) {
+			pushed[img.digest] = img.pushed
+		}
+	}
+	var digests []string
+	if len(in.ImageIDs) == 0 {
+		digests = sortedKeys(tags)
+		sort.SliceStable(digests, func(i, j int) bool { return pushed[digests[i]].Before(pushed[digests[j]]) })
+	}
+	for _, id := range in.ImageIDs {
+		d := id.ImageDigest
+		if id.ImageTag != "" {
+			img, ok := repo[id.ImageTag]
+			if !ok || (d != "" && d != img.digest) {
+				return nil, &apiError{code: "ImageNotFoundException", msg: fmt.Sprintf(
+					"The image with imageId {imageDigest:'%s', imageTag:'%s'} does not exist within the repository with name '%s' in the registry with id '%s'",
+					orNull(d), id.ImageTag, in.RepositoryName, Account)}
+			}
+			d = img.digest
+		} else if _, ok := tags[d]; !ok {
+			return nil, &apiError{code: "ImageNotFoundException", msg: fmt.Sprintf(
+				"The image with imageId {imageDigest:'%s', imageTag:'null'} does not exist within the repository with name '%s' in the registry with id '%s'",
+				d, in.RepositoryName, Account)}
+		}
+		digests = append(digests, d)
+	}
+	details := []any{}
+	for _, d := range digests {
+		details = append(details, map[string]any{"registryId": Account, "repositoryName": in.RepositoryName,
+			"imageDigest": d, "imageTags": tags[d], "imageSizeInBytes": 52_428_800, "imagePushedAt": epoch(pushed[d]),
+			"imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json"})
+	}
+	return map[string]any{"imageDetails": details}, nil
+}
+
+func orNull(s string) string {
+	if s == "" {
+		return "null"
+	}
+	return s
+}
