@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	"time"
 )
@@ -16,6 +17,7 @@ type Config struct {
 	Store       Store       `yaml:"store"`
 	Credentials Credentials `yaml:"credentials"`
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
+	Release     Release     `yaml:"release"`
 	Apps        []App       `yaml:"apps"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
@@ -113,7 +115,56 @@ type Stage struct {
 	Trigger     Trigger    `yaml:"trigger"`
 	Credentials string     `yaml:"credentials"` // nonprod | prod
 	Kubernetes  Kubernetes `yaml:"kubernetes"`
-	Promoters   Approvers  `yaml:"promoters"`
+	// PromoteFrom is the stage a commit must have succeeded on before it may deploy here (the
+	// stage order), and what `/promote <this stage>` takes: the commit live there.
+	PromoteFrom string `yaml:"promote_from"`
+	// Promoters may promote to the stage (and, unless Permissions says otherwise, deploy, roll
+	// back and lock it). Nobody named: people with write access to the repository.
+	Promoters   Approvers   `yaml:"promoters"`
+	Permissions Permissions `yaml:"permissions"`
+	// Slots, when set, are the stage's two slots (e.g. prod and prod-backup): a deploy goes to
+	// the idle one and switches the Services to it once it is healthy.
+	Slots []string `yaml:"slots"`
+}
+
+// Permissions name who may run each command on a stage; a command left empty falls back to the
+// stage's promoters.
+type Permissions struct {
+	Deploy   Approvers `yaml:"deploy"`
+	Rollback Approvers `yaml:"rollback"`
+	Lock     Approvers `yaml:"lock"` // /lock and /unlock (a lock's owner may always unlock it)
+}
+
+// Empty reports whether nobody is named.
+func (a Approvers) Empty() bool { return len(a.Users) == 0 && len(a.Teams) == 0 }
+
+// Who returns the approvers of a command on the stage: "promote", "deploy", "rollback", "lock"
+// or "unlock". The per-command permission wins; otherwise the promoters.
+func (s *Stage) Who(verb string) Approvers {
+	var a Approvers
+	switch verb {
+	case "deploy":
+		a = s.Permissions.Deploy
+	case "rollback":
+		a = s.Permissions.Rollback
+	case "lock", "unlock":
+		a = s.Permissions.Lock
+	}
+	if a.Empty() {
+		return s.Promoters
+	}
+	return a
+}
+
+// Release is how release tags become release issues.
+type Release struct {
+	// Tags are the patterns a release tag matches (path.Match syntax); default v* and sprint-*.
+	Tags []string `yaml:"tags"`
+	// Stage is the stage a release is promoted to (default prod); its promote_from stage is where
+	// the tagged commit must have succeeded (alpha).
+	Stage string `yaml:"stage"`
+	// Label is the label of release issues (default release), created if missing.
+	Label string `yaml:"label"`
 }
 
 // Kubernetes says where a stage runs.
@@ -139,7 +190,19 @@ type App struct {
 	// ImageReference is how deploys name the built image: "digest" (the default:
 	// repository@sha256:..., exactly what was built) or "tag" (repository:tag).
 	ImageReference string              `yaml:"image_reference"`
+	PRBuild        PRBuild             `yaml:"pr_build"`
 	Stages         map[string]AppStage `yaml:"stages"`
+}
+
+// PRBuild is how an app's pull requests are built: with the pr credentials tier, no stage
+// secret, and no deploy, reported as the check run stagecoach/pr-build.
+type PRBuild struct {
+	Enabled          bool   `yaml:"enabled"`
+	CodeBuildProject string `yaml:"codebuild_project"` // default: the app's project
+	Buildspec        string `yaml:"buildspec"`         // default buildspec-pr.yaml
+	// Forks allows building pull requests from forks (still with the pr tier only). Default
+	// false: code from outside the repository is not run at all.
+	Forks bool `yaml:"forks"`
 }
 
 // AppStage is how an app is built and run on one stage.
@@ -154,20 +217,27 @@ type AppStage struct {
 	RolloutTimeout time.Duration `yaml:"rollout_timeout"`
 }
 
-// Deployment is a Kubernetes Deployment and the containers in it that run the app's image.
+// Deployment is a Kubernetes Deployment and the containers in it that run the app's image. On
+// a stage with slots, each slot has its own Deployment, <name>-<slot>, and Service (the Service
+// whose selector picks the live slot) is required.
 type Deployment struct {
 	Name       string   `yaml:"name"`
 	Containers []string `yaml:"containers"`
+	Service    string   `yaml:"service"`
 }
 
+// SlotDeployment is the name of Deployment name's copy in slot.
+func SlotDeployment(name, slot string) string { return name + "-" + slot }
+
 // SeedStages are the stages of the seed process: dev by hand, master -> test on merge,
-// alpha -> alpha and prod -> prod on push; dev, test and alpha share the nonprod tier.
+// alpha -> alpha and prod -> prod on push; dev, test and alpha share the nonprod tier. A
+// commit reaches alpha only from test, and prod only from alpha.
 func SeedStages() []Stage {
 	return []Stage{
 		{Name: "dev", Credentials: "nonprod"},
 		{Name: "test", Branch: "master", Trigger: TriggerMerge, Credentials: "nonprod"},
-		{Name: "alpha", Branch: "alpha", Trigger: TriggerPush, Credentials: "nonprod"},
-		{Name: "prod", Branch: "prod", Trigger: TriggerPush, Credentials: "prod"},
+		{Name: "alpha", Branch: "alpha", Trigger: TriggerPush, Credentials: "nonprod", PromoteFrom: "test"},
+		{Name: "prod", Branch: "prod", Trigger: TriggerPush, Credentials: "prod", PromoteFrom: "alpha"},
 	}
 }
 
@@ -202,9 +272,26 @@ func (c *Config) applyDefaults() {
 			c.Stages[i].Kubernetes.Namespace = c.Stages[i].Name
 		}
 	}
+	if c.Release.Tags == nil {
+		c.Release.Tags = []string{"v*", "sprint-*"}
+	}
+	if st := c.Stage("prod"); c.Release.Stage == "" && st != nil && st.PromoteFrom != "" {
+		c.Release.Stage = "prod" // none named and no prod promoted from somewhere: no release issues
+	}
+	if c.Release.Label == "" {
+		c.Release.Label = "release"
+	}
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"
+		}
+		if pb := &c.Apps[i].PRBuild; pb.Enabled {
+			if pb.CodeBuildProject == "" {
+				pb.CodeBuildProject = c.Apps[i].CodeBuildProject
+			}
+			if pb.Buildspec == "" {
+				pb.Buildspec = "buildspec-pr.yaml"
+			}
 		}
 		for name, s := range c.Apps[i].Stages {
 			if s.Buildspec == "" {
@@ -250,6 +337,36 @@ func (c *Config) Stage(name string) *Stage {
 		}
 	}
 	return nil
+}
+
+// StageNames lists the stages' names in order.
+func (c *Config) StageNames() []string {
+	out := make([]string, len(c.Stages))
+	for i, s := range c.Stages {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// NextStages returns the stages that promote from stage: where its commits go next.
+func (c *Config) NextStages(stage string) []*Stage {
+	var out []*Stage
+	for i := range c.Stages {
+		if stage != "" && c.Stages[i].PromoteFrom == stage {
+			out = append(out, &c.Stages[i])
+		}
+	}
+	return out
+}
+
+// MatchRelease reports whether tag is a release tag.
+func (c *Config) MatchRelease(tag string) bool {
+	for _, p := range c.Release.Tags {
+		if ok, _ := path.Match(p, tag); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // StagesOnBranch returns the stages whose branch is branch.

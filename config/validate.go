@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -66,6 +67,7 @@ func (c *Config) Validate() error {
 	v.store()
 	v.credentials()
 	v.stages()
+	v.release()
 	v.apps()
 	if len(v.probs) > 0 {
 		return v.probs
@@ -179,16 +181,95 @@ func (v *validator) stages() {
 		if st.Kubernetes.InCluster && (st.Kubernetes.Kubeconfig != "" || st.Kubernetes.Context != "") {
 			v.add(p+".kubernetes.in_cluster", "in_cluster excludes kubeconfig and context")
 		}
-		for j, team := range st.Promoters.Teams {
-			if !teamRE.MatchString(team) {
-				v.add(fmt.Sprintf("%s.promoters.teams[%d]", p, j), "want org/team-slug, got %q", team)
-			}
+		v.approvers(p+".promoters", st.Promoters)
+		v.approvers(p+".permissions.deploy", st.Permissions.Deploy)
+		v.approvers(p+".permissions.rollback", st.Permissions.Rollback)
+		v.approvers(p+".permissions.lock", st.Permissions.Lock)
+		v.slots(p, st)
+	}
+	v.promotionOrder()
+}
+
+func (v *validator) approvers(p string, a Approvers) {
+	for j, team := range a.Teams {
+		if !teamRE.MatchString(team) {
+			v.add(fmt.Sprintf("%s.teams[%d]", p, j), "want org/team-slug, got %q", team)
 		}
-		for j, u := range st.Promoters.Users {
-			if strings.TrimSpace(u) == "" || strings.ContainsAny(u, " /@") {
-				v.add(fmt.Sprintf("%s.promoters.users[%d]", p, j), "want a GitHub login, got %q", u)
-			}
+	}
+	for j, u := range a.Users {
+		if strings.TrimSpace(u) == "" || strings.ContainsAny(u, " /@") {
+			v.add(fmt.Sprintf("%s.users[%d]", p, j), "want a GitHub login, got %q", u)
 		}
+	}
+}
+
+func (v *validator) slots(p string, st Stage) {
+	if len(st.Slots) == 0 {
+		return
+	}
+	if len(st.Slots) != 2 {
+		v.add(p+".slots", "want two slots (the live one and the one to switch to), got %d", len(st.Slots))
+		return
+	}
+	if st.Slots[0] == st.Slots[1] {
+		v.add(p+".slots[1]", "slot %q is listed twice", st.Slots[1])
+	}
+	for j, slot := range st.Slots {
+		if !k8sNameRE.MatchString(slot) || len(slot) > 40 {
+			v.add(fmt.Sprintf("%s.slots[%d]", p, j), "want a Kubernetes label value of lower-case letters, digits and dashes, got %q", slot)
+		}
+	}
+}
+
+// promotionOrder checks promote_from names another stage and the order has no cycle.
+func (v *validator) promotionOrder() {
+	inCircle := map[string]bool{} // a circle is reported once, at its first stage
+	for i, st := range v.c.Stages {
+		if st.PromoteFrom == "" || inCircle[st.Name] {
+			continue
+		}
+		field := fmt.Sprintf("stages[%d].promote_from", i)
+		if st.PromoteFrom == st.Name {
+			v.add(field, "a stage cannot promote from itself")
+			continue
+		}
+		if v.c.Stage(st.PromoteFrom) == nil {
+			v.add(field, "no stage %q is defined (stages: %s)", st.PromoteFrom, v.stageNames())
+			continue
+		}
+		seen := map[string]bool{st.Name: true}
+		for cur := v.c.Stage(st.PromoteFrom); cur != nil && cur.PromoteFrom != ""; cur = v.c.Stage(cur.PromoteFrom) {
+			if seen[cur.Name] {
+				v.add(field, "the promotion order goes round in a circle through %s", cur.Name)
+				for n := range seen {
+					inCircle[n] = true
+				}
+				break
+			}
+			seen[cur.Name] = true
+		}
+	}
+}
+
+func (v *validator) release() {
+	r := v.c.Release
+	for i, pat := range r.Tags {
+		if _, err := path.Match(pat, ""); err != nil || strings.TrimSpace(pat) == "" {
+			v.add(fmt.Sprintf("release.tags[%d]", i), "want a tag pattern such as v* or sprint-*, got %q", pat)
+		}
+	}
+	if r.Stage == "" {
+		return
+	}
+	st := v.c.Stage(r.Stage)
+	switch {
+	case st == nil:
+		v.add("release.stage", "no stage %q is defined (stages: %s)", r.Stage, v.stageNames())
+	case st.PromoteFrom == "":
+		v.add("release.stage", "stage %q has no promote_from: a release must come from a stage it succeeded on", r.Stage)
+	}
+	if r.Label != "" && len(r.Label) > 50 {
+		v.add("release.label", "a GitHub label has at most 50 characters, got %d", len(r.Label))
 	}
 }
 
@@ -220,8 +301,11 @@ func (v *validator) apps() {
 		case app.ImageRepository == "" && len(app.Stages) > 0:
 			v.add(p+".image_repository", "required: the ECR repository the build pushes to")
 		}
-		if app.CodeBuildProject == "" && len(app.Stages) > 0 {
+		if app.CodeBuildProject == "" && (len(app.Stages) > 0 || app.PRBuild.Enabled) {
 			v.add(p+".codebuild_project", "required: the CodeBuild project that builds the app")
+		}
+		if app.PRBuild.Enabled && v.c.Credentials.PR.RoleARN == "" {
+			v.addAt(v.c.line(p+".pr_build.enabled"), "credentials.pr.role_arn", "required: app %s builds pull requests, which use the pr tier and only it", app.Name)
 		}
 		for _, stage := range slices.Sorted(maps.Keys(app.Stages)) {
 			as := app.Stages[stage]
@@ -255,6 +339,12 @@ func (v *validator) apps() {
 					v.add(dp+".name", "want a Kubernetes object name, got %q", d.Name)
 				}
 				seen[d.Name] = true
+				if st := v.c.Stage(stage); st != nil && len(st.Slots) > 0 && d.Service == "" {
+					v.add(dp+".service", "required: stage %s has slots (%s), so the Service that switches between them must be named", stage, strings.Join(st.Slots, ", "))
+				}
+				if d.Service != "" && !k8sNameRE.MatchString(d.Service) {
+					v.add(dp+".service", "want a Kubernetes Service name, got %q", d.Service)
+				}
 				if len(d.Containers) == 0 {
 					v.add(dp+".containers", "at least one container is required")
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,8 +79,8 @@ func TestHandlers(t *testing.T) {
 			Trigger: deploy.Trigger{Event: "pull_request", Delivery: "d1", PR: 2, Actor: "Codertocat"},
 		}}},
 		{file: "pull_request_closed.json", event: "pull_request", ignored: "not merged"},
-		{file: "pull_request_opened.json", event: "pull_request", ignored: "opened, not merged"},
-		{file: "pull_request_synchronize.json", event: "pull_request", ignored: "not merged"},
+		{file: "pull_request_opened.json", event: "pull_request", ignored: "no app of Codertocat/Hello-World builds pull requests"},
+		{file: "pull_request_synchronize.json", event: "pull_request", ignored: "no app of Codertocat/Hello-World builds pull requests"},
 		{file: "pull_request_closed_merged_feature_branch.json", event: "pull_request", ignored: "no stage deploys on merge into feature-x"},
 		{file: "push.json", event: "push", deploys: []deploy.Request{{
 			App: "hello", Stage: "test", Repo: "Codertocat/Hello-World", SHA: pushSHA, Ref: "master", InstallationID: 1,
@@ -204,5 +205,57 @@ func TestRegistrationIsComplete(t *testing.T) {
 		if !seen[e] {
 			t.Errorf("no handler for %s", e)
 		}
+	}
+}
+
+// TestPullRequestBuilds covers pull-request builds: asked for on opened, reopened and synchronize
+// for apps that build pull requests, recorded under the pull request's own stage with the
+// pr_build mode; a fork's pull request only where forks are allowed.
+func TestPullRequestBuilds(t *testing.T) {
+	const prSHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+	build := []deploy.Request{{App: "hello", Stage: "pr#2", Repo: "Codertocat/Hello-World", SHA: prSHA, Ref: "changes",
+		InstallationID: 1, Mode: deploy.ModePRBuild, Trigger: deploy.Trigger{Event: "pull_request", Delivery: "d1", PR: 2, Actor: "Codertocat"}}}
+	fromFork := func(b []byte) []byte {
+		return []byte(strings.Replace(string(b), `"full_name": "Codertocat/Hello-World"`, `"full_name": "mallory/Hello-World"`, 1))
+	}
+	reopened := func(b []byte) []byte {
+		return []byte(strings.Replace(string(b), `"action": "opened"`, `"action": "reopened"`, 1))
+	}
+	same := func(b []byte) []byte { return b }
+	tests := []struct {
+		name, file string
+		edit       func([]byte) []byte
+		forks      bool
+		want       []deploy.Request
+		ignored    string
+	}{
+		{"opened", "pull_request_opened.json", same, false, build, ""},
+		{"reopened", "pull_request_opened.json", reopened, false, build, ""},
+		{"pushed to", "pull_request_synchronize.json", same, false, build, ""},
+		{"from a fork", "pull_request_opened.json", fromFork, false, nil, "comes from the fork mallory/Hello-World, and hello does not build forks"},
+		{"from a fork, allowed", "pull_request_opened.json", fromFork, true, build, ""},
+		{"closed unmerged", "pull_request_closed.json", same, false, nil, "not merged"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := strings.Replace(testConfig, "    codebuild_project: hello\n",
+				fmt.Sprintf("    codebuild_project: hello\n    pr_build: {enabled: true, forks: %v}\n", tt.forks), 1)
+			yaml = strings.Replace(yaml, "credentials:\n", "credentials:\n  pr: {role_arn: \"arn:aws:iam::123456789012:role/stagecoach-pr\"}\n", 1)
+			cfg, err := config.Parse("pr.yaml", []byte(yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := &PullRequest{cfg: cfg}
+			res, err := h.Handle(context.Background(), Event{Name: "pull_request", Delivery: "d1", Payload: tt.edit(fixture(t, tt.file))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res.Deploys, tt.want) {
+				t.Errorf("deploys:\n got %+v\nwant %+v", res.Deploys, tt.want)
+			}
+			if !strings.Contains(res.Ignored, tt.ignored) || (tt.ignored == "") != (res.Ignored == "") {
+				t.Errorf("ignored = %q, want %q", res.Ignored, tt.ignored)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
@@ -9,7 +11,10 @@ import (
 )
 
 // PullRequest deploys the merge commit of a pull request merged into the branch of a stage
-// whose trigger is "merge" (master -> test in the seed process).
+// whose trigger is "merge" (master -> test in the seed process), and asks for a build of a pull
+// request's head when it is opened, reopened or pushed to, for apps that build pull requests.
+// A pull request from a fork is built only where the app allows it, and always with the pr
+// credentials tier alone (the pipeline never gives a pull-request build anything else).
 type PullRequest struct{ cfg *config.Config }
 
 var _ Handler = (*PullRequest)(nil)
@@ -17,7 +22,8 @@ var _ Handler = (*PullRequest)(nil)
 var pullRequestSchema = payload.Compile(
 	"action", "number", "repository.full_name", "installation.id", "sender.login",
 	"pull_request.merged", "pull_request.merge_commit_sha", "pull_request.base.ref",
-	"pull_request.merged_by.login",
+	"pull_request.merged_by.login", "pull_request.head.sha", "pull_request.head.ref", "pull_request.head.repo.full_name",
+	"pull_request.user.login",
 )
 
 // Handles implements Handler.
@@ -42,12 +48,16 @@ func (h *PullRequest) Handle(_ context.Context, ev Event) (Result, error) {
 	if actor == "" {
 		actor = f.str("sender.login")
 	}
+	head := prHead{sha: f.str("pull_request.head.sha"), ref: f.str("pull_request.head.ref"),
+		repo: f.str("pull_request.head.repo.full_name"), sender: f.str("sender.login")}
 	if err := f.check(ev); err != nil {
 		return Result{}, err
 	}
 	switch {
 	case len(h.cfg.AppsForRepo(res.Repo)) == 0:
 		res.Ignored = "repository " + res.Repo + " is not configured"
+	case res.Action == "opened" || res.Action == "reopened" || res.Action == "synchronize":
+		res.Deploys, res.Ignored = h.builds(ev, res, int(number), head)
 	case res.Action != "closed" || !merged:
 		res.Ignored = "pull request " + res.Action + ", not merged"
 	case sha == "":
@@ -63,4 +73,34 @@ func (h *PullRequest) Handle(_ context.Context, ev Event) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// prHead is the commit a pull request proposes and where it comes from.
+type prHead struct{ sha, ref, repo, sender string }
+
+// builds asks for a pull-request build of head for every app of the repository that builds pull
+// requests, and says why when there is none.
+func (h *PullRequest) builds(ev Event, res Result, number int, head prHead) ([]deploy.Request, string) {
+	fork := head.repo != "" && !strings.EqualFold(head.repo, res.Repo)
+	var out []deploy.Request
+	why := "no app of " + res.Repo + " builds pull requests"
+	for _, app := range h.cfg.AppsForRepo(res.Repo) {
+		if !app.PRBuild.Enabled {
+			continue
+		}
+		if fork && !app.PRBuild.Forks {
+			why = fmt.Sprintf("pull request #%d comes from the fork %s, and %s does not build forks (pr_build.forks)", number, head.repo, app.Name)
+			continue
+		}
+		out = append(out, deploy.Request{App: app.Name, Stage: deploy.PRStage(number), Repo: res.Repo, SHA: head.sha, Ref: head.ref,
+			InstallationID: res.InstallationID, Mode: deploy.ModePRBuild,
+			Trigger: deploy.Trigger{Event: ev.Name, Delivery: ev.Delivery, PR: number, Actor: head.sender}})
+	}
+	if head.sha == "" {
+		return nil, "pull request has no head sha"
+	}
+	if len(out) > 0 {
+		why = ""
+	}
+	return out, why
 }

@@ -23,10 +23,12 @@ import (
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/api"
+	"github.com/stagecoach/stagecoach/internal/chatops"
 	"github.com/stagecoach/stagecoach/internal/dashboard"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/metrics"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/server"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -65,7 +67,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 
 	m := metrics.New(st, log)
-	execs, err := executors(cfg, st, m, log)
+	var deploys *pipeline.Runner
+	wakeDeploys := func() {
+		if deploys != nil {
+			deploys.Wake()
+		}
+	}
+	execs, err := executors(cfg, st, m, wakeDeploys, log)
 	if err != nil {
 		return err
 	}
@@ -73,7 +81,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	var deploys *pipeline.Runner
 	if *runDeploys {
 		if deploys, err = newPipeline(ctx, cfg, st, runner, m, log); err != nil {
 			return err
@@ -180,8 +187,9 @@ func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs 
 }
 
 // executors is the one registration list of job executors. Without a GitHub App nothing can be
-// reported: report jobs then wait in the store until one is configured.
-func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) ([]worker.Executor, error) {
+// reported or answered: those jobs then wait in the store until one is configured. wakeDeploys
+// tells the pipeline a command released deploys or unlocked a stage.
+func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, wakeDeploys func(), log *slog.Logger) ([]worker.Executor, error) {
 	if !cfg.GitHub.Configured() {
 		log.Warn("no GitHub App configured: check runs wait until one is")
 		return nil, nil
@@ -197,9 +205,16 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slo
 	if err != nil {
 		return nil, err
 	}
+	web := report.WebURL(cfg.GitHub.APIURL)
+	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Wake: wakeDeploys, Log: log})
+	releases := release.New(st, gh, cfg, web, log)
 	return []worker.Executor{
-		report.NewCheckRunCreator(st, gh, report.WebURL(cfg.GitHub.APIURL), log),
-		report.NewProgress(st, gh, cfg, report.WebURL(cfg.GitHub.APIURL), log),
+		report.NewCheckRunCreator(st, gh, web, log),
+		report.NewProgress(st, gh, cfg, web, log),
+		commands.Comments(),
+		commands.Buttons(),
+		releases.Tags(),
+		releases.Updates(),
 	}, nil
 }
 

@@ -84,7 +84,7 @@ func TestFailedBuildAndMissingThings(t *testing.T) {
 	clock := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	env.SetClock(func() time.Time { return clock })
 	env.CodeBuild.SetScript(awstest.Script{PhaseDuration: time.Second, FailIn: "BUILD", Message: "COMMAND_EXECUTION_ERROR: docker build exit status 1"})
-	s := Session{Tier: "nonprod", Name: "x"}
+	s := Session{Tier: "nonprod", Name: "stagecoach-hello-test-x"}
 	ctx := context.Background()
 	id, _ := a.StartBuild(ctx, s, BuildInput{Project: "hello", SourceVersion: "abc", Buildspec: "b.yaml", IdempotencyToken: "t"})
 	clock = clock.Add(time.Minute)

@@ -1,6 +1,7 @@
-// Package authz decides who may run a command: the users and org teams configured as a
-// stage's promoters (team membership checked through GitHub's API at the time of the command),
-// and, for a forced command, repository admins only. Every refusal says who may.
+// Package authz decides who may run a command: the users and org teams configured for it (team
+// membership checked through GitHub's API at the time of the command), people with write access
+// to the repository when nobody is configured, and, for a forced command, repository admins
+// only. Every refusal says who may.
 package authz
 
 import (
@@ -41,8 +42,18 @@ func Check(ctx context.Context, dir Directory, approvers config.Approvers, repo,
 			return Decision{Reason: fmt.Sprintf("@%s may not %s with `--force`: only admins of %s may skip the stage order.", user, action, repo)}, nil
 		}
 	}
-	if len(approvers.Users) == 0 && len(approvers.Teams) == 0 {
-		return Decision{Allowed: true}, nil // no one named: anyone who can comment may
+	if approvers.Empty() {
+		// Nobody named: people who could push the change themselves may, not everyone who can
+		// comment (on a public repository, that is anyone).
+		owner, name, _ := strings.Cut(repo, "/")
+		p, err := dir.Permission(ctx, owner, name, user)
+		if err != nil {
+			return Decision{}, fmt.Errorf("reading %s's permission on %s: %w", user, repo, err)
+		}
+		if p == "admin" || p == "maintain" || p == "write" {
+			return Decision{Allowed: true}, nil
+		}
+		return Decision{Reason: fmt.Sprintf("@%s may not %s: only people with write access to %s may.", user, action, repo)}, nil
 	}
 	for _, u := range approvers.Users {
 		if strings.EqualFold(u, user) {
@@ -62,7 +73,15 @@ func Check(ctx context.Context, dir Directory, approvers config.Approvers, repo,
 	return Decision{Reason: fmt.Sprintf("@%s may not %s: only %s may.", user, action, who(approvers))}, nil
 }
 
-// who names the approvers for a person: "@po, @cto and members of @acme/product-owners".
+// Who names the approvers for a person: "@po, @cto and members of @acme/product-owners", or
+// "people with write access" when nobody is named.
+func Who(a config.Approvers) string {
+	if a.Empty() {
+		return "people with write access"
+	}
+	return who(a)
+}
+
 func who(a config.Approvers) string {
 	var parts []string
 	for _, u := range a.Users {
@@ -97,9 +116,14 @@ func (d GitHubDirectory) TeamMember(ctx context.Context, org, team, user string)
 	return m.GetState() == "active", nil
 }
 
-// Permission implements Directory.
+// Permission implements Directory. Someone who is not a collaborator has none (GitHub answers
+// 404 for a user it does not know there).
 func (d GitHubDirectory) Permission(ctx context.Context, owner, repo, user string) (string, error) {
 	p, _, err := d.Client.Repositories.GetPermissionLevel(ctx, owner, repo, user)
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
+		return "none", nil
+	}
 	if err != nil {
 		return "", err
 	}

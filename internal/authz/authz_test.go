@@ -14,6 +14,7 @@ func TestCheck(t *testing.T) {
 	gh.SetTeamMember("acme", "product-owners", "pat")
 	gh.SetPermission("acme/hello", "root", "admin")
 	gh.SetPermission("acme/hello", "dev", "write")
+	gh.SetPermission("acme/hello", "guest", "read")
 	f, err := githubapp.New(githubapp.Options{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,9 @@ func TestCheck(t *testing.T) {
 		{"names are case-insensitive", prod, "PO", false, true, ""},
 		{"a team member", prod, "pat", false, true, ""},
 		{"anyone else", prod, "dev", false, false, "@dev may not promote to prod: only @po, @cto and members of @acme/product-owners may."},
-		{"no approvers configured", config.Approvers{}, "dev", false, true, ""},
+		{"no approvers: a writer", config.Approvers{}, "dev", false, true, ""},
+		{"no approvers: a reader", config.Approvers{}, "guest", false, false, "@guest may not promote to prod: only people with write access to acme/hello may."},
+		{"no approvers: a stranger", config.Approvers{}, "stranger", false, false, "@stranger may not promote to prod: only people with write access to acme/hello may."},
 		{"forced by an admin who is no approver", prod, "root", true, false, "@root may not promote to prod: only @po, @cto and members of @acme/product-owners may."},
 		{"forced by a non-admin approver", prod, "po", true, false, "@po may not promote to prod with `--force`: only admins of acme/hello may skip the stage order."},
 		{"forced by an admin", config.Approvers{}, "root", true, true, ""},

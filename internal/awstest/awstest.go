@@ -1,4 +1,4 @@
-// Package awstest is an in-process AWS for tests: CodeBuild, Secrets Manager and ECR speak the
+// Package awstest is an in-process AWS for tests and for `stagecoach sandbox`: CodeBuild, Secrets Manager and ECR speak the
 // awsJson1.1 protocol (POST /, X-Amz-Target, epoch-second timestamps) and STS the awsQuery
 // protocol (form request, XML response), as the real aws-sdk-go-v2 clients expect.
 //
@@ -6,7 +6,8 @@
 // the servers give is checked against AWS's own service models (the subset ./gen derives from
 // botocore into testdata); every request's SigV4 signature is checked against the credentials
 // the fake knows or issued; every secret's value is watched for in every request and answer. A
-// test fails at cleanup if anything broke them.
+// test fails at cleanup if anything broke them (New); outside a test, Start runs the same
+// servers, Problems lists what broke them and Close stops them.
 //
 // Builds have a real lifecycle, on the wall clock or on a clock the test moves with Advance;
 // successful builds push images to the fake ECR; STS issues temporary credentials the other
@@ -57,8 +58,9 @@ type Env struct {
 	ECR       *ECR
 	STS       *STS
 
-	srv    *httptest.Server
-	models map[string]*model
+	srv       *httptest.Server
+	models    map[string]*model
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	calls    []Call
@@ -68,15 +70,14 @@ type Env struct {
 	manual   *time.Time // the test's clock once Advance was called
 }
 
-// New starts the fake AWS; it stops when the test ends, and the test fails then if a request or
-// a response broke the service models.
-func New(tb testing.TB) *Env {
-	tb.Helper()
+// Start starts the fake AWS outside of a test (New is the same inside one). Close stops it;
+// Problems says what broke the service models, signatures or secrecy.
+func Start() (*Env, error) {
 	e := &Env{models: map[string]*model{}, throttle: map[string]int{}, now: time.Now}
 	for _, s := range []string{"codebuild", "secretsmanager", "ecr", "sts"} {
 		m, err := loadModel(s)
 		if err != nil {
-			tb.Fatal(err)
+			return nil, fmt.Errorf("awstest: %w", err)
 		}
 		e.models[s] = m
 	}
@@ -85,13 +86,32 @@ func New(tb testing.TB) *Env {
 	e.Secrets = &Secrets{env: e, secrets: map[string]*secret{}}
 	e.STS = &STS{env: e, roles: map[string]string{}, issued: map[string]issued{}}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
+	return e, nil
+}
+
+// New starts the fake AWS for a test; it stops when the test ends, and the test fails then if a
+// request or a response broke the service models.
+func New(tb testing.TB) *Env {
+	tb.Helper()
+	e, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() {
-		e.srv.Close()
+		e.Close()
 		for _, p := range e.Problems() {
 			tb.Errorf("AWS test server: %s", p)
 		}
 	})
 	return e
+}
+
+// Close stops the servers, closing open connections. It may be called more than once.
+func (e *Env) Close() {
+	e.closeOnce.Do(func() {
+		e.srv.CloseClientConnections()
+		e.srv.Close()
+	})
 }
 
 // URL is the endpoint for every service (AWS_ENDPOINT_URL, BaseEndpoint).

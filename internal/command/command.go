@@ -136,7 +136,7 @@ func stripQuoted(body string) string {
 var usages = map[Verb]string{
 	Promote:  "`/promote <stage> [--force \"reason\"]`: move the stage to the commit live on the stage before it, and deploy it.",
 	Deploy:   "`/deploy <stage> [ref] [--force \"reason\"]`: deploy a branch, tag or sha (default: the stage's branch) to the stage.",
-	Rollback: "`/rollback <stage>`: deploy the stage's previous successful deploy again.",
+	Rollback: "`/rollback <stage>`: put back what ran before: the previous deploy's image, with no build (on a stage with two slots, switch back to the other slot).",
 	Lock:     "`/lock <stage> [reason]`: hold automatic deploys and commands for the stage.",
 	Unlock:   "`/unlock <stage>`: release a lock.",
 	Status:   "`/status`: what is live on each stage, since when, and by whom.",

@@ -25,6 +25,9 @@ const (
 	KindCheckRunAction = "event.check_run"
 	// KindInstallation records an installation of the GitHub App. Payload: Installation.
 	KindInstallation = "event.installation"
+	// KindReleaseUpdate brings a release issue up to date once a promotion's deploy ended: closes
+	// it with a summary when everything shipped. Payload: ReleaseUpdate.
+	KindReleaseUpdate = "release.update"
 )
 
 // Job is one unit of durable work. Key makes it idempotent: a second job with the same key is
@@ -91,4 +94,13 @@ type Installation struct {
 	Account        string   `json:"account"`
 	Repos          []string `json:"repos,omitempty"`
 	Delivery       string   `json:"delivery"`
+}
+
+// ReleaseUpdate is the payload of KindReleaseUpdate: a deploy asked for on an issue ended.
+type ReleaseUpdate struct {
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Issue          int    `json:"issue"`
+	Delivery       string `json:"delivery"` // the command's; every deploy it asked for has it
+	DeployID       int64  `json:"deploy_id"`
 }

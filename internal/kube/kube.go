@@ -2,6 +2,22 @@
 // Deployments run, sets new ones with server-side apply (field manager "stagecoach"), and
 // follows the rollout with a watch. It judges rollouts with package health and knows nothing of
 // deploys, builds or GitHub.
+//
+// # Slots
+//
+// A stage may have two slots (say prod and prod-backup), so a deploy can go to the idle one,
+// wait until it is healthy, and only then take traffic, and a rollback is a switch back with no
+// build. The conventions are fixed:
+//
+//   - a Deployment configured as "api" on a slot stage is one Deployment per slot, named
+//     "<name>-<slot>" (api-prod, api-prod-backup), whose pod template carries the label
+//     SlotLabel ("stagecoach.dev/slot") = <slot>;
+//   - the Service (the configured name, e.g. "api") selects the live slot by SlotLabel = <slot>
+//     among its other selector labels (app: api, ...), which Stagecoach never touches.
+//
+// ServiceSlot reads which slot is live, SlotLabelOf checks a slot Deployment carries its label,
+// Status checks it is healthy, and SwitchService moves the traffic. Only the verbs the ClusterRole
+// in deploy/rbac.yaml grants are used: get, list, watch and patch.
 package kube
 
 import (
@@ -28,7 +44,7 @@ import (
 // tells who changed an image.
 const FieldManager = "stagecoach"
 
-// Annotations Stagecoach sets on a Deployment it changes.
+// Annotations Stagecoach sets on a Deployment or Service it changes.
 const (
 	ChangeCauseAnnotation = "kubernetes.io/change-cause"
 	SHAAnnotation         = "stagecoach.dev/sha"
@@ -98,12 +114,9 @@ func (e *NotFoundError) Error() string {
 func (c *Cluster) Images(ctx context.Context, targets []Target) ([]Image, error) {
 	var out []Image
 	for _, t := range targets {
-		d, err := c.cs.AppsV1().Deployments(c.namespace).Get(ctx, t.Deployment, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, &NotFoundError{What: "Deployment " + t.Deployment, Namespace: c.namespace}
-		}
+		d, err := c.deployment(ctx, t.Deployment)
 		if err != nil {
-			return nil, fmt.Errorf("reading Deployment %s/%s: %w", c.namespace, t.Deployment, err)
+			return nil, err
 		}
 		for _, name := range t.Containers {
 			i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(ct corev1.Container) bool { return ct.Name == name })
@@ -161,15 +174,19 @@ func (c *Cluster) SetImages(ctx context.Context, images []Image, cause, sha, dep
 }
 
 // Follow watches one Deployment until its rollout completes or fails, or until ctx ends or
-// budget passes, whichever is first; it calls progress on every change of pod counts. It returns
-// the last status seen; a status still Progressing means "look again later".
+// budget passes, whichever is first; it calls progress (which may be nil) on every change of pod
+// counts. It returns the last status seen; a status still Progressing means "look again later".
+// A missing Deployment is a *NotFoundError.
 func (c *Cluster) Follow(ctx context.Context, name string, started time.Time, timeout, budget time.Duration, progress func(health.Status)) (health.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	if progress == nil {
+		progress = func(health.Status) {}
+	}
 	api := c.cs.AppsV1().Deployments(c.namespace)
-	d, err := api.Get(ctx, name, metav1.GetOptions{})
+	d, err := c.deployment(ctx, name)
 	if err != nil {
-		return health.Status{}, fmt.Errorf("reading Deployment %s/%s: %w", c.namespace, name, err)
+		return health.Status{}, err
 	}
 	last := health.Deployment(d, started, time.Now(), timeout)
 	progress(last)
@@ -221,4 +238,17 @@ func (c *Cluster) Follow(ctx context.Context, name string, started time.Time, ti
 			}
 		}
 	}
+}
+
+// deployment reads one Deployment; a missing one is a *NotFoundError, so every method names it
+// the same way.
+func (c *Cluster) deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	d, err := c.cs.AppsV1().Deployments(c.namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, &NotFoundError{What: "Deployment " + name, Namespace: c.namespace}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Deployment %s/%s: %w", c.namespace, name, err)
+	}
+	return d, nil
 }

@@ -58,15 +58,18 @@ func checkBinaries(dir string) error {
 	return nil
 }
 
+// versionsFile is where the version set is pinned, relative to the repository's root.
+var versionsFile = filepath.Join("scripts", "k8s", "versions.env")
+
 // readVersions parses scripts/k8s/versions.env, the single place the version set is pinned, so
 // the script and this package cannot disagree. Tests run from the source tree, so the file is
-// found relative to this source file.
+// found relative to this source file; a binary built with -trimpath (the sandbox in the
+// production binary) looks for it from the working directory up.
 func readVersions() (map[string]string, error) {
-	_, self, _, ok := runtime.Caller(0)
-	if !ok {
-		return nil, errors.New("locating scripts/k8s/versions.env: no caller information")
+	path, err := findVersions()
+	if err != nil {
+		return nil, err
 	}
-	path := filepath.Join(filepath.Dir(self), "..", "..", "scripts", "k8s", "versions.env")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the pinned versions: %w", err)
@@ -89,4 +92,27 @@ func readVersions() (map[string]string, error) {
 		}
 	}
 	return versions, nil
+}
+
+// findVersions locates versionsFile: next to this source file's repository, else in the
+// working directory or one of its parents.
+func findVersions() (string, error) {
+	var candidates []string
+	if _, self, _, ok := runtime.Caller(0); ok && filepath.IsAbs(self) {
+		candidates = append(candidates, filepath.Join(filepath.Dir(self), "..", "..", versionsFile))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			candidates = append(candidates, filepath.Join(dir, versionsFile))
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	for _, path := range candidates {
+		if _, err := os.Stat(path); err == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s not found (run from the repository, or set STAGECOACH_K8S_BIN)", ErrNoBinaries, versionsFile)
 }

@@ -37,14 +37,14 @@ var errPortTaken = errors.New("port taken")
 
 // start brings the control plane up, retrying with fresh ports if another process took one of
 // the ports picked (they are free when picked, but not reserved).
-func start() (*Cluster, error) {
+func start(ctx context.Context) (*Cluster, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
 	removeStale()
 	for attempt := 1; ; attempt++ {
-		c, err := startOnce(bin)
+		c, err := startOnce(ctx, bin)
 		if errors.Is(err, errPortTaken) && attempt < 3 {
 			continue
 		}
@@ -52,7 +52,7 @@ func start() (*Cluster, error) {
 	}
 }
 
-func startOnce(bin string) (c *Cluster, err error) {
+func startOnce(ctx context.Context, bin string) (c *Cluster, err error) {
 	began := time.Now()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("stagecoach-kube-%d-", os.Getpid()))
 	if err != nil {
@@ -63,7 +63,7 @@ func startOnce(bin string) (c *Cluster, err error) {
 		if err != nil {
 			// Keep the logs of a failed start for whoever reads the error, except after a lost
 			// port race, which start retries.
-			if c.keep = !errors.Is(err, errPortTaken); c.keep {
+			if c.keep = !errors.Is(err, errPortTaken) && ctx.Err() == nil; c.keep {
 				err = fmt.Errorf("%w (component logs kept in %s)", err, c.dir)
 			}
 			c.stop()
@@ -113,7 +113,7 @@ func startOnce(bin string) (c *Cluster, err error) {
 		return c, err
 	}
 	host := fmt.Sprintf("https://127.0.0.1:%d", ports[2])
-	ca, err := c.waitReady(host, filepath.Join(certs, "apiserver.crt"), 60*time.Second)
+	ca, err := c.waitReady(ctx, host, filepath.Join(certs, "apiserver.crt"), 60*time.Second)
 	if err != nil {
 		return c, err
 	}
@@ -139,10 +139,10 @@ func startOnce(bin string) (c *Cluster, err error) {
 		"--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake"); err != nil {
 		return c, err
 	}
-	if err := c.addNodes(Nodes); err != nil {
+	if err := c.addNodes(ctx, Nodes); err != nil {
 		return c, err
 	}
-	if err := c.waitNodesReady(30 * time.Second); err != nil {
+	if err := c.waitNodesReady(ctx, 30*time.Second); err != nil {
 		return c, err
 	}
 	c.startup = time.Since(began)
@@ -201,8 +201,9 @@ current-context: %[1]s
 
 // waitReady waits for the apiserver's self-signed certificate, then for its /readyz, failing
 // early if a component has exited. It sets up the admin client and returns the CA bundle.
-func (c *Cluster) waitReady(host, certFile string, limit time.Duration) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+func (c *Cluster) waitReady(ctx context.Context, host, certFile string, limit time.Duration) ([]byte, error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var last error
 	for {
@@ -219,6 +220,9 @@ func (c *Cluster) waitReady(host, certFile string, limit time.Duration) ([]byte,
 		}
 		select {
 		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return nil, fmt.Errorf("waiting for kube-apiserver: %w", err)
+			}
 			return nil, fmt.Errorf("kube-apiserver not ready after %s: %v\n%s", limit, last, c.logTail("kube-apiserver", 2000))
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -242,7 +246,7 @@ func (c *Cluster) connect(host, certFile string) error {
 	return nil
 }
 
-func (c *Cluster) addNodes(n int) error {
+func (c *Cluster) addNodes(ctx context.Context, n int) error {
 	for i := range n {
 		name := fmt.Sprintf("kwok-node-%d", i)
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
@@ -250,7 +254,7 @@ func (c *Cluster) addNodes(n int) error {
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
 			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
 		}}
-		if _, err := c.cs.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+		if _, err := c.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating node %s: %w", name, err)
 		}
 	}
@@ -259,13 +263,16 @@ func (c *Cluster) addNodes(n int) error {
 
 // waitNodesReady waits for kwok to mark every node Ready, so the first pods schedule at once
 // instead of waiting in the scheduler's backoff.
-func (c *Cluster) waitNodesReady(limit time.Duration) error {
+func (c *Cluster) waitNodesReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		if err := c.exited(); err != nil {
 			return err
 		}
-		nodes, err := c.cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("waiting for the nodes: %w", err)
+		}
+		nodes, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("listing nodes: %w", err)
 		}

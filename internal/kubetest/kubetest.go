@@ -3,9 +3,13 @@
 // processes on 127.0.0.1, from the binaries scripts/k8s/build.sh builds and caches. There is no
 // kubelet: kwok plays every node's part by the Stages in stages.yaml.
 //
-// The cluster starts once per test binary, on the first Start, and Main (or Stop) ends it.
-// Every test takes its own namespace from Namespace. Without the binaries, Start fails the test
-// under CI=true and skips it otherwise, naming the command that builds them.
+// In tests the cluster starts once per test binary, on the first Start, and Main (or Stop) ends
+// it. Every test takes its own namespace from Namespace. Without the binaries, Start fails the
+// test under CI=true and skips it otherwise, naming the command that builds them.
+//
+// Outside tests (`stagecoach sandbox`), Available says whether the binaries are built, Run
+// starts a private cluster by the same code path, CreateNamespace makes namespaces in it, and
+// the caller ends it with Cluster.Stop.
 //
 // Pod behaviour, decided by kwok from the pod alone:
 //   - a pod becomes Ready about 1 s after it is scheduled; the annotation
@@ -44,7 +48,8 @@ const (
 	BrokenTag = "broken"
 )
 
-// Cluster is the running control plane. It is shared by every test in the binary.
+// Cluster is a running control plane: the one Start shares with every test in the binary, or
+// a private one from Run.
 type Cluster struct {
 	dir        string // logs, certificates, keys and the kubeconfig
 	etcdData   string // on /dev/shm when there is one
@@ -54,6 +59,8 @@ type Cluster struct {
 	procs      []*proc // in start order
 	startup    time.Duration
 	keep       bool // keep dir when stopping (a failed start)
+	shared     bool // Start's cluster, which only Main and Stop end
+	stopOnce   sync.Once
 }
 
 var (
@@ -72,7 +79,10 @@ func Start(tb testing.TB) *Cluster {
 	first := false
 	once.Do(func() {
 		first = true
-		c, err := start()
+		c, err := start(context.Background())
+		if c != nil {
+			c.shared = true
+		}
 		mu.Lock()
 		shared, startErr = c, err
 		mu.Unlock()
@@ -114,8 +124,42 @@ func Stop() {
 	shared = nil
 	mu.Unlock()
 	if c != nil {
-		c.stop()
+		c.stopOnce.Do(c.stop)
 	}
+}
+
+// Available reports whether the control-plane binaries are built: nil when Run (and Start)
+// can start a cluster, otherwise an error (wrapping ErrNoBinaries when they are missing) that
+// names BuildCommand.
+func Available() error {
+	if _, err := BinDir(); err != nil {
+		return fmt.Errorf("kubetest: %w; build them with %s (about 9 minutes, once per machine)", err, BuildCommand)
+	}
+	return nil
+}
+
+// Run starts a private cluster, as Start starts the shared one, for callers outside tests. It
+// takes up to a minute; ctx bounds it. The caller ends the cluster with Stop (the components
+// also die with the process that started them).
+func Run(ctx context.Context) (*Cluster, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	c, err := start(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kubetest: starting the control plane: %w", err)
+	}
+	return c, nil
+}
+
+// Stop ends a cluster from Run: its components stop, etcd last, and its directories are
+// removed unless STAGECOACH_KUBETEST_KEEP is set. Later calls do nothing, and so does a call on
+// the shared cluster of Start, which Main and the package's Stop end.
+func (c *Cluster) Stop() {
+	if c.shared {
+		return
+	}
+	c.stopOnce.Do(c.stop)
 }
 
 // RestConfig is a copy of the admin client configuration (system:masters, TLS verified
@@ -138,10 +182,8 @@ func (c *Cluster) StartupTime() time.Duration { return c.startup }
 func (c *Cluster) Namespace(tb testing.TB) string {
 	tb.Helper()
 	name := namespaceName(tb.Name(), nsCount.Add(1))
-	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-		tb.Fatalf("kubetest: creating namespace %s: %v", name, err)
+	if err := c.CreateNamespace(context.Background(), name); err != nil {
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		err := c.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
@@ -149,6 +191,16 @@ func (c *Cluster) Namespace(tb testing.TB) string {
 			tb.Logf("kubetest: deleting namespace %s: %v", name, err)
 		}
 	})
+	return name
+}
+
+// CreateNamespace creates namespace name (which may exist already) and waits, up to 30 s or
+// until ctx ends, for its default ServiceAccount, without which the apiserver refuses pods.
+func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("kubetest: creating namespace %s: %w", name, err)
+	}
 	// The serviceaccount controller adds it within milliseconds; polling is simpler than a watch.
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err := c.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
@@ -158,9 +210,9 @@ func (c *Cluster) Namespace(tb testing.TB) string {
 		return err == nil, err
 	})
 	if err != nil {
-		tb.Fatalf("kubetest: waiting for the default ServiceAccount of namespace %s: %v", name, err)
+		return fmt.Errorf("kubetest: waiting for the default ServiceAccount of namespace %s: %w", name, err)
 	}
-	return name
+	return nil
 }
 
 var notDNSLabel = regexp.MustCompile(`[^a-z0-9]+`)

@@ -30,6 +30,12 @@ type Checkpoint struct {
 	RollingBack    bool         `json:"rolling_back,omitempty"`
 	RollbackReason string       `json:"rollback_reason,omitempty"`
 	Progress       string       `json:"progress,omitempty"` // e.g. "2 of 3 pods updated"
+	RolloutDone    bool         `json:"rollout_done,omitempty"` // a slot stage's rollout finished: switch next
+
+	// Slots: where the deploy goes (the idle slot, or a switch's target) and what was live.
+	Slot     string `json:"slot,omitempty"`
+	FromSlot string `json:"from_slot,omitempty"`
+	Switched bool   `json:"switched,omitempty"`
 
 	// Retries of transient failures in the current step.
 	Retries int `json:"retries,omitempty"`
@@ -41,7 +47,7 @@ type Checkpoint struct {
 
 // StepRecord is one step as reports show it.
 type StepRecord struct {
-	Name     string    `json:"name"` // Preflight, Build, Rollout, Rollback
+	Name     string    `json:"name"` // Preflight, Build, Rollout, Rollback, Switch
 	Status   string    `json:"status"`
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`

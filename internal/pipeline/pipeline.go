@@ -29,6 +29,7 @@ type Store interface {
 	Heartbeat(ctx context.Context, l store.Lease, ttl time.Duration) error
 	Advance(ctx context.Context, l store.Lease, u store.Update) error
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
+	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
 }
 
 // Cloud is what the pipeline needs of AWS.
@@ -39,12 +40,17 @@ type Cloud interface {
 	ImageDigest(ctx context.Context, s amazon.Session, repository, tag string) (string, error)
 }
 
-// Cluster is what the pipeline needs of one stage's Kubernetes namespace.
+// Cluster is what the pipeline needs of one stage's Kubernetes namespace: images and rollouts
+// of Deployments, and for a stage with two slots, which slot its Services select.
 type Cluster interface {
 	Images(ctx context.Context, targets []kube.Target) ([]kube.Image, error)
 	SecretExists(ctx context.Context, name string) error
 	SetImages(ctx context.Context, images []kube.Image, cause, sha, deployID string) (map[string]int64, error)
 	Follow(ctx context.Context, name string, started time.Time, timeout, budget time.Duration, progress func(health.Status)) (health.Status, error)
+	Status(ctx context.Context, name string) (health.Status, error)
+	ServiceSlot(ctx context.Context, service string) (string, error)
+	SwitchService(ctx context.Context, service, slot, cause, sha, deployID string) error
+	SlotLabelOf(ctx context.Context, deployment string) (string, error)
 }
 
 // Clusters gives the cluster of a stage.
@@ -227,7 +233,7 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 }
 
 func (cp *Checkpoint) progressKey(state deploy.State) string {
-	return string(state) + "|" + cp.BuildPhase + "|" + cp.Progress + "|" + fmt.Sprint(cp.RollingBack)
+	return string(state) + "|" + cp.BuildPhase + "|" + cp.Progress + "|" + fmt.Sprint(cp.RollingBack) + "|" + fmt.Sprint(cp.RolloutDone)
 }
 
 // retry schedules a transient failure's next attempt, or fails the deploy when the step has

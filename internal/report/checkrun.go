@@ -71,7 +71,7 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 func newCheckRun(v view) github.CreateCheckRunOptions {
 	d := v.D
 	opts := github.CreateCheckRunOptions{
-		Name:       checkRunName(d.Stage),
+		Name:       checkRunName(d),
 		HeadSHA:    d.SHA,
 		ExternalID: github.Ptr(strconv.FormatInt(d.ID, 10)),
 		Output:     &github.CheckRunOutput{Title: github.Ptr(v.title()), Summary: github.Ptr(v.summary())},
@@ -79,6 +79,7 @@ func newCheckRun(v view) github.CreateCheckRunOptions {
 	if c := conclusion(d.State); c != "" {
 		// The deploy ended before GitHub could be told it began.
 		opts.Status, opts.Conclusion = github.Ptr("completed"), github.Ptr(c)
+		opts.Actions = v.actions()
 	} else {
 		opts.Status = github.Ptr("queued")
 	}

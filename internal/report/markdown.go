@@ -17,6 +17,7 @@ type view struct {
 	Now     time.Time
 	WebURL  string // https://github.com or https://HOST for GitHub Enterprise
 	Compare string // the sha live on the stage before this deploy ("" when none)
+	Next    string // the stage this one promotes to ("" when none)
 }
 
 func (v view) commitURL() string {
@@ -46,31 +47,38 @@ func (v view) elapsed() time.Duration {
 // title is the check run's one-line headline: what happened, or what is happening now.
 func (v view) title() string {
 	d, cp := v.D, v.CP
+	if d.Mode == deploy.ModePRBuild {
+		return v.buildTitle()
+	}
 	switch d.State {
 	case deploy.Queued:
+		if d.Held {
+			return fmt.Sprintf("Waiting for %s's branch to move", d.Stage)
+		}
 		return fmt.Sprintf("Queued for %s", d.Stage)
 	case deploy.Preflight:
 		return fmt.Sprintf("Checking that %s is ready", d.Stage)
 	case deploy.Building:
-		t := fmt.Sprintf("Building %s", short(d.SHA))
-		if cp.BuildPhase != "" {
-			t += fmt.Sprintf(" (phase %s, %s", cp.BuildPhase, round(v.Now.Sub(cp.BuildStarted)))
-			if cp.ExpectedBuild > 0 {
-				t += fmt.Sprintf(" of about %s", round(cp.ExpectedBuild))
-			}
-			t += ")"
-		}
-		return t
+		return v.building()
 	case deploy.RollingOut:
-		verb := "Rolling out to"
-		if cp.RollingBack {
-			verb = "Rolling back"
+		switch {
+		case d.Mode == deploy.ModeSwitch || cp.RolloutDone:
+			return fmt.Sprintf("Switching %s to slot %s", d.Stage, cp.Slot)
+		case cp.RollingBack:
+			return joinProgress(fmt.Sprintf("Rolling back %s", d.Stage), cp.Progress)
+		case cp.Slot != "":
+			return joinProgress(fmt.Sprintf("Rolling out to %s's idle slot %s", d.Stage, cp.Slot), cp.Progress)
 		}
-		if cp.Progress != "" {
-			return fmt.Sprintf("%s %s: %s", verb, d.Stage, cp.Progress)
-		}
-		return fmt.Sprintf("%s %s", verb, d.Stage)
+		return joinProgress(fmt.Sprintf("Rolling out to %s", d.Stage), cp.Progress)
 	case deploy.Succeeded:
+		switch {
+		case d.Mode == deploy.ModeSwitch:
+			return fmt.Sprintf("Switched %s back to slot %s (%s) in %s", d.Stage, cp.Slot, short(d.SHA), round(v.elapsed()))
+		case d.Mode == deploy.ModeImage:
+			return fmt.Sprintf("Rolled %s back to %s in %s", d.Stage, short(d.SHA), round(v.elapsed()))
+		case cp.Slot != "":
+			return fmt.Sprintf("Deployed %s to %s (slot %s) in %s", short(d.SHA), d.Stage, cp.Slot, round(v.elapsed()))
+		}
 		return fmt.Sprintf("Deployed %s to %s in %s", short(d.SHA), d.Stage, round(v.elapsed()))
 	case deploy.Failed:
 		return clip("Failed: "+d.Error, 120)
@@ -79,9 +87,47 @@ func (v view) title() string {
 	case deploy.Superseded:
 		return fmt.Sprintf("Superseded by deploy #%d before it started", d.SupersededBy)
 	case deploy.Cancelled:
-		return "Cancelled"
+		return clip("Cancelled: "+d.Error, 120)
 	}
 	return string(d.State)
+}
+
+func (v view) building() string {
+	cp := v.CP
+	t := fmt.Sprintf("Building %s", short(v.D.SHA))
+	if cp.BuildPhase != "" {
+		t += fmt.Sprintf(" (phase %s, %s", cp.BuildPhase, round(v.Now.Sub(cp.BuildStarted)))
+		if cp.ExpectedBuild > 0 {
+			t += fmt.Sprintf(" of about %s", round(cp.ExpectedBuild))
+		}
+		t += ")"
+	}
+	return t
+}
+
+// buildTitle is the headline of a pull-request build, which deploys nothing.
+func (v view) buildTitle() string {
+	d := v.D
+	switch d.State {
+	case deploy.Queued, deploy.Preflight:
+		return fmt.Sprintf("Queued: building #%d at %s", d.Trigger.PR, short(d.SHA))
+	case deploy.Building:
+		return v.building()
+	case deploy.Succeeded:
+		return fmt.Sprintf("Built #%d at %s in %s", d.Trigger.PR, short(d.SHA), round(v.elapsed()))
+	case deploy.Failed:
+		return clip("Build failed: "+d.Error, 120)
+	case deploy.Superseded:
+		return fmt.Sprintf("Superseded by a newer push (build #%d) before it started", d.SupersededBy)
+	}
+	return clip(string(d.State)+": "+d.Error, 120)
+}
+
+func joinProgress(head, progress string) string {
+	if progress == "" {
+		return head
+	}
+	return head + ": " + progress
 }
 
 // conclusion maps a final state to a check run conclusion ("" while running).
@@ -106,13 +152,18 @@ var stepIcons = map[string]string{pipeline.StepRunning: "⏳", pipeline.StepSucc
 func (v view) summary() string {
 	d := v.D
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** `%s` → **%s** · deploy #%d · requested by %s", d.App, short(d.SHA), d.Stage, d.ID, actor(d.Trigger.Actor))
-	if d.Trigger.PR != 0 {
-		fmt.Fprintf(&b, " via #%d", d.Trigger.PR)
-	} else if d.Trigger.Event != "" {
-		fmt.Fprintf(&b, " via `%s`", d.Trigger.Event)
+	switch {
+	case d.Mode == deploy.ModePRBuild:
+		fmt.Fprintf(&b, "**%s** `%s` · pull request #%d · build #%d with the `pr` credentials tier (no stage secret, no deploy) · pushed by %s",
+			d.App, short(d.SHA), d.Trigger.PR, d.ID, actor(d.Trigger.Actor))
+	default:
+		fmt.Fprintf(&b, "**%s** `%s` → **%s** · deploy #%d%s · requested by %s%s", d.App, short(d.SHA), d.Stage, d.ID,
+			modeNote(d), actor(d.Trigger.Actor), v.via())
 	}
 	b.WriteString("\n\n")
+	if d.Force != "" {
+		fmt.Fprintf(&b, "> [!WARNING]\n> Forced past the stage order by %s: %s\n\n", actor(d.Trigger.Actor), d.Force)
+	}
 	if len(v.CP.Steps) > 0 {
 		b.WriteString("| Step | Status | Duration | Details |\n|---|---|---|---|\n")
 		for _, s := range v.CP.Steps {
@@ -138,11 +189,43 @@ func (v view) summary() string {
 		fmt.Fprintf(&b, "Image: `%s`\n\n", v.CP.Image)
 	}
 	fmt.Fprintf(&b, "[Commit %s](%s)", short(d.SHA), v.commitURL())
-	if c := v.compareURL(); c != "" {
+	if c := v.compareURL(); c != "" && d.Mode != deploy.ModePRBuild {
 		fmt.Fprintf(&b, " · [Changes since the last deploy to %s](%s)", d.Stage, c)
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// modeNote says what kind of deploy it is when it is not a normal build and rollout.
+func modeNote(d deploy.Deploy) string {
+	switch d.Mode {
+	case deploy.ModeImage:
+		return " · rollback (the image built before, no build)"
+	case deploy.ModeSwitch:
+		return fmt.Sprintf(" · slot switch to %s (no build, no rollout)", d.Slot)
+	}
+	return ""
+}
+
+// via says where the request came from: a pull request, a command on an issue, an event.
+func (v view) via() string {
+	t := v.D.Trigger
+	switch {
+	case t.Command() && t.Issue != 0 && t.Event == "check_run":
+		return fmt.Sprintf(" with a check-run button, for #%d", t.Issue)
+	case t.Command() && t.Event == "check_run":
+		return " with a check-run button"
+	case t.Command() && t.Issue != 0:
+		if t.Comment != 0 {
+			return fmt.Sprintf(" in [a comment](%s/%s/issues/%d#issuecomment-%d) on #%d", v.WebURL, v.D.Repo, t.Issue, t.Comment, t.Issue)
+		}
+		return fmt.Sprintf(" on #%d", t.Issue)
+	case t.PR != 0:
+		return fmt.Sprintf(" via #%d", t.PR)
+	case t.Event != "":
+		return fmt.Sprintf(" via `%s`", t.Event)
+	}
+	return ""
 }
 
 // commentMarker finds Stagecoach's comment about an app and stage on a pull request.
@@ -169,6 +252,38 @@ func (v view) comment() string {
 		head = fmt.Sprintf("%s Deploying this pull request to **%s**: %s", icon, d.Stage, v.title())
 	}
 	return fmt.Sprintf("%s\n### %s\n\n%s", commentMarker(d), head, v.summary())
+}
+
+// commandMarker finds the comment that reports a command's deploy on its issue.
+func commandMarker(d deploy.Deploy) string {
+	return fmt.Sprintf("<!-- stagecoach:command-deploy %d -->", d.ID)
+}
+
+// commandComment is the one comment, edited in place, that follows a deploy a command asked for
+// on the issue it was asked on: where it stands now, then how it ended.
+func (v view) commandComment() string {
+	d := v.D
+	what := "`" + short(d.SHA) + "`"
+	if d.Ref != "" && d.Ref != d.Stage && !strings.HasPrefix(d.SHA, d.Ref) {
+		what = fmt.Sprintf("**%s** (`%s`)", d.Ref, short(d.SHA))
+	}
+	var head string
+	switch d.State {
+	case deploy.Succeeded:
+		head = fmt.Sprintf("✅ %s is live on **%s**, deployed in %s", what, d.Stage, round(v.elapsed()))
+		if d.Mode == deploy.ModeSwitch {
+			head = fmt.Sprintf("✅ **%s** is back on slot %s, running %s (switched in %s)", d.Stage, v.CP.Slot, what, round(v.elapsed()))
+		}
+	case deploy.Failed:
+		head = fmt.Sprintf("❌ Deploying %s to **%s** failed; %s still runs what it ran before", what, d.Stage, d.Stage)
+	case deploy.RolledBack:
+		head = fmt.Sprintf("↩️ Deploying %s to **%s** failed and was rolled back", what, d.Stage)
+	case deploy.Cancelled:
+		head = fmt.Sprintf("🚫 Deploying %s to **%s** was cancelled", what, d.Stage)
+	default:
+		head = fmt.Sprintf("⏳ Deploying %s to **%s** — %s", what, d.Stage, v.title())
+	}
+	return fmt.Sprintf("%s\n### %s\n\n%s", commandMarker(d), head, v.summary())
 }
 
 // statusDescription is a Deployment status's description: GitHub allows 140 characters.

@@ -46,15 +46,18 @@ func (q *Queue) Report(ctx context.Context, d deploy.Deploy, cp pipeline.Checkpo
 // ProgressStore is what the progress reporter reads and records.
 type ProgressStore interface {
 	Deploys
+	Enqueuer
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
 	SetGitHubDeployment(ctx context.Context, deployID, githubID int64, status string) error
-	SetPRComment(ctx context.Context, deployID, commentID int64) error
+	SetComment(ctx context.Context, deployID, commentID int64) error
 }
 
-// Progress runs jobs.KindDeployReport: it edits the deploy's check run, moves its GitHub
-// Deployment through queued → in_progress → success/failure (GitHub marks the previous one
-// inactive), and, once a merged pull request's deploy to a merge stage ends, comments on the
-// pull request (one comment, edited in place afterwards).
+// Progress runs jobs.KindDeployReport: it edits the deploy's check run (with its buttons once the
+// deploy ended), moves its GitHub Deployment through queued → in_progress → success/failure
+// (GitHub marks the previous one inactive), and comments: on a merged pull request once its
+// deploy to a merge stage ends, and on the issue a command came from at every step (one comment
+// each, edited in place). When a deploy to the release stage that a command asked for ends, it
+// records a job for the release workflow, which closes or updates the release issue.
 type Progress struct {
 	st      ProgressStore
 	clients Clients
@@ -124,13 +127,44 @@ func (p *Progress) Run(ctx context.Context, j jobs.Job) error {
 		return jobs.Terminal(err)
 	}
 	v := view{D: d, CP: cp, Now: p.now(), WebURL: p.webURL, Compare: p.previous(ctx, d)}
+	for _, next := range p.cfg.NextStages(d.Stage) {
+		if p.cfg.App(d.App) != nil && hasStage(p.cfg.App(d.App), next.Name) {
+			v.Next = next.Name
+			break
+		}
+	}
 	if err := p.checkRun(ctx, gh, owner, repo, v); err != nil {
 		return err
 	}
-	if err := p.deployment(ctx, gh, owner, repo, v); err != nil {
+	if d.Mode != deploy.ModePRBuild {
+		if err := p.deployment(ctx, gh, owner, repo, v); err != nil {
+			return err
+		}
+	}
+	if err := p.comment(ctx, gh, owner, repo, v); err != nil {
 		return err
 	}
-	return p.comment(ctx, gh, owner, repo, v)
+	return p.releaseHook(ctx, d)
+}
+
+func hasStage(app *config.App, stage string) bool {
+	_, ok := app.Stages[stage]
+	return ok
+}
+
+// releaseHook hands a finished, command-asked deploy to the release stage to the release
+// workflow, which knows whether its issue is a release issue.
+func (p *Progress) releaseHook(ctx context.Context, d deploy.Deploy) error {
+	if !d.State.Final() || d.Stage != p.cfg.Release.Stage || !d.Trigger.Command() || d.Trigger.Issue == 0 {
+		return nil
+	}
+	j := jobs.Job{Kind: jobs.KindReleaseUpdate, Key: fmt.Sprintf("release.update/%d/%s", d.ID, d.State),
+		Payload: mustJSON(jobs.ReleaseUpdate{Repo: d.Repo, InstallationID: d.InstallationID, Issue: d.Trigger.Issue,
+			Delivery: d.Trigger.Delivery, DeployID: d.ID})}
+	if _, _, err := p.st.EnqueueJob(ctx, j); err != nil {
+		return fmt.Errorf("recording the release update of deploy %d: %w", d.ID, err)
+	}
+	return nil
 }
 
 // previous is the sha that was live on the stage before d, for the compare link.
@@ -144,8 +178,11 @@ func (p *Progress) previous(ctx context.Context, d deploy.Deploy) string {
 
 func (p *Progress) checkRun(ctx context.Context, gh *github.Client, owner, repo string, v view) error {
 	opts := github.UpdateCheckRunOptions{
-		Name:   checkRunName(v.D.Stage), // go-github sends the name even when empty: always set it
+		Name:   checkRunName(v.D), // go-github sends the name even when empty: always set it
 		Output: &github.CheckRunOutput{Title: github.Ptr(v.title()), Summary: github.Ptr(v.summary())},
+	}
+	if v.D.State.Final() {
+		opts.Actions = v.actions()
 	}
 	switch c := conclusion(v.D.State); {
 	case c != "":
@@ -229,20 +266,36 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 
 func (p *Progress) comment(ctx context.Context, gh *github.Client, owner, repo string, v view) error {
 	d := v.D
-	st := p.cfg.Stage(d.Stage)
-	if d.Trigger.PR == 0 || st == nil || st.Trigger != config.TriggerMerge || !d.State.Final() || d.State == deploy.Superseded {
+	var issue int
+	var body string
+	switch st := p.cfg.Stage(d.Stage); {
+	case d.Mode == deploy.ModePRBuild || d.State == deploy.Superseded:
+		return nil
+	case d.Trigger.Command() && d.Trigger.Issue != 0:
+		issue, body = d.Trigger.Issue, v.commandComment()
+	case d.Trigger.PR != 0 && st != nil && st.Trigger == config.TriggerMerge && d.State.Final():
+		issue, body = d.Trigger.PR, v.comment()
+	default:
 		return nil
 	}
-	body := v.comment()
-	if d.PRCommentID != 0 {
-		if _, _, err := gh.Issues.EditComment(ctx, owner, repo, d.PRCommentID, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
-			return classify(fmt.Errorf("editing the comment on #%d: %w", d.Trigger.PR, err))
+	if d.CommentID != 0 {
+		if _, _, err := gh.Issues.EditComment(ctx, owner, repo, d.CommentID, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
+			return classify(fmt.Errorf("editing the comment on #%d: %w", issue, err))
 		}
 		return nil
 	}
-	c, _, err := gh.Issues.CreateComment(ctx, owner, repo, d.Trigger.PR, &github.IssueComment{Body: github.Ptr(body)})
+	c, _, err := gh.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: github.Ptr(body)})
 	if err != nil {
-		return classify(fmt.Errorf("commenting on #%d: %w", d.Trigger.PR, err))
+		return classify(fmt.Errorf("commenting on #%d: %w", issue, err))
 	}
-	return p.st.SetPRComment(ctx, d.ID, c.GetID())
+	return p.st.SetComment(ctx, d.ID, c.GetID())
+}
+
+// mustJSON marshals a job payload of plain fields, which cannot fail.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("report: marshal %T: %v", v, err))
+	}
+	return b
 }

@@ -85,8 +85,17 @@ func retryAfter(r *http.Response) (time.Duration, bool) {
 	return 0, false
 }
 
-// checkRunName is the name of the check run of a deploy to stage.
-func checkRunName(stage string) string { return "stagecoach/" + stage }
+// checkRunName is the name of a deploy's check run: stagecoach/<stage>, or stagecoach/pr-build
+// for a pull request's build.
+func checkRunName(d deploy.Deploy) string {
+	if d.Mode == deploy.ModePRBuild {
+		return PRBuildCheck
+	}
+	return "stagecoach/" + d.Stage
+}
+
+// PRBuildCheck is the name of pull-request builds' check runs.
+const PRBuildCheck = "stagecoach/pr-build"
 
 // splitRepo splits "owner/name".
 func splitRepo(full string) (owner, name string, err error) {

@@ -30,21 +30,23 @@ type Filter struct {
 
 const deployCols = `id, app, stage, repo, sha, ref, installation_id, trigger_event, trigger_delivery, trigger_pr,
 	trigger_actor, state, superseded_by, check_run_id, error, checkpoint, created_at, updated_at, started_at, finished_at,
-	github_deployment_id, github_deployment_status, pr_comment_id`
+	github_deployment_id, github_deployment_status, pr_comment_id, mode, image, slot, force_reason, trigger_issue,
+	trigger_comment, held`
 
 type scanner interface{ Scan(...any) error }
 
 func scanDeploy(row scanner) (deploy.Deploy, error) {
 	var d deploy.Deploy
-	var pr, created, updated, started, finished int64
-	var state string
+	var pr, issue, held, created, updated, started, finished int64
+	var state, mode string
 	err := row.Scan(&d.ID, &d.App, &d.Stage, &d.Repo, &d.SHA, &d.Ref, &d.InstallationID, &d.Trigger.Event,
 		&d.Trigger.Delivery, &pr, &d.Trigger.Actor, &state, &d.SupersededBy, &d.CheckRunID, &d.Error, &d.Checkpoint,
-		&created, &updated, &started, &finished, &d.GitHubDeploymentID, &d.GitHubDeploymentStatus, &d.PRCommentID)
+		&created, &updated, &started, &finished, &d.GitHubDeploymentID, &d.GitHubDeploymentStatus, &d.CommentID,
+		&mode, &d.Image, &d.Slot, &d.Force, &issue, &d.Trigger.Comment, &held)
 	if err != nil {
 		return deploy.Deploy{}, err
 	}
-	d.Trigger.PR, d.State = int(pr), deploy.State(state)
+	d.Trigger.PR, d.Trigger.Issue, d.State, d.Mode, d.Held = int(pr), int(issue), deploy.State(state), deploy.Mode(mode), held != 0
 	d.CreatedAt, d.UpdatedAt, d.StartedAt, d.FinishedAt = fromMicros(created), fromMicros(updated), fromMicros(started), fromMicros(finished)
 	return d, nil
 }
@@ -143,8 +145,8 @@ func (s *Store) SetGitHubDeployment(ctx context.Context, deployID, githubID int6
 	return s.setReport(ctx, deployID, "github_deployment_id = $1, github_deployment_status = $2", githubID, status)
 }
 
-// SetPRComment records the pull-request comment that reports a deploy.
-func (s *Store) SetPRComment(ctx context.Context, deployID, commentID int64) error {
+// SetComment records the pull-request comment that reports a deploy.
+func (s *Store) SetComment(ctx context.Context, deployID, commentID int64) error {
 	return s.setReport(ctx, deployID, "pr_comment_id = $1", commentID)
 }
 
@@ -164,7 +166,8 @@ const runningStates = "('preflight', 'building', 'rolling_out')"
 const finalStates = "('succeeded', 'failed', 'rolled_back', 'superseded', 'cancelled')"
 
 // ClaimDeploy leases one deploy that is due and not leased: a running one (its worker died or
-// let it go until run_after) or a queued one whose app and stage have nothing running. Oldest
+// let it go until run_after) or a queued one whose app and stage have nothing running, that is
+// not held, and whose stage is not locked (a command by the lock's owner passes). Oldest
 // run_after first. ErrNoWork when there is none.
 func (s *Store) ClaimDeploy(ctx context.Context, owner string, ttl time.Duration) (deploy.Deploy, Lease, error) {
 	now := s.now()
@@ -172,8 +175,10 @@ func (s *Store) ClaimDeploy(ctx context.Context, owner string, ttl time.Duration
 		WHERE id = (
 			SELECT d.id FROM deploys d
 			WHERE d.run_after <= $3 AND d.lease_expires < $3 AND (
-				d.state IN ` + runningStates + ` OR (d.state = 'queued' AND NOT EXISTS (
-					SELECT 1 FROM deploys r WHERE r.app = d.app AND r.stage = d.stage AND r.state IN ` + runningStates + `)))
+				d.state IN ` + runningStates + ` OR (d.state = 'queued' AND d.held = 0 AND NOT EXISTS (
+					SELECT 1 FROM deploys r WHERE r.app = d.app AND r.stage = d.stage AND r.state IN ` + runningStates + `)
+				AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.app = d.app AND l.stage = d.stage
+					AND NOT (d.trigger_event IN ('issue_comment', 'check_run') AND d.trigger_actor = l.owner))))
 			ORDER BY d.run_after, d.id LIMIT 1` + s.d.lock + `
 		) RETURNING lease_token, ` + deployCols
 	var token int64

@@ -19,6 +19,7 @@ const (
 	lockStage = iota // the dialect's stageLock; nil where there is none
 	insDelivery
 	selDeploy
+	retireKey
 	updTrigger
 	supersede
 	insDeploy
@@ -31,7 +32,13 @@ const (
 var stmtText = [nStmts]string{
 	insDelivery: `INSERT INTO deliveries (id, event, action, repo, installation_id, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-	selDeploy: `SELECT id, trigger_pr FROM deploys WHERE dedup_key = $1`,
+	// The deploy a key names, its state, and the newest deploy of its app and stage that was not
+	// superseded: whether anything else was deployed there since.
+	selDeploy: `SELECT d.id, d.trigger_pr, d.state, (SELECT MAX(n.id) FROM deploys n
+		WHERE n.app = d.app AND n.stage = d.stage AND n.state <> 'superseded') FROM deploys d WHERE d.dedup_key = $1`,
+	// A key whose deploy is history (something else was deployed since) is retired, so the
+	// same commit requested again is a new deploy.
+	retireKey: `UPDATE deploys SET dedup_key = dedup_key || '#' || CAST(id AS TEXT) WHERE id = $1`,
 	updTrigger: `UPDATE deploys SET trigger_pr = $1, trigger_event = $2, trigger_delivery = $3,
 		trigger_actor = $4, updated_at = $5 WHERE id = $6`,
 	// Newest wins: a queued deploy of the same app and stage is superseded, never deleted. Its
@@ -39,8 +46,10 @@ var stmtText = [nStmts]string{
 	supersede: `UPDATE deploys SET state = 'superseded', updated_at = $1, finished_at = $1,
 		lease_owner = '', lease_expires = 0 WHERE app = $2 AND stage = $3 AND state = 'queued' RETURNING id`,
 	insDeploy: `INSERT INTO deploys (dedup_key, app, stage, repo, sha, ref, installation_id,
-		trigger_event, trigger_delivery, trigger_pr, trigger_actor, state, created_at, updated_at, run_after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12, $12) RETURNING id`,
+		trigger_event, trigger_delivery, trigger_pr, trigger_actor, state, created_at, updated_at, run_after,
+		mode, image, slot, force_reason, trigger_issue, trigger_comment, held)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12, $12, $13, $14, $15, $16, $17, $18, $19)
+		RETURNING id`,
 	setSupersededBy: `UPDATE deploys SET superseded_by = $1 WHERE id = $2`,
 	insJob: `INSERT INTO jobs (kind, job_key, payload, run_after, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_key) DO NOTHING`,
@@ -142,9 +151,11 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 			return RecordedDeploy{}, err
 		}
 	}
-	var id, pr int64
-	err := st[selDeploy].QueryRowContext(ctx, key).Scan(&id, &pr)
-	if err == nil {
+	var id, pr, latest int64
+	var state string
+	err := st[selDeploy].QueryRowContext(ctx, key).Scan(&id, &pr, &state, &latest)
+	switch {
+	case err == nil && sameDeploy(r, deploy.State(state), id == latest):
 		// The same commit again (the push of a merged PR's merge commit, say). If the first
 		// request did not know the pull request and this one does, keep the PR: it is where
 		// the deploy reports back to.
@@ -155,8 +166,11 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 			}
 		}
 		return RecordedDeploy{ID: id}, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	case err == nil:
+		if _, err := st[retireKey].ExecContext(ctx, id); err != nil {
+			return RecordedDeploy{}, err
+		}
+	case !errors.Is(err, sql.ErrNoRows):
 		return RecordedDeploy{}, err
 	}
 	rows, err := st[supersede].QueryContext(ctx, now, r.App, r.Stage)
@@ -175,8 +189,13 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return RecordedDeploy{}, err
 	}
+	held := 0
+	if r.Held {
+		held = 1
+	}
 	err = st[insDeploy].QueryRowContext(ctx, key, r.App, r.Stage, r.Repo, r.SHA, r.Ref, r.InstallationID,
-		r.Trigger.Event, r.Trigger.Delivery, r.Trigger.PR, r.Trigger.Actor, now).Scan(&id)
+		r.Trigger.Event, r.Trigger.Delivery, r.Trigger.PR, r.Trigger.Actor, now,
+		string(r.Mode), r.Image, r.Slot, r.Force, r.Trigger.Issue, r.Trigger.Comment, held).Scan(&id)
 	if err != nil {
 		return RecordedDeploy{}, err
 	}
@@ -192,6 +211,16 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 		}
 	}
 	return RecordedDeploy{ID: id, New: true, Superseded: superseded}, nil
+}
+
+// sameDeploy decides whether a request whose key an existing deploy has is that deploy. A
+// command's request (with a nonce) found again is its own retry; a merged pull request's request
+// is the companion of its merge commit's push, however late it comes. Any other request for a
+// commit is the same deploy while that deploy is not over, or while nothing else was deployed to
+// the stage since: a push of a commit that was live long ago (prod moved back by hand) deploys it
+// again.
+func sameDeploy(r deploy.Request, existing deploy.State, latest bool) bool {
+	return r.Nonce != "" || r.Trigger.Event == "pull_request" || !existing.Final() || latest
 }
 
 // stageLockClass is the first key of the advisory locks that serialize recording deploys of one
@@ -215,8 +244,9 @@ func deployIDFor(ctx context.Context, st *stmts, in Intake, rec Recorded, key st
 			return rec.Deploys[i].ID, nil
 		}
 	}
-	var id, pr int64
-	err := st[selDeploy].QueryRowContext(ctx, key).Scan(&id, &pr)
+	var id, pr, latest int64
+	var state string
+	err := st[selDeploy].QueryRowContext(ctx, key).Scan(&id, &pr, &state, &latest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("deploy %s: %w", key, ErrNotFound)
 	}

@@ -99,7 +99,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		s.read.SetMaxOpenConns(4)
 	}
-	if err := s.write.PingContext(ctx); err != nil {
+	if err := s.connect(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("connecting to the %s store: %w", s.d.name, err)
 	}
@@ -113,6 +113,23 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	go s.commitLoop()
 	return s, nil
+}
+
+// connect makes the first connection. On a new SQLite file, several processes starting at once
+// all switch it to WAL, which SQLite may refuse at once with SQLITE_BUSY (without waiting for
+// busy_timeout, to avoid a deadlock); the loser tries again shortly, for up to ten seconds.
+func (s *Store) connect(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := s.write.PingContext(ctx)
+		if err == nil || s.d.name != "sqlite" || attempt == 100 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Dialect is "sqlite" or "postgres".

@@ -1,0 +1,196 @@
+package chatops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/command"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// The identifiers of check-run buttons (see package report, which puts them on deploy check
+// runs, and package release, which puts Promote on release check runs).
+const (
+	actionPromote  = "promote"
+	actionRetry    = "retry"
+	actionRollback = "rollback"
+)
+
+// Buttons runs jobs.KindCheckRunAction: a press of a button on one of Stagecoach's check runs,
+// or GitHub's "Re-run" on one. A button is the command it stands for, given by whoever pressed
+// it, and is authorized, checked and answered the same way; the answer goes to the issue or
+// pull request the check run's deploy came from, or onto the check run when there is none.
+type Buttons struct{ x *Executor }
+
+// Buttons returns the button executor.
+func (x *Executor) Buttons() *Buttons { return &Buttons{x: x} }
+
+// Kind implements worker.Executor.
+func (b *Buttons) Kind() string { return jobs.KindCheckRunAction }
+
+// Run implements worker.Executor.
+func (b *Buttons) Run(ctx context.Context, j jobs.Job) error {
+	var a jobs.CheckRunAction
+	if err := json.Unmarshal(j.Payload, &a); err != nil {
+		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
+	}
+	x := b.x
+	gh, err := x.clients.Installation(a.InstallationID)
+	if err != nil {
+		return jobs.Terminal(err)
+	}
+	identifier := a.Identifier
+	if a.Action == "rerequested" {
+		identifier = actionRetry
+	}
+	o := origin{Repo: a.Repo, InstallationID: a.InstallationID, Actor: a.Actor, Event: "check_run", Delivery: a.Delivery,
+		Key: "button:" + a.Delivery}
+	var cmd command.Command
+	var pin *pinned
+	var why string
+	var d deploy.Deploy
+	rel, err := x.st.ReleaseByCheckRun(ctx, a.Repo, a.CheckRunID)
+	switch {
+	case err == nil:
+		// The release's Promote button: /promote on the release issue.
+		o.Issue = rel.Issue
+		cmd = command.Command{Verb: command.Promote, Stage: x.cfg.Release.Stage}
+		if identifier != actionPromote {
+			why = fmt.Sprintf("The release check run has no %q button.", identifier)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	default:
+		d, cmd, pin, why, err = b.deployButton(ctx, a, identifier)
+		if err != nil {
+			return err
+		}
+		o.Issue = d.Trigger.Issue
+		if o.Issue == 0 {
+			o.Issue, o.IsPR = d.Trigger.PR, d.Trigger.PR != 0
+		}
+	}
+	rec, err := x.st.RecordCommand(ctx, store.CommandRecord{Key: o.Key, Repo: o.Repo, Issue: o.Issue, Actor: o.Actor,
+		Verb: string(cmd.Verb), Stage: cmd.Stage, Args: fmt.Sprintf("button %s on check run %s", identifier, a.CheckRunName)})
+	if err != nil {
+		return err
+	}
+	if rec.Outcome != "" {
+		return nil
+	}
+	var out outcome
+	switch {
+	case why != "":
+		out = outcome{reply: why}
+	case identifier == actionRetry:
+		out, err = x.retry(ctx, gh, o, d)
+	default:
+		out, err = x.run(ctx, gh, o, cmd, pin)
+	}
+	if err != nil {
+		return err
+	}
+	if o.Issue == 0 && !out.accepted {
+		// Nowhere to comment: say it on the check run that was pressed.
+		if err := x.noteOnCheckRun(ctx, gh, o, a.CheckRunID, out.reply); err != nil {
+			return err
+		}
+	}
+	return x.finish(ctx, gh, o, rec, out)
+}
+
+// deployButton reads which deploy a button on a deploy check run belongs to and what command it
+// stands for.
+func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, identifier string) (deploy.Deploy, command.Command, *pinned, string, error) {
+	id, err := strconv.ParseInt(a.ExternalID, 10, 64)
+	if err != nil {
+		return deploy.Deploy{}, command.Command{}, nil, "", jobs.Terminal(fmt.Errorf("check run %d has no deploy id (external_id %q)", a.CheckRunID, a.ExternalID))
+	}
+	d, err := b.x.st.Deploy(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return deploy.Deploy{}, command.Command{}, nil, "", jobs.Terminal(err)
+		}
+		return deploy.Deploy{}, command.Command{}, nil, "", err
+	}
+	if !strings.EqualFold(d.Repo, a.Repo) {
+		return deploy.Deploy{}, command.Command{}, nil, "", jobs.Terminal(fmt.Errorf("check run %d of %s names deploy %d of %s", a.CheckRunID, a.Repo, d.ID, d.Repo))
+	}
+	switch identifier {
+	case actionPromote:
+		next := b.x.cfg.NextStages(d.Stage)
+		if len(next) == 0 || d.State != deploy.Succeeded {
+			return d, command.Command{}, nil, fmt.Sprintf("Deploy #%d to %s cannot be promoted.", d.ID, d.Stage), nil
+		}
+		return d, command.Command{Verb: command.Promote, Stage: next[0].Name}, &pinned{sha: d.SHA}, "", nil
+	case actionRollback:
+		live, err := b.x.st.LiveDeploys(ctx, d.App)
+		if err != nil {
+			return d, command.Command{}, nil, "", err
+		}
+		if cur, ok := live[d.Stage]; !ok || cur.ID != d.ID {
+			return d, command.Command{}, nil, fmt.Sprintf("Deploy #%d is no longer what runs on **%s**, so its Rollback button does nothing; `/rollback %s` rolls back what runs now.",
+				d.ID, d.Stage, d.Stage), nil
+		}
+		return d, command.Command{Verb: command.Rollback, Stage: d.Stage}, nil, "", nil
+	case actionRetry:
+		return d, command.Command{Verb: command.Deploy, Stage: d.Stage}, nil, "", nil
+	}
+	return d, command.Command{}, nil, fmt.Sprintf("Check run %s has no %q button.", a.CheckRunName, identifier), nil
+}
+
+// noteOnCheckRun adds a refusal to the check run's text, keeping its title and summary.
+func (x *Executor) noteOnCheckRun(ctx context.Context, gh *github.Client, o origin, id int64, note string) error {
+	run, _, err := gh.Checks.GetCheckRun(ctx, o.owner(), o.name(), id)
+	if err != nil {
+		return retryable(fmt.Errorf("reading check run %d: %w", id, err))
+	}
+	out := run.GetOutput()
+	text := fmt.Sprintf("**@%s pressed a button at %s UTC:** %s", o.Actor, x.now().UTC().Format("Jan 2 15:04"), note)
+	if _, _, err := gh.Checks.UpdateCheckRun(ctx, o.owner(), o.name(), id, github.UpdateCheckRunOptions{Name: run.GetName(),
+		Output: &github.CheckRunOutput{Title: github.Ptr(out.GetTitle()), Summary: github.Ptr(out.GetSummary()), Text: github.Ptr(text)}}); err != nil {
+		return retryable(fmt.Errorf("noting on check run %d: %w", id, err))
+	}
+	return nil
+}
+
+// retry runs a finished deploy again as it was asked for (the same commit, mode and forced
+// reason), as a new deploy.
+func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d deploy.Deploy) (outcome, error) {
+	if !d.State.Final() {
+		return refused("Deploy #%d has not finished yet: it is %s.", d.ID, strings.ReplaceAll(string(d.State), "_", " ")), nil
+	}
+	req := d.Request
+	req.Trigger, req.Nonce, req.Held = o.trigger(), o.Key, true
+	if req.Trigger.PR == 0 {
+		req.Trigger.PR = d.Trigger.PR
+	}
+	p := plan{reqs: []deploy.Request{req}, sha: d.SHA, what: "`" + short(d.SHA) + "`", verb: "deploy", where: d.Stage}
+	stage, action := x.cfg.Stage(d.Stage), "deploy to "+d.Stage
+	if d.Mode == deploy.ModePRBuild {
+		p.verb, p.where, action = "build", fmt.Sprintf("pull request #%d", d.Trigger.PR), fmt.Sprintf("rebuild pull request #%d", d.Trigger.PR)
+	}
+	dec, err := x.authorize(ctx, gh, o, stage, "deploy", action, false)
+	if err != nil || !dec.Allowed {
+		return outcome{reply: dec.Reason}, err
+	}
+	if stage != nil {
+		apps := x.appsFor(o.Repo, d.Stage)
+		if why, err := x.lockedOut(ctx, o, apps, d.Stage); err != nil || why != "" {
+			return outcome{reply: why}, err
+		}
+		if d.Force == "" {
+			if why, err := x.orderProblem(ctx, apps, stage, d.SHA, p.reqs); err != nil || why != "" {
+				return outcome{reply: why}, err
+			}
+		}
+	}
+	return x.carryOut(ctx, gh, o, p)
+}

@@ -1,0 +1,233 @@
+// Package chatops carries out the commands people give Stagecoach on GitHub: comments on issues
+// and pull requests (/promote, /deploy, /rollback, /lock, /unlock, /status, /help, parsed by
+// package command) and presses of the buttons on Stagecoach's check runs (Promote, Retry,
+// Rollback). It runs them as durable jobs recorded by the webhook intake.
+//
+// A command is acknowledged with an 👀 reaction at once, then authorized (package authz: the
+// people configured for the command and stage, team membership read from GitHub), then checked
+// against the stage order and the stage's lock. Every refusal is a reply that says why and who
+// may. An accepted command that deploys records its deploys held, moves the stage's branch when
+// it promotes (so the push GitHub sends next finds the same deploy instead of starting a
+// second), answers with the comment its deploy's progress will be reported in, and only then
+// releases the deploys to the pipeline. Every step is idempotent: a job retried after a crash
+// finds what its first attempt recorded and asks for nothing twice. Every command and its
+// outcome is recorded (the audit trail).
+//
+// chatops never calls AWS or Kubernetes: it records deploy requests for the pipeline.
+package chatops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/authz"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// Store is what commands read and record.
+type Store interface {
+	RecordCommand(ctx context.Context, c store.CommandRecord) (store.CommandRecord, error)
+	FinishCommand(ctx context.Context, id int64, outcome, reason string, replyComment int64) error
+	SetCommandReply(ctx context.Context, id, replyComment int64) error
+
+	Deploy(ctx context.Context, id int64) (deploy.Deploy, error)
+	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
+	LiveDeploys(ctx context.Context, app string) (map[string]deploy.Deploy, error)
+	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
+	RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]store.RecordedDeploy, error)
+	ReleaseDeploy(ctx context.Context, id int64) error
+	CancelDeploy(ctx context.Context, id int64, reason string) (bool, error)
+	SetComment(ctx context.Context, deployID, commentID int64) error
+
+	LockStage(ctx context.Context, l store.StageLock) (store.StageLock, bool, error)
+	UnlockStage(ctx context.Context, app, stage string) (store.StageLock, error)
+	StageLocks(ctx context.Context) ([]store.StageLock, error)
+
+	ReleaseByIssue(ctx context.Context, repo string, number int) (store.Release, error)
+	ReleaseByCheckRun(ctx context.Context, repo string, id int64) (store.Release, error)
+	UpdateRelease(ctx context.Context, r store.Release) error
+	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
+}
+
+// Clients gives the GitHub client of an installation.
+type Clients interface {
+	Installation(id int64) (*github.Client, error)
+}
+
+// Options are what the executors need besides the store and GitHub.
+type Options struct {
+	Config *config.Config
+	WebURL string           // GitHub's web root, for links
+	Wake   func()           // wakes the pipeline after deploys were released or a stage unlocked
+	Now    func() time.Time // default time.Now
+	Log    *slog.Logger
+}
+
+// Executor carries out commands. Comments and Buttons are its two job executors.
+type Executor struct {
+	st      Store
+	clients Clients
+	cfg     *config.Config
+	webURL  string
+	wake    func()
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// New builds the executor.
+func New(st Store, clients Clients, o Options) *Executor {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Wake == nil {
+		o.Wake = func() {}
+	}
+	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), wake: o.Wake, now: o.Now, log: o.Log}
+}
+
+// origin is where a command came from and who gave it.
+type origin struct {
+	Repo           string
+	InstallationID int64
+	Issue          int   // the issue or pull request it was given on; 0 for a button with none
+	IsPR           bool  // Issue is a pull request
+	Comment        int64 // the comment; 0 for a button
+	Actor          string
+	Event          string // issue_comment or check_run
+	Delivery       string
+	Key            string // unique per command, for the audit trail and retries
+}
+
+func (o origin) owner() string { owner, _, _ := strings.Cut(o.Repo, "/"); return owner }
+func (o origin) name() string  { _, name, _ := strings.Cut(o.Repo, "/"); return name }
+
+// trigger is what a deploy this command asks for records about it.
+func (o origin) trigger() deploy.Trigger {
+	t := deploy.Trigger{Event: o.Event, Delivery: o.Delivery, Actor: o.Actor, Issue: o.Issue, Comment: o.Comment}
+	if o.IsPR {
+		t.PR = o.Issue
+	}
+	return t
+}
+
+// outcome is what came of a command: the reply for its issue, whether it was accepted, and the
+// held deploys to give the reply comment to and release.
+type outcome struct {
+	reply    string
+	accepted bool
+	deploys  []int64
+}
+
+func refused(format string, args ...any) outcome {
+	return outcome{reply: fmt.Sprintf(format, args...)}
+}
+
+// terminal reports whether GitHub refused a call for good (404, 422): retrying the same call
+// cannot succeed, so the command fails with GitHub's reason instead.
+func terminal(err error) (string, bool) {
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		if c := er.Response.StatusCode; c == http.StatusNotFound || c == http.StatusUnprocessableEntity || c == http.StatusConflict {
+			return er.Message, true
+		}
+	}
+	return "", false
+}
+
+// retryable turns GitHub's answers into what the job runner should do: wait for a rate limit,
+// or retry later. Refusals that cannot change are handled where they happen.
+func retryable(err error) error {
+	var rl *github.RateLimitError
+	if errors.As(err, &rl) {
+		return &jobs.RetryAfterError{After: time.Until(rl.Rate.Reset.Time), Err: err}
+	}
+	var abuse *github.AbuseRateLimitError
+	if errors.As(err, &abuse) && abuse.RetryAfter != nil {
+		return &jobs.RetryAfterError{After: *abuse.RetryAfter, Err: err}
+	}
+	return err
+}
+
+// finish answers a command and records its outcome. The reply is one comment on the command's
+// issue, edited if an earlier attempt already made it. Held deploys get that comment as the one
+// their progress is reported in, and are released.
+func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec store.CommandRecord, out outcome) error {
+	reply := rec.ReplyCommentID
+	if o.Issue != 0 && out.reply != "" {
+		body := fmt.Sprintf("@%s %s", o.Actor, out.reply)
+		if reply != 0 {
+			if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), reply, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
+				return retryable(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
+			}
+		} else {
+			c, _, err := gh.Issues.CreateComment(ctx, o.owner(), o.name(), o.Issue, &github.IssueComment{Body: github.Ptr(body)})
+			if err != nil {
+				return retryable(fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err))
+			}
+			reply = c.GetID()
+			if err := x.st.SetCommandReply(ctx, rec.ID, reply); err != nil {
+				return err
+			}
+		}
+	}
+	for i, id := range out.deploys {
+		if i == 0 && reply != 0 {
+			if err := x.st.SetComment(ctx, id, reply); err != nil {
+				return err
+			}
+		}
+		if err := x.st.ReleaseDeploy(ctx, id); err != nil {
+			return err
+		}
+	}
+	if len(out.deploys) > 0 {
+		x.wake()
+	}
+	result, reason := "refused", out.reply
+	if out.accepted {
+		result, reason = "accepted", ""
+	}
+	x.log.Info("command", "key", o.Key, "repo", o.Repo, "actor", o.Actor, "outcome", result, "deploys", out.deploys)
+	return x.st.FinishCommand(ctx, rec.ID, result, reason, reply)
+}
+
+// authorize decides whether the command's author may run verb on stage (on nil, a pull
+// request's build: people with write access), described as action in a refusal.
+func (x *Executor) authorize(ctx context.Context, gh *github.Client, o origin, stage *config.Stage, verb, action string, force bool) (authz.Decision, error) {
+	var who config.Approvers
+	if stage != nil {
+		who = stage.Who(verb)
+	}
+	dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, who, o.Repo, o.Actor, action, force)
+	if err != nil {
+		return authz.Decision{}, retryable(err)
+	}
+	return dec, nil
+}
+
+// appsFor returns the apps of repo that deploy to stage.
+func (x *Executor) appsFor(repo, stage string) []*config.App {
+	var out []*config.App
+	for _, app := range x.cfg.AppsForRepo(repo) {
+		if _, ok := app.Stages[stage]; ok {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

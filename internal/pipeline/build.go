@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stagecoach/stagecoach/internal/amazon"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// imageTag is the tag a deploy's build pushes: the commit's short sha.
+func imageTag(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// buildInput is what CodeBuild is asked to build. A pull-request build gets the pr tier's
+// project and buildspec and no secret at all: the code it runs is not reviewed yet.
+func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
+	in := amazon.BuildInput{
+		Project: t.app.CodeBuildProject, SourceVersion: d.SHA, Buildspec: t.as.Buildspec,
+		IdempotencyToken: fmt.Sprintf("stagecoach-deploy-%d", d.ID),
+		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d.SHA),
+			"IMAGE_REPOSITORY": t.app.ImageRepository, "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
+		SecretEnv: map[string]string{"DOTENV_SECRET": t.as.SecretID},
+	}
+	if d.Mode == deploy.ModePRBuild {
+		in.Project, in.Buildspec, in.SecretEnv = t.app.PRBuild.CodeBuildProject, t.app.PRBuild.Buildspec, nil
+		in.Env = map[string]string{"APP": d.App, "COMMIT_SHA": d.SHA, "PULL_REQUEST": strconv.Itoa(d.Trigger.PR),
+			"STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)}
+	}
+	return in
+}
+
+// build starts the build once (the idempotency token makes a repeated start return the same
+// build), then looks at it on a schedule until it ends.
+func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *Checkpoint) result {
+	now := r.o.Now()
+	s := cp.step("Build", now)
+	if cp.BuildID == "" {
+		id, err := r.cloud.StartBuild(ctx, t.session, buildInput(d, t))
+		if err != nil {
+			return r.retry(cp, "starting the build", err)
+		}
+		log.Info("build started", "build", id)
+		cp.BuildID, cp.BuildStarted, cp.Retries = id, now, 0
+		cp.ExpectedBuild = r.expectedBuild(ctx, d)
+		return result{after: r.o.MinPoll}
+	}
+	b, err := r.cloud.GetBuild(ctx, t.session, cp.BuildID)
+	if err != nil {
+		return r.retry(cp, "reading the build", err)
+	}
+	cp.Polls++
+	cp.Retries = 0
+	cp.BuildPhase, cp.BuildLog = b.Phase, b.LogURL
+	s.Link = b.LogURL
+	if !b.Started.IsZero() {
+		cp.BuildStarted = b.Started
+	}
+	if !b.Done() {
+		s.Detail = fmt.Sprintf("phase %s", b.Phase)
+		return result{after: r.nextPoll(now.Sub(cp.BuildStarted), cp.ExpectedBuild)}
+	}
+	cp.BuildEnded = b.Ended
+	if b.Status != "SUCCEEDED" {
+		why := fmt.Sprintf("build %s in %s", strings.ToLower(b.Status), b.FailedPhase)
+		if b.Message != "" {
+			why += ": " + b.Message
+		}
+		s.finish(StepFailed, why, now)
+		return result{state: deploy.Failed, err: why}
+	}
+	if d.Mode == deploy.ModePRBuild {
+		s.finish(StepSucceeded, "", now)
+		log.Info("pull-request build succeeded", "build", cp.BuildID)
+		return result{state: deploy.Succeeded}
+	}
+	image := t.app.ImageRepository + ":" + imageTag(d.SHA)
+	if t.app.ImageReference != "tag" {
+		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, imageTag(d.SHA))
+		if err != nil {
+			var nf *amazon.NotFoundError
+			if errors.As(err, &nf) {
+				s.finish(StepFailed, "the build succeeded but pushed no image: "+err.Error(), now)
+				return result{state: deploy.Failed, err: "build pushed no image: " + err.Error()}
+			}
+			return r.retry(cp, "resolving the image digest", err)
+		}
+		image = t.app.ImageRepository + "@" + digest
+	}
+	cp.Image = image
+	s.finish(StepSucceeded, "", now)
+	cp.step("Rollout", now)
+	log.Info("build succeeded", "build", cp.BuildID, "image", image)
+	return result{state: deploy.RollingOut}
+}
+
+// nextPoll looks at a build often at first and around its expected end, otherwise every MaxPoll.
+func (r *Runner) nextPoll(elapsed, expected time.Duration) time.Duration {
+	window := 30 * time.Second
+	switch {
+	case expected > 0 && elapsed > expected-window && elapsed < expected+window:
+		return r.o.EndPoll
+	case elapsed < window:
+		return r.o.MinPoll
+	}
+	return r.o.MaxPoll
+}
+
+// expectedBuild is the median build time of the last successful deploys of the app and stage.
+func (r *Runner) expectedBuild(ctx context.Context, d deploy.Deploy) time.Duration {
+	ds, err := r.st.ListDeploys(ctx, store.Filter{App: d.App, Stage: d.Stage, State: deploy.Succeeded, Limit: 5})
+	if err != nil {
+		return 0
+	}
+	var durs []time.Duration
+	for _, x := range ds {
+		if cp, err := DecodeCheckpoint(x.Checkpoint); err == nil && !cp.BuildStarted.IsZero() && cp.BuildEnded.After(cp.BuildStarted) {
+			durs = append(durs, cp.BuildEnded.Sub(cp.BuildStarted))
+		}
+	}
+	if len(durs) == 0 {
+		return 0
+	}
+	slices.Sort(durs)
+	return durs[len(durs)/2]
+}

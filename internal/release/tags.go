@@ -1,0 +1,251 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/status"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// Tags runs jobs.KindTagCreated: a tag created or pushed in a configured repository.
+type Tags struct{ w *Workflow }
+
+// Tags returns the tag executor.
+func (w *Workflow) Tags() *Tags { return &Tags{w: w} }
+
+// Kind implements worker.Executor.
+func (t *Tags) Kind() string { return jobs.KindTagCreated }
+
+// Run implements worker.Executor.
+func (t *Tags) Run(ctx context.Context, j jobs.Job) error {
+	var in jobs.Tag
+	if err := json.Unmarshal(j.Payload, &in); err != nil {
+		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
+	}
+	w := t.w
+	target := w.cfg.Stage(w.cfg.Release.Stage)
+	if target == nil || !w.cfg.MatchRelease(in.Tag) {
+		w.log.Info("tag is no release tag", "repo", in.Repo, "tag", in.Tag, "patterns", w.cfg.Release.Tags)
+		return nil
+	}
+	apps := w.apps(in.Repo, target)
+	if len(apps) == 0 {
+		return nil
+	}
+	gh, err := w.clients.Installation(in.InstallationID)
+	if err != nil {
+		return jobs.Terminal(err)
+	}
+	owner, name := splitRepo(in.Repo)
+	sha, err := peel(ctx, gh, owner, name, in.Tag)
+	if notFound(err) {
+		w.log.Info("tag is gone", "repo", in.Repo, "tag", in.Tag)
+		return nil
+	}
+	if err != nil {
+		return classify(fmt.Errorf("resolving tag %s: %w", in.Tag, err))
+	}
+	rel, created, err := w.st.CreateRelease(ctx, store.Release{Repo: in.Repo, Tag: in.Tag, SHA: sha,
+		InstallationID: in.InstallationID, TaggedBy: in.Actor, State: store.ReleaseOpening})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !created && rel.SHA == sha && rel.State != store.ReleaseOpening:
+		return nil // heard of this tag before (its create and its push both come)
+	case rel.SHA != sha:
+		// The tag was moved to another commit: the release is about that one now.
+		rel.SHA, rel.State, rel.CheckRunID, rel.Reason = sha, store.ReleaseOpening, 0, ""
+	}
+	v, err := w.view(ctx, gh, rel, apps, target)
+	if err != nil {
+		return err
+	}
+	if v.Refusal != "" {
+		return w.refuse(ctx, gh, rel, v)
+	}
+	return w.open(ctx, gh, rel, v)
+}
+
+// apps are the repository's apps that deploy to the release stage.
+func (w *Workflow) apps(repo string, target *config.Stage) []*config.App {
+	var out []*config.App
+	for _, app := range w.cfg.AppsForRepo(repo) {
+		if _, ok := app.Stages[target.Name]; ok {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
+// peel resolves a tag to its commit: a lightweight tag's ref names the commit, an annotated
+// tag's names a tag object that names the commit (or, rarely, another tag).
+func peel(ctx context.Context, gh *github.Client, owner, repo, tag string) (string, error) {
+	ref, _, err := gh.Git.GetRef(ctx, owner, repo, "tags/"+tag)
+	if err != nil {
+		return "", err
+	}
+	obj := ref.GetObject()
+	for range 4 {
+		if obj.GetType() != "tag" {
+			return obj.GetSHA(), nil
+		}
+		t, _, err := gh.Git.GetTag(ctx, owner, repo, obj.GetSHA())
+		if err != nil {
+			return "", err
+		}
+		obj = t.GetObject()
+	}
+	return "", fmt.Errorf("tag %s nests tags too deeply", tag)
+}
+
+// view gathers what the release issue and check run say: where the commit ran on the stage
+// releases come from, what is where, and the changelog against what runs on the target.
+func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Release, apps []*config.App, target *config.Stage) (View, error) {
+	v := View{Release: rel, From: target.PromoteFrom, To: target.Name, Branch: target.Branch, WebURL: w.webURL, Now: w.now(), Promoters: target.Promoters}
+	owner, name := splitRepo(rel.Repo)
+	for _, app := range apps {
+		a := AppView{Name: app.Name}
+		d, ok, err := w.st.Succeeded(ctx, app.Name, target.PromoteFrom, rel.SHA)
+		if err != nil {
+			return View{}, err
+		}
+		if ok {
+			a.FromDeploy = &d
+		}
+		live, err := w.st.LiveDeploys(ctx, app.Name)
+		if err != nil {
+			return View{}, err
+		}
+		if l, ok := live[target.PromoteFrom]; ok {
+			a.FromLive = &l
+		}
+		if l, ok := live[target.Name]; ok {
+			a.ToLive = &l
+		}
+		v.Apps = append(v.Apps, a)
+	}
+	for _, a := range v.Apps {
+		if a.FromDeploy == nil {
+			v.Refusal = fmt.Sprintf("`%s` never succeeded on **%s**", short(rel.SHA), target.PromoteFrom)
+			if a.FromLive != nil {
+				v.Refusal += fmt.Sprintf(" (%s runs `%s`)", target.PromoteFrom, short(a.FromLive.SHA))
+			}
+			if len(v.Apps) > 1 {
+				v.Refusal = a.Name + ": " + v.Refusal
+			}
+			return v, nil
+		}
+	}
+	if base := v.Apps[0].ToLive; base != nil && base.SHA != rel.SHA {
+		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base.SHA, rel.SHA, &github.ListOptions{PerPage: 250})
+		if err != nil && !notFound(err) {
+			return View{}, classify(fmt.Errorf("comparing %s...%s: %w", short(base.SHA), short(rel.SHA), err))
+		}
+		if err == nil {
+			v.Changes = changelog(cmp)
+			v.Changes.Base = base.SHA
+		}
+	}
+	var err error
+	if v.Status, err = status.Read(ctx, w.st, w.cfg, rel.Repo); err != nil {
+		return View{}, err
+	}
+	return v, nil
+}
+
+// refuse records why the tag cannot be promoted and says so in a check run on its commit.
+func (w *Workflow) refuse(ctx context.Context, gh *github.Client, rel store.Release, v View) error {
+	rel.State, rel.Reason = store.ReleaseRefused, v.Refusal
+	if rel.CheckRunID == 0 {
+		owner, name := splitRepo(rel.Repo)
+		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
+			Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
+			Status: github.Ptr("completed"), Conclusion: github.Ptr("failure"),
+			Output: &github.CheckRunOutput{Title: github.Ptr(v.refusedTitle()), Summary: github.Ptr(v.RefusedSummary())},
+		})
+		if err != nil {
+			return classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+		}
+		rel.CheckRunID = run.GetID()
+	}
+	w.log.Info("release refused", "repo", rel.Repo, "tag", rel.Tag, "sha", rel.SHA, "reason", rel.Reason)
+	return w.st.UpdateRelease(ctx, rel)
+}
+
+// open makes the release issue (and its label) and the check run with the Promote button, each
+// once: what an earlier attempt made is recorded and skipped.
+func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Release, v View) error {
+	owner, name := splitRepo(rel.Repo)
+	if rel.Issue == 0 {
+		if err := w.ensureLabel(ctx, gh, owner, name); err != nil {
+			return err
+		}
+		issue, _, err := gh.Issues.Create(ctx, owner, name, &github.IssueRequest{
+			Title: github.Ptr("Release " + rel.Tag), Body: github.Ptr(v.IssueBody()), Labels: &[]string{w.cfg.Release.Label},
+		})
+		if err != nil {
+			return classify(fmt.Errorf("opening the release issue of %s: %w", rel.Tag, err))
+		}
+		rel.Issue = issue.GetNumber()
+		v.Release.Issue = rel.Issue
+		if err := w.st.UpdateRelease(ctx, rel); err != nil {
+			return err
+		}
+	}
+	if rel.CheckRunID == 0 {
+		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
+			Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
+			DetailsURL: github.Ptr(v.issueURL()), Status: github.Ptr("completed"), Conclusion: github.Ptr("success"),
+			Output: &github.CheckRunOutput{Title: github.Ptr(v.readyTitle()), Summary: github.Ptr(v.ReadySummary())},
+			Actions: []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: PromoteAction,
+				Description: clip("Move "+v.To+" to "+rel.Tag+" and deploy", 40)}},
+		})
+		if err != nil {
+			return classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+		}
+		rel.CheckRunID = run.GetID()
+	}
+	rel.State = store.ReleaseOpen
+	w.log.Info("release opened", "repo", rel.Repo, "tag", rel.Tag, "sha", rel.SHA, "issue", rel.Issue)
+	return w.st.UpdateRelease(ctx, rel)
+}
+
+// ensureLabel creates the release label unless the repository has it.
+func (w *Workflow) ensureLabel(ctx context.Context, gh *github.Client, owner, name string) error {
+	label := w.cfg.Release.Label
+	_, _, err := gh.Issues.GetLabel(ctx, owner, name, label)
+	if err == nil {
+		return nil
+	}
+	if !notFound(err) {
+		return classify(fmt.Errorf("reading label %s: %w", label, err))
+	}
+	_, _, err = gh.Issues.CreateLabel(ctx, owner, name, &github.Label{Name: github.Ptr(label), Color: github.Ptr("0e8a16"),
+		Description: github.Ptr("A release candidate Stagecoach can promote")})
+	if err != nil && !isAlreadyExists(err) {
+		return classify(fmt.Errorf("creating label %s: %w", label, err))
+	}
+	return nil
+}
+
+// isAlreadyExists reports GitHub's 422 for a label someone created meanwhile.
+func isAlreadyExists(err error) bool {
+	var er *github.ErrorResponse
+	if !errors.As(err, &er) || er.Response == nil || er.Response.StatusCode != 422 {
+		return false
+	}
+	for _, e := range er.Errors {
+		if e.Code == "already_exists" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,230 @@
+package release
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/authz"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/status"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// View is everything the release issue, its check run and its comments show, resolved, so
+// rendering is a pure function that golden files pin down.
+type View struct {
+	Release   store.Release
+	From, To  string // the stage releases come from (alpha) and go to (prod)
+	Branch    string // To's branch, which a promotion moves
+	Promoters config.Approvers
+	Apps      []AppView
+	Changes   Changes
+	Status    []status.App
+	Refusal   string // why the tag cannot be promoted; "" when it can
+	WebURL    string
+	Now       time.Time
+}
+
+// AppView is one app's side of a release.
+type AppView struct {
+	Name       string
+	FromDeploy *deploy.Deploy // the tagged commit's successful deploy to From
+	FromLive   *deploy.Deploy // what runs on From now
+	ToLive     *deploy.Deploy // what runs on To now
+}
+
+// Changes is what promoting would ship: the commits between what runs on To and the tag, and
+// the pull requests they merged.
+type Changes struct {
+	Base    string // the sha running on To; "" when nothing runs there yet
+	Total   int
+	Commits []Commit
+	Pulls   []Pull
+}
+
+// Commit is one commit of the changelog.
+type Commit struct {
+	SHA, Title, Author string
+}
+
+// Pull is one merged pull request of the changelog, as its merge or squash commit names it.
+type Pull struct {
+	Number        int
+	Title, Author string
+}
+
+// mergeTitle and squashTitle find the pull request a commit merged: GitHub's merge commits say
+// "Merge pull request #12 from owner/branch" (the title follows on the next line); squash merges
+// end their title with "(#12)".
+var (
+	mergeTitle  = regexp.MustCompile(`^Merge pull request #(\d+) from \S+`)
+	squashTitle = regexp.MustCompile(`^(.*) \(#(\d+)\)$`)
+)
+
+// changelog reads the compare API's answer.
+func changelog(cmp *github.CommitsComparison) Changes {
+	c := Changes{Total: cmp.GetTotalCommits()}
+	for _, rc := range cmp.Commits {
+		msg := rc.GetCommit().GetMessage()
+		title, rest, _ := strings.Cut(msg, "\n")
+		author := rc.GetAuthor().GetLogin()
+		if author == "" {
+			author = rc.GetCommit().GetAuthor().GetName()
+		}
+		c.Commits = append(c.Commits, Commit{SHA: rc.GetSHA(), Title: title, Author: author})
+		if m := mergeTitle.FindStringSubmatch(title); m != nil {
+			var n int
+			fmt.Sscan(m[1], &n)
+			prTitle := strings.TrimSpace(rest)
+			prTitle, _, _ = strings.Cut(prTitle, "\n")
+			if prTitle == "" {
+				prTitle = strings.TrimPrefix(title, m[0])
+			}
+			c.Pulls = append(c.Pulls, Pull{Number: n, Title: prTitle, Author: author})
+		} else if m := squashTitle.FindStringSubmatch(title); m != nil {
+			var n int
+			fmt.Sscan(m[2], &n)
+			c.Pulls = append(c.Pulls, Pull{Number: n, Title: m[1], Author: author})
+		}
+	}
+	return c
+}
+
+func (v View) repoURL() string  { return v.WebURL + "/" + v.Release.Repo }
+func (v View) issueURL() string { return fmt.Sprintf("%s/issues/%d", v.repoURL(), v.Release.Issue) }
+
+func (v View) commitLink(sha string) string {
+	return fmt.Sprintf("[`%s`](%s/commit/%s)", short(sha), v.repoURL(), sha)
+}
+
+// Marker finds a release issue's body.
+func (v View) marker() string { return fmt.Sprintf("<!-- stagecoach:release %s -->", v.Release.Tag) }
+
+func (v View) readyTitle() string {
+	return fmt.Sprintf("%s is ready for %s", v.Release.Tag, v.To)
+}
+
+func (v View) refusedTitle() string {
+	return clip(fmt.Sprintf("%s cannot be promoted to %s", v.Release.Tag, v.To), 120)
+}
+
+// who names the promoters for a product owner.
+func (v View) who() string {
+	if v.Promoters.Empty() {
+		return "someone with write access to " + v.Release.Repo
+	}
+	return authz.Who(v.Promoters)
+}
+
+// IssueBody is the release issue's description.
+func (v View) IssueBody() string {
+	r := v.Release
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n## Release %s\n\n", v.marker(), r.Tag)
+	fmt.Fprintf(&b, "**%s** is commit %s", r.Tag, v.commitLink(r.SHA))
+	if r.TaggedBy != "" {
+		fmt.Fprintf(&b, ", tagged by @%s", r.TaggedBy)
+	}
+	fmt.Fprintf(&b, ". It ran on **%s**:\n\n", v.From)
+	for _, a := range v.Apps {
+		d := a.FromDeploy
+		fmt.Fprintf(&b, "- ✅ %s: deploy #%d succeeded %s, in %s", a.Name, d.ID, status.Ago(d.FinishedAt, v.Now), took(*d))
+		if d.Trigger.Actor != "" {
+			fmt.Fprintf(&b, ", by @%s", d.Trigger.Actor)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	b.WriteString(v.changesSection())
+	moves := fmt.Sprintf("deploys %s to %s", short(r.SHA), v.To)
+	if v.Branch != "" {
+		moves = fmt.Sprintf("moves `%s` to %s and deploys it", v.Branch, short(r.SHA))
+	}
+	fmt.Fprintf(&b, "### How to promote\n\n%s may accept this release: comment `/promote %s` here, or press **Promote to %s** on the "+
+		"`%s` check run of %s. Stagecoach then %s; progress appears in a comment here, and this issue "+
+		"closes when %s runs %s. If the deploy fails, %s keeps running what it runs now and this issue stays open.\n\n",
+		capitalize(v.who()), v.To, v.To, CheckName, v.commitLink(r.SHA), moves, v.To, r.Tag, v.To)
+	fmt.Fprintf(&b, "### What is where\n\n%s\n_As of %s. `/status` in a comment shows it now._\n", status.Markdown(v.Status, v.WebURL, v.Now),
+		v.Now.UTC().Format("Jan 2 15:04 UTC"))
+	return b.String()
+}
+
+// changesSection lists what promoting would ship.
+func (v View) changesSection() string {
+	c := v.Changes
+	var b strings.Builder
+	b.WriteString("### What ships\n\n")
+	if c.Base == "" {
+		fmt.Fprintf(&b, "Nothing runs on **%s** yet: this is its first release.\n\n", v.To)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d commit(s) since %s, which runs %s now ([compare](%s/compare/%s...%s)).\n\n", c.Total, v.To, v.commitLink(c.Base),
+		v.repoURL(), c.Base, v.Release.SHA)
+	if len(c.Pulls) > 0 {
+		b.WriteString("Pull requests:\n\n")
+		for _, p := range c.Pulls {
+			fmt.Fprintf(&b, "- #%d %s", p.Number, p.Title)
+			if p.Author != "" {
+				fmt.Fprintf(&b, " (@%s)", p.Author)
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	if len(c.Commits) > 0 {
+		fmt.Fprintf(&b, "<details><summary>%d commit(s)</summary>\n\n", len(c.Commits))
+		for _, cm := range c.Commits {
+			fmt.Fprintf(&b, "- %s %s", v.commitLink(cm.SHA), cm.Title)
+			if cm.Author != "" {
+				fmt.Fprintf(&b, " (%s)", cm.Author)
+			}
+			b.WriteString("\n")
+		}
+		if c.Total > len(c.Commits) {
+			fmt.Fprintf(&b, "- … and %d more: see the compare link\n", c.Total-len(c.Commits))
+		}
+		b.WriteString("\n</details>\n\n")
+	}
+	return b.String()
+}
+
+// ReadySummary is the release check run's body.
+func (v View) ReadySummary() string {
+	return fmt.Sprintf("**%s** (%s) succeeded on **%s** and can go to **%s**. %s may press **Promote to %s** above, or comment "+
+		"`/promote %s` on [the release issue](%s).\n", v.Release.Tag, v.commitLink(v.Release.SHA), v.From, v.To, capitalize(v.who()), v.To, v.To, v.issueURL())
+}
+
+// RefusedSummary is the check run's body for a tag that cannot be promoted.
+func (v View) RefusedSummary() string {
+	return fmt.Sprintf("%s, and **%s** takes only commits that did (the stage order). No release issue was opened.\n\n"+
+		"To release this commit, get it onto **%s** first (`/promote %s` once it runs on the stage before), then tag it again. "+
+		"An admin may override the order with `/deploy %s %s --force \"the reason\"`.\n",
+		capitalize(v.Refusal), v.To, v.From, v.From, v.To, short(v.Release.SHA))
+}
+
+// took is how long a deploy ran.
+func took(d deploy.Deploy) time.Duration {
+	start := d.StartedAt
+	if start.IsZero() {
+		start = d.CreatedAt
+	}
+	return d.FinishedAt.Sub(start).Round(time.Second)
+}
+
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

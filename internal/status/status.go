@@ -1,0 +1,229 @@
+// Package status answers "what is where": for each stage of an app, the commit live there (and
+// the tag it carries), since when and by whom, which slot serves it, whether it is locked, what
+// is deploying now, and a link to what the next stage would gain from a promotion. The /status
+// command, release issues and the dashboard all show it; this package reads it and renders the
+// Markdown, with no GitHub calls.
+package status
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/store"
+)
+
+// Store is what status reads.
+type Store interface {
+	LiveDeploys(ctx context.Context, app string) (map[string]deploy.Deploy, error)
+	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
+	StageLocks(ctx context.Context) ([]store.StageLock, error)
+	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
+}
+
+// Stage is one stage of one app.
+type Stage struct {
+	Name    string
+	Live    *deploy.Deploy // nil: nothing was deployed yet
+	Tag     string         // a release tag on the live commit, if any
+	Slot    string         // the slot that serves, on a stage with slots
+	Lock    *store.StageLock
+	Running *deploy.Deploy // the deploy in progress, if any
+	Next    string         // the stage this one promotes to
+	// Ahead is how the next stage's live commit compares: the next stage would gain the commits
+	// in Live...NextLive (empty when they are the same, or either is missing).
+	NextSHA string
+}
+
+// App is an app's stages, in the configured order.
+type App struct {
+	Name, Repo string
+	Stages     []Stage
+}
+
+// Read gathers the status of every app built from repo ("" for every app).
+func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App, error) {
+	locks, err := st.StageLocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []App
+	tags := map[string]map[string]string{} // repo -> sha -> tag
+	for i := range cfg.Apps {
+		app := &cfg.Apps[i]
+		if repo != "" && !strings.EqualFold(app.Repo, repo) {
+			continue
+		}
+		if tags[app.Repo] == nil {
+			tags[app.Repo] = map[string]string{}
+			rels, err := st.Releases(ctx, app.Repo, 50)
+			if err != nil {
+				return nil, err
+			}
+			for j := len(rels) - 1; j >= 0; j-- { // newest last, so it wins
+				tags[app.Repo][rels[j].SHA] = rels[j].Tag
+			}
+		}
+		live, err := st.LiveDeploys(ctx, app.Name)
+		if err != nil {
+			return nil, err
+		}
+		a := App{Name: app.Name, Repo: app.Repo}
+		for _, cs := range cfg.Stages {
+			if _, ok := app.Stages[cs.Name]; !ok {
+				continue
+			}
+			s := Stage{Name: cs.Name}
+			if d, ok := live[cs.Name]; ok {
+				s.Live = &d
+				s.Tag = tags[app.Repo][d.SHA]
+				if cp, err := pipeline.DecodeCheckpoint(d.Checkpoint); err == nil {
+					s.Slot = cp.Slot
+				}
+			}
+			for _, l := range locks {
+				if l.App == app.Name && l.Stage == cs.Name {
+					s.Lock = &l
+				}
+			}
+			recent, err := st.ListDeploys(ctx, store.Filter{App: app.Name, Stage: cs.Name, Limit: 3})
+			if err != nil {
+				return nil, err
+			}
+			for j := range recent {
+				if recent[j].State.Running() {
+					s.Running = &recent[j]
+				}
+			}
+			for _, n := range cfg.NextStages(cs.Name) {
+				if _, ok := app.Stages[n.Name]; ok {
+					s.Next = n.Name
+					if d, ok := live[n.Name]; ok {
+						s.NextSHA = d.SHA
+					}
+					break
+				}
+			}
+			a.Stages = append(a.Stages, s)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Markdown renders apps as one table per app, for a comment or an issue. webURL is GitHub's web
+// root, for links; now is for "since".
+func Markdown(apps []App, webURL string, now time.Time) string {
+	var b strings.Builder
+	for i, a := range apps {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		if len(apps) > 1 {
+			fmt.Fprintf(&b, "**%s**\n\n", a.Name)
+		}
+		b.WriteString("| Stage | Live | Since | By | Next stage |\n|---|---|---|---|---|\n")
+		for _, s := range a.Stages {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", stageCell(s), liveCell(a.Repo, s, webURL), sinceCell(s, now),
+				byCell(s), nextCell(a.Repo, s, webURL))
+		}
+	}
+	return b.String()
+}
+
+func stageCell(s Stage) string {
+	out := "**" + s.Name + "**"
+	if s.Lock != nil {
+		out += " 🔒"
+	}
+	return out
+}
+
+func liveCell(repo string, s Stage, webURL string) string {
+	if s.Live == nil {
+		out := "nothing yet"
+		if s.Running != nil {
+			out += fmt.Sprintf("; deploying `%s` (%s)", short(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
+		}
+		return out
+	}
+	out := fmt.Sprintf("[`%s`](%s/%s/commit/%s)", short(s.Live.SHA), webURL, repo, s.Live.SHA)
+	if s.Tag != "" {
+		out = fmt.Sprintf("**%s** %s", s.Tag, out)
+	}
+	if s.Slot != "" {
+		out += " on slot " + s.Slot
+	}
+	if s.Running != nil {
+		out += fmt.Sprintf("; deploying `%s` (%s)", short(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
+	}
+	if s.Lock != nil {
+		out += fmt.Sprintf("; locked by @%s", s.Lock.Owner)
+		if s.Lock.Reason != "" {
+			out += ": " + cell(s.Lock.Reason)
+		}
+	}
+	return out
+}
+
+func sinceCell(s Stage, now time.Time) string {
+	if s.Live == nil {
+		return ""
+	}
+	return Ago(s.Live.FinishedAt, now)
+}
+
+func byCell(s Stage) string {
+	if s.Live == nil || s.Live.Trigger.Actor == "" {
+		return ""
+	}
+	out := "@" + s.Live.Trigger.Actor
+	if s.Live.Trigger.PR != 0 {
+		out += fmt.Sprintf(" (#%d)", s.Live.Trigger.PR)
+	}
+	return out
+}
+
+func nextCell(repo string, s Stage, webURL string) string {
+	switch {
+	case s.Next == "":
+		return ""
+	case s.Live == nil:
+		return s.Next
+	case s.NextSHA == s.Live.SHA:
+		return s.Next + ": up to date"
+	case s.NextSHA == "":
+		return s.Next + ": nothing there yet"
+	}
+	return fmt.Sprintf("[%s is behind](%s/%s/compare/%s...%s)", s.Next, webURL, repo, s.NextSHA, s.Live.SHA)
+}
+
+// Ago says how long ago t was, for people: "just now", "5m ago", "3h ago", "4 days ago".
+func Ago(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+func cell(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
