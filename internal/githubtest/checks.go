@@ -141,6 +141,10 @@ func (s *Server) getCheckRun(c *call) (int, any) {
 func (s *Server) findCheckRun(repo string, id int64) *CheckRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.checkRunLocked(repo, id)
+}
+
+func (s *Server) checkRunLocked(repo string, id int64) *CheckRun {
 	for _, x := range s.checkRuns[repo] {
 		if x.ID == id {
 			return x
@@ -152,6 +156,10 @@ func (s *Server) findCheckRun(repo string, id int64) *CheckRun {
 func (s *Server) checkRunJSON(cr *CheckRun) map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.checkRunJSONLocked(cr)
+}
+
+func (s *Server) checkRunJSONLocked(cr *CheckRun) map[string]any {
 	url := fmt.Sprintf("%srepos/%s/check-runs/%d", s.URL(), cr.Repo, cr.ID)
 	return map[string]any{
 		"id": cr.ID, "node_id": fmt.Sprintf("CR_%d", cr.ID), "head_sha": cr.HeadSHA, "name": cr.Name,

@@ -119,7 +119,7 @@ func (s *Server) deploymentJSON(d *Deployment) map[string]any {
 	return map[string]any{
 		"id": d.ID, "node_id": fmt.Sprintf("DE_%d", d.ID), "sha": d.SHA, "ref": d.Ref, "task": d.Task, "payload": payload,
 		"original_environment": d.Environment, "environment": d.Environment, "description": orNil(d.Description),
-		"creator": s.user("stagecoach[bot]"), "statuses_url": url + "/statuses", "repository_url": s.URL() + "repos/" + d.Repo,
+		"creator": s.user(s.BotLogin()), "statuses_url": url + "/statuses", "repository_url": s.URL() + "repos/" + d.Repo,
 		"url": url, "created_at": stamp(d.Created), "updated_at": stamp(d.Created),
 		"production_environment": d.Production != nil && *d.Production, "transient_environment": false,
 	}
@@ -174,7 +174,7 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 	s.mu.Unlock()
 	url := fmt.Sprintf("%srepos/%s/deployments/%d", s.URL(), d.Repo, d.ID)
 	return http.StatusCreated, map[string]any{
-		"id": sid, "node_id": fmt.Sprintf("DES_%d", sid), "state": in.State, "creator": s.user("stagecoach[bot]"),
+		"id": sid, "node_id": fmt.Sprintf("DES_%d", sid), "state": in.State, "creator": s.user(s.BotLogin()),
 		"description": in.Description, "environment": env, "deployment_url": url, "target_url": logURL, "log_url": logURL,
 		"environment_url": "", "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, sid),
 		"created_at": now(), "updated_at": now(),

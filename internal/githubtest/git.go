@@ -20,17 +20,23 @@ type Commit struct {
 
 // SetRef points ref at sha in repo. The ref may be a branch name ("main"), or start with
 // "heads/", "tags/" or "refs/". A sha not seeded yet becomes a commit without parents.
+//
+// SetRef delivers no webhook: it seeds what GitHub already holds (PushBranch and CreateTag
+// are pushes, with their webhooks).
 func (s *Server) SetRef(repo, ref, sha string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ensureCommitLocked(repo, sha)
+	if s.tags[repo][sha] == nil {
+		s.ensureCommitLocked(repo, sha)
+	}
 	if s.refs[repo] == nil {
 		s.refs[repo] = map[string]string{}
 	}
 	s.refs[repo][fullRef(ref)] = sha
 }
 
-// Ref returns the sha ref points at in repo, and whether the ref exists.
+// Ref returns the sha ref points at in repo (for an annotated tag, its tag object), and whether
+// the ref exists.
 func (s *Server) Ref(repo, ref string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,7 +57,7 @@ func (s *Server) AddCommit(repo, sha string, parents []string, message string, p
 	if prNumber != 0 && s.pulls[repo][prNumber] == nil {
 		title, _, _ := strings.Cut(message, "\n")
 		s.addPullLocked(repo, Pull{Number: prNumber, Title: title, State: "closed", Merged: true,
-			HeadRef: fmt.Sprintf("pr-%d", prNumber), HeadSHA: sha, BaseRef: "main", MergeCommitSHA: sha, User: "octocat"})
+			HeadRef: fmt.Sprintf("pr-%d", prNumber), HeadSHA: sha, MergeCommitSHA: sha, User: "octocat"})
 	}
 }
 
@@ -78,33 +84,42 @@ func fullRef(ref string) string {
 	return "refs/heads/" + ref
 }
 
-// resolveLocked finds the commit a sha, branch, tag or ref names, as GitHub resolves a commitish.
+// resolveLocked finds the commit a sha, branch, tag or ref names, as GitHub resolves a
+// commitish; a tag name is peeled to its commit. The sha of a tag object is not a commitish
+// here: GitHub's commit endpoints do not take one, so code that gets one from a push must peel
+// it with git/get-tag.
 func (s *Server) resolveLocked(repo, name string) (string, bool) {
 	if _, ok := s.commits[repo][name]; ok {
 		return name, true
 	}
 	for _, r := range []string{fullRef(name), "refs/" + name, "refs/tags/" + name} {
 		if sha, ok := s.refs[repo][r]; ok {
-			return sha, true
+			return s.peelLocked(repo, sha), true
 		}
 	}
 	return "", false
 }
 
-func (s *Server) refJSON(repo, ref, sha string) map[string]any {
+func (s *Server) refJSONLocked(repo, ref, sha string) map[string]any {
+	kind, path := "commit", "/git/commits/"
+	if s.tags[repo][sha] != nil {
+		kind, path = "tag", "/git/tags/"
+	}
 	return map[string]any{
 		"ref": ref, "node_id": "REF_" + strings.ReplaceAll(ref, "/", "_"), "url": s.URL() + "repos/" + repo + "/git/" + ref,
-		"object": map[string]any{"type": "commit", "sha": sha, "url": s.URL() + "repos/" + repo + "/git/commits/" + sha},
+		"object": map[string]any{"type": kind, "sha": sha, "url": s.URL() + "repos/" + repo + path + sha},
 	}
 }
 
 func (s *Server) getRef(c *call) (int, any) {
 	ref := "refs/" + c.params["ref"]
-	sha, ok := s.Ref(c.repo(), ref)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sha, ok := s.refs[c.repo()][ref]
 	if !ok {
 		return notFound()
 	}
-	return http.StatusOK, s.refJSON(c.repo(), ref, sha)
+	return http.StatusOK, s.refJSONLocked(c.repo(), ref, sha)
 }
 
 func (s *Server) createRef(c *call) (int, any) {
@@ -118,7 +133,7 @@ func (s *Server) createRef(c *call) (int, any) {
 	repo := c.repo()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.commits[repo][in.SHA]; !ok {
+	if s.commits[repo][in.SHA] == nil && s.tags[repo][in.SHA] == nil {
 		return http.StatusUnprocessableEntity, message("Object does not exist")
 	}
 	if _, ok := s.refs[repo][in.Ref]; ok {
@@ -128,7 +143,15 @@ func (s *Server) createRef(c *call) (int, any) {
 		s.refs[repo] = map[string]string{}
 	}
 	s.refs[repo][in.Ref] = in.SHA
-	return http.StatusCreated, s.refJSON(repo, in.Ref, in.SHA)
+	if pushed(in.Ref) {
+		s.refChangeLocked(c.answered, push{repo: repo, ref: in.Ref, before: zeroSHA, after: in.SHA, sender: s.BotLogin()})
+	}
+	return http.StatusCreated, s.refJSONLocked(repo, in.Ref, in.SHA)
+}
+
+// pushed reports whether a change of ref is a push GitHub delivers: branches and tags.
+func pushed(ref string) bool {
+	return strings.HasPrefix(ref, "refs/heads/") || strings.HasPrefix(ref, "refs/tags/")
 }
 
 // updateRef moves a ref; without force only forward, as GitHub checks.
@@ -144,16 +167,25 @@ func (s *Server) updateRef(c *call) (int, any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.refs[repo][ref]
+	ff := ok && s.fastForwardLocked(repo, old, in.SHA)
 	switch {
 	case !ok:
 		return http.StatusUnprocessableEntity, message("Reference does not exist")
-	case s.commits[repo][in.SHA] == nil:
+	case s.commits[repo][in.SHA] == nil && s.tags[repo][in.SHA] == nil:
 		return http.StatusUnprocessableEntity, message("Object does not exist")
-	case !in.Force && !s.ancestorsLocked(repo, in.SHA)[old]:
+	case !in.Force && !ff:
 		return http.StatusUnprocessableEntity, message("Update is not a fast forward")
 	}
 	s.refs[repo][ref] = in.SHA
-	return http.StatusOK, s.refJSON(repo, ref, in.SHA)
+	if pushed(ref) && old != in.SHA {
+		s.refChangeLocked(c.answered, push{repo: repo, ref: ref, before: old, after: in.SHA, sender: s.BotLogin(), forced: !ff})
+	}
+	return http.StatusOK, s.refJSONLocked(repo, ref, in.SHA)
+}
+
+// fastForwardLocked reports whether moving a ref from old to sha keeps old's history.
+func (s *Server) fastForwardLocked(repo, old, sha string) bool {
+	return s.ancestorsLocked(repo, s.peelLocked(repo, sha))[s.peelLocked(repo, old)]
 }
 
 // topoLocked lists the commits reachable from sha that keep accepts, parents before children,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,8 @@ type call struct {
 	params map[string]string
 	body   any         // the decoded JSON body, nil when there was none
 	header http.Header // the answer's headers, for handlers that add some (Link)
+	// answered is closed once the answer is written; the webhooks the call causes wait for it.
+	answered <-chan struct{}
 }
 
 func (c *call) repo() string { return c.params["owner"] + "/" + c.params["repo"] }
@@ -42,8 +45,8 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 	routes := map[string]func(*call) (int, any){
 		"apps/create-installation-access-token":           s.createToken,
 		"apps/get-authenticated":                          func(*call) (int, any) { return http.StatusOK, s.appJSON() },
-		"apps/list-installations":                         func(*call) (int, any) { return http.StatusOK, []any{s.installation(1)} },
-		"apps/get-repo-installation":                      func(*call) (int, any) { return http.StatusOK, s.installation(1) },
+		"apps/list-installations":                         func(*call) (int, any) { return http.StatusOK, []any{s.installation(s.installationID)} },
+		"apps/get-repo-installation":                      func(*call) (int, any) { return http.StatusOK, s.installation(s.installationID) },
 		"apps/create-from-manifest":                       s.convertManifest,
 		"rate-limit/get":                                  s.rateLimit,
 		"checks/create":                                   s.createCheckRun,
@@ -57,6 +60,9 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"issues/list-comments":                            s.listComments,
 		"issues/create-comment":                           s.createComment,
 		"issues/update-comment":                           s.updateComment,
+		"issues/get":                                      s.getIssue,
+		"issues/get-comment":                              s.getComment,
+		"git/get-tag":                                     s.getTag,
 		"reactions/create-for-issue-comment":              s.createReaction,
 		"issues/get-label":                                s.getLabel,
 		"issues/create-label":                             s.createLabel,
@@ -78,7 +84,7 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 // the test fails.
 func (s *Server) notImplemented(op string) (int, any) {
 	s.mu.Lock()
-	s.serverErrs = append(s.serverErrs, op+" is in the description subset but the test server does not implement it")
+	s.problemLocked("%s is in the description subset but the test server does not implement it", op)
 	s.mu.Unlock()
 	return http.StatusNotImplemented, message("not implemented by the test server")
 }
@@ -119,9 +125,9 @@ func (s *Server) rateLimit(*call) (int, any) {
 
 func (s *Server) appJSON() map[string]any {
 	return map[string]any{
-		"id": s.appID, "slug": "stagecoach", "node_id": "A_kwDOstagecoach", "owner": s.user("acme"), "name": "Stagecoach",
+		"id": s.appID, "slug": s.slug, "node_id": "A_kwDO" + s.slug, "owner": s.user("acme"), "name": "Stagecoach",
 		"description": "Runs the release pipeline from GitHub", "external_url": "https://github.com/stagecoach/stagecoach",
-		"html_url": "https://github.com/apps/stagecoach", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+		"html_url": "https://github.com/apps/" + s.slug, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
 		"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write",
 			"pull_requests": "write", "metadata": "read", "members": "read"},
 		"events": []string{"push", "pull_request", "create", "issue_comment", "check_run"},
@@ -141,20 +147,20 @@ func (s *Server) installation(id int64) map[string]any {
 		"repositories_url":  s.URL() + "installation/repositories", "html_url": fmt.Sprintf("https://github.com/settings/installations/%d", id),
 		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": map[string]string{"checks": "write", "contents": "write"},
 		"events": []string{"push"}, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-		"single_file_name": nil, "app_slug": "stagecoach", "suspended_by": nil, "suspended_at": nil,
+		"single_file_name": nil, "app_slug": s.slug, "suspended_by": nil, "suspended_at": nil,
 	}
 }
 
 // user is a simple-user object as GitHub renders one.
 func (s *Server) user(login string) map[string]any {
 	u := s.URL() + "users/" + login
-	kind := "User"
-	if len(login) > 5 && login[len(login)-5:] == "[bot]" {
-		kind = "Bot"
+	kind, web := "User", "https://github.com/"+login
+	if slug, ok := strings.CutSuffix(login, "[bot]"); ok {
+		kind, web = "Bot", "https://github.com/apps/"+slug
 	}
 	return map[string]any{
 		"login": login, "id": userID(login), "node_id": "U_" + login, "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
-		"gravatar_id": "", "url": u, "html_url": "https://github.com/" + login, "followers_url": u + "/followers",
+		"gravatar_id": "", "url": u, "html_url": web, "followers_url": u + "/followers",
 		"following_url": u + "/following{/other_user}", "gists_url": u + "/gists{/gist_id}", "starred_url": u + "/starred{/owner}{/repo}",
 		"subscriptions_url": u + "/subscriptions", "organizations_url": u + "/orgs", "repos_url": u + "/repos",
 		"events_url": u + "/events{/privacy}", "received_events_url": u + "/received_events", "type": kind, "site_admin": false,

@@ -17,6 +17,7 @@ type Issue struct {
 	Body   string
 	State  string
 	Labels []string
+	User   string // the author; "" means the App's bot (issues/create)
 }
 
 // Comment is an issue or pull-request comment.
@@ -25,8 +26,19 @@ type Comment struct {
 	Repo      string
 	Issue     int
 	Body      string
+	User      string // the author; "" means the App's bot (issues/create-comment)
 	Edits     int
 	Reactions []string // reaction contents, in the order they were added
+
+	created, updated time.Time
+}
+
+// author is the comment's author's login.
+func (c *Comment) author(s *Server) string {
+	if c.User == "" {
+		return s.BotLogin()
+	}
+	return c.User
 }
 
 // Label is a repository label.
@@ -161,7 +173,17 @@ func (s *Server) issueJSONLocked(is *Issue) map[string]any {
 	api := fmt.Sprintf("%srepos/%s/issues/%d", s.URL(), is.Repo, is.Number)
 	labels := []any{}
 	for _, name := range is.Labels {
-		labels = append(labels, s.labelJSON(is.Repo, s.labels[is.Repo][strings.ToLower(name)]))
+		labels = append(labels, s.labelJSON(is.Repo, s.labelLocked(is.Repo, name)))
+	}
+	user := is.User
+	if user == "" {
+		user = s.BotLogin()
+	}
+	comments := 0
+	for _, cm := range s.comments[is.Repo] {
+		if cm.Issue == is.Number {
+			comments++
+		}
 	}
 	var closedAt any
 	if is.State == "closed" {
@@ -171,10 +193,60 @@ func (s *Server) issueJSONLocked(is *Issue) map[string]any {
 		"id": int64(is.Number) * 1013, "node_id": fmt.Sprintf("I_%d", is.Number), "url": api,
 		"repository_url": s.URL() + "repos/" + is.Repo, "labels_url": api + "/labels{/name}", "comments_url": api + "/comments",
 		"events_url": api + "/events", "html_url": fmt.Sprintf("https://github.com/%s/issues/%d", is.Repo, is.Number),
-		"number": is.Number, "state": is.State, "title": is.Title, "body": orNil(is.Body), "user": s.user("stagecoach[bot]"),
-		"labels": labels, "assignee": nil, "assignees": []any{}, "milestone": nil, "locked": false, "comments": 0,
-		"closed_at": closedAt, "created_at": now(), "updated_at": now(), "author_association": "NONE",
+		"number": is.Number, "state": is.State, "title": is.Title, "body": orNil(is.Body), "user": s.user(user),
+		"labels": labels, "assignee": nil, "assignees": []any{}, "milestone": nil, "locked": false, "comments": comments,
+		"closed_at": closedAt, "created_at": now(), "updated_at": now(), "author_association": s.associationLocked(is.Repo, user),
 	}
+}
+
+// labelLocked is a repository label by name; a name only a seeded pull request carries gets
+// the look GitHub gives a label made on the fly.
+func (s *Server) labelLocked(repo, name string) *Label {
+	if l := s.labels[repo][strings.ToLower(name)]; l != nil {
+		return l
+	}
+	return &Label{ID: userID(repo + name), Name: name, Color: "ededed"}
+}
+
+// issueOrPullLocked renders issue n of repo as issues/get does: an issue, or a pull request in
+// its issue form (with pull_request); nil when there is neither.
+func (s *Server) issueOrPullLocked(repo string, n int) map[string]any {
+	if is := s.issues[repo][n]; is != nil {
+		return s.issueJSONLocked(is)
+	}
+	p := s.pulls[repo][n]
+	if p == nil {
+		return nil
+	}
+	out := s.issueJSONLocked(&Issue{Number: n, Repo: repo, Title: p.Title, Body: p.Body, State: p.State, Labels: p.Labels, User: p.User})
+	pr := s.pullJSONLocked(repo, p)
+	out["html_url"] = pr["html_url"]
+	out["pull_request"] = map[string]any{"url": pr["url"], "html_url": pr["html_url"], "diff_url": pr["diff_url"],
+		"patch_url": pr["patch_url"], "merged_at": pr["merged_at"]}
+	if p.State == "closed" {
+		out["closed_at"] = pr["closed_at"]
+	}
+	return out
+}
+
+func (s *Server) getIssue(c *call) (int, any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.issueOrPullLocked(c.repo(), int(c.id("issue_number")))
+	if out == nil {
+		return notFound()
+	}
+	return http.StatusOK, out
+}
+
+func (s *Server) getComment(c *call) (int, any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cm := s.findCommentLocked(c.repo(), c.id("comment_id"))
+	if cm == nil {
+		return notFound()
+	}
+	return http.StatusOK, s.commentJSONLocked(cm)
 }
 
 func (s *Server) labelJSON(repo string, l *Label) map[string]any {
@@ -257,11 +329,12 @@ func (s *Server) createComment(c *call) (int, any) {
 		return http.StatusBadRequest, message("Problems parsing JSON")
 	}
 	s.mu.Lock()
-	cm := &Comment{ID: s.nextIDLocked(), Repo: c.repo(), Issue: int(c.id("issue_number")), Body: in.Body}
+	defer s.mu.Unlock()
+	t := time.Now()
+	cm := &Comment{ID: s.nextIDLocked(), Repo: c.repo(), Issue: int(c.id("issue_number")), Body: in.Body, created: t, updated: t}
 	s.comments[cm.Repo] = append(s.comments[cm.Repo], cm)
-	out := s.commentJSONLocked(cm)
-	s.mu.Unlock()
-	return http.StatusCreated, out
+	s.emitLocked(c.answered, "issue_comment", s.commentEventLocked(cm, "created", s.BotLogin(), ""))
+	return http.StatusCreated, s.commentJSONLocked(cm)
 }
 
 func (s *Server) updateComment(c *call) (int, any) {
@@ -277,8 +350,10 @@ func (s *Server) updateComment(c *call) (int, any) {
 	if cm == nil {
 		return notFound()
 	}
-	cm.Body = in.Body
+	from := cm.Body
+	cm.Body, cm.updated = in.Body, time.Now()
 	cm.Edits++
+	s.emitLocked(c.answered, "issue_comment", s.commentEventLocked(cm, "edited", s.BotLogin(), from))
 	return http.StatusOK, s.commentJSONLocked(cm)
 }
 
@@ -346,12 +421,25 @@ func (c *call) page(items []any) []any {
 }
 
 func (s *Server) commentJSONLocked(cm *Comment) map[string]any {
+	kind := "issues"
+	if s.pulls[cm.Repo][cm.Issue] != nil {
+		kind = "pull"
+	}
+	var app any // a comment the App made through the API says so
+	if cm.User == "" {
+		app = s.appJSON()
+	}
+	created, updated := cm.created, cm.updated
+	if created.IsZero() {
+		created, updated = time.Now(), time.Now()
+	}
 	return map[string]any{
-		"id": cm.ID, "node_id": fmt.Sprintf("IC_%d", cm.ID), "body": cm.Body, "user": s.user("stagecoach[bot]"),
+		"id": cm.ID, "node_id": fmt.Sprintf("IC_%d", cm.ID), "body": cm.Body, "user": s.user(cm.author(s)),
 		"url":        fmt.Sprintf("%srepos/%s/issues/comments/%d", s.URL(), cm.Repo, cm.ID),
-		"html_url":   fmt.Sprintf("https://github.com/%s/pull/%d#issuecomment-%d", cm.Repo, cm.Issue, cm.ID),
+		"html_url":   fmt.Sprintf("https://github.com/%s/%s/%d#issuecomment-%d", cm.Repo, kind, cm.Issue, cm.ID),
 		"issue_url":  fmt.Sprintf("%srepos/%s/issues/%d", s.URL(), cm.Repo, cm.Issue),
-		"created_at": now(), "updated_at": now(), "author_association": "NONE",
+		"created_at": stamp(created), "updated_at": stamp(updated),
+		"author_association": s.associationLocked(cm.Repo, cm.author(s)), "performed_via_github_app": app,
 	}
 }
 
@@ -375,6 +463,6 @@ func (s *Server) createReaction(c *call) (int, any) {
 		status = http.StatusCreated
 	}
 	id := cm.ID*10 + int64(slices.Index(cm.Reactions, in.Content))
-	return status, map[string]any{"id": id, "node_id": fmt.Sprintf("REA_%d", id), "user": s.user("stagecoach[bot]"),
+	return status, map[string]any{"id": id, "node_id": fmt.Sprintf("REA_%d", id), "user": s.user(s.BotLogin()),
 		"content": in.Content, "created_at": stamp(time.Now())}
 }

@@ -39,9 +39,9 @@ func (s *Server) convertManifest(c *call) (int, any) {
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	return http.StatusCreated, map[string]any{
-		"id": s.appID, "slug": "stagecoach", "node_id": "A_stagecoach", "owner": s.user("acme"), "name": "Stagecoach",
+		"id": s.appID, "slug": s.slug, "node_id": "A_" + s.slug, "owner": s.user("acme"), "name": "Stagecoach",
 		"description": "Runs the release pipeline from GitHub", "external_url": "https://github.com/stagecoach/stagecoach",
-		"html_url": "https://github.com/apps/stagecoach", "created_at": now, "updated_at": now,
+		"html_url": "https://github.com/apps/" + s.slug, "created_at": now, "updated_at": now,
 		"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write", "metadata": "read"},
 		"events":      []string{"push", "pull_request", "create", "issue_comment", "check_run"},
 		"client_id":   "Iv1.stagecoach", "client_secret": "client-secret", "webhook_secret": secret, "pem": string(s.PrivateKeyPEM()),

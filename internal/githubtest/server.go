@@ -1,8 +1,12 @@
-// Package githubtest is an in-process GitHub REST API for tests. It speaks GitHub's wire
-// protocol to the real go-github and ghinstallation clients, keeps the state the calls create,
+// Package githubtest is an in-process GitHub for tests and for `stagecoach sandbox`: a REST API
+// that speaks GitHub's wire protocol to the real go-github and ghinstallation clients, and a
+// webhook sender that delivers events as GitHub does. It keeps the state the calls create,
 // records every request, and rejects any request whose method, path or JSON body does not
 // match GitHub's published REST description. Its own answers are checked against the same
 // description, so the fake cannot drift from GitHub unnoticed.
+//
+// Start runs a server outside a test (Close stops it, Problems lists what went wrong); New does
+// the same for a test and fails it at cleanup for every problem.
 //
 // # The description
 //
@@ -24,20 +28,36 @@
 //
 // Installation tokens ("ghs_…", an hour long) are issued to App JWTs signed with the key from
 // PrivateKeyPEM; every repository call needs one, as on GitHub. Check runs, deployments and
-// their statuses, issues, comments, reactions, labels, refs, commits, pull requests, team
-// memberships and collaborator permissions live in memory; tests seed what GitHub would already
-// hold (SetRef, AddCommit, AddPull, SetTeamMember, SetPermission, AddManifestCode) and read back
-// what the code under test created (CheckRuns, Deployments, Comments, Issues, Ref). What is
-// not there answers 404.
+// their statuses, issues, comments, reactions, labels, refs, commits, annotated tags, pull
+// requests, team memberships and collaborator permissions live in memory; tests seed what
+// GitHub would already hold (SetRef, AddCommit, AddPull, SetDefaultBranch, SetTeamMember,
+// SetPermission, AddManifestCode) and read back what the code under test created (CheckRuns,
+// Deployments, Comments, Issues, Pulls, Tags, Ref). What is not there answers 404. The App's
+// bot user is BotLogin, "<slug>[bot]" (GET /app answers the slug): it authors whatever the App
+// creates.
+//
+// # Webhooks
+//
+// After SetWebhook the server delivers events to a URL as GitHub delivers an App's: a POST with
+// X-GitHub-Event, X-GitHub-Delivery (a random UUID), X-GitHub-Hook-ID, X-Hub-Signature-256 (the
+// HMAC-SHA256 of the body with the secret) and a GitHub-Hookshot User-Agent. Deliveries go out
+// one at a time, in the order of the changes that caused them, from one goroutine; one caused
+// by an API call leaves only once that call is answered. Deliveries records each with its
+// answer; one answered other than 2xx, or not within 10 s, is failed and not retried
+// (Redeliver sends it again); Flush waits for the queue to empty.
+//
+// The App's own API calls cause what they cause on GitHub: git/create-ref and git/update-ref
+// of a branch or tag deliver a push (and a create for a new ref), and issues/create-comment and
+// issues/update-comment an issue_comment by the bot. What people do are methods: MergePull,
+// OpenPull, PushToPull, PushBranch, CreateTag, Comment, EditComment, PressButton and Rerequest
+// change the state as GitHub would and deliver GitHub's events. Every payload is a real one
+// GitHub sent (testdata/webhooks) with the fields that matter replaced by the server's state.
 //
 // # Faults
 //
 // SetDown answers 503 to everything, CloseConnections drops every connection unanswered,
 // FailNext fails the next calls of one operation, and SecondaryRateLimit answers GitHub's
 // secondary rate limit (403, Retry-After, and the documentation_url go-github recognizes).
-//
-// At the end of the test the server fails it for every rejected request and every answer of
-// its own that broke the description.
 package githubtest
 
 import (
@@ -77,11 +97,18 @@ type Request struct {
 	Notes     []string // body keys GitHub would ignore
 }
 
-// Option changes how New sets up a server.
+// Option changes how Start (or New) sets up a server.
 type Option func(*Server)
 
 // WithAppID sets the GitHub App's id (default 4242).
 func WithAppID(id int64) Option { return func(s *Server) { s.appID = id } }
+
+// WithAppSlug sets the GitHub App's slug (default "stagecoach"); its bot user is "<slug>[bot]".
+func WithAppSlug(slug string) Option { return func(s *Server) { s.slug = slug } }
+
+// WithInstallationID sets the id of the App's one installation (default 1), as the installation
+// endpoints and every webhook payload name it.
+func WithInstallationID(id int64) Option { return func(s *Server) { s.installationID = id } }
 
 // WithRateLimit sets the primary rate limit the server reports in its X-RateLimit headers
 // (default 5000 an hour); each answered request uses one.
@@ -89,14 +116,18 @@ func WithRateLimit(limit int) Option { return func(s *Server) { s.limit = limit 
 
 // Server is the fake GitHub. Its methods are safe for concurrent use.
 type Server struct {
-	srv      *httptest.Server
-	key      *rsa.PrivateKey
-	appID    int64
-	limit    int
-	reset    time.Time
-	ops      []*operation
-	v        *validator
-	handlers map[string]func(*call) (int, any)
+	srv            *httptest.Server
+	key            *rsa.PrivateKey
+	appID          int64
+	slug           string
+	installationID int64
+	limit          int
+	reset          time.Time
+	ops            []*operation
+	v              *validator
+	handlers       map[string]func(*call) (int, any)
+	templates      map[string]map[string]any // webhook payload examples, by file name
+	out            *outbox                   // webhook deliveries
 
 	mu            sync.Mutex
 	reqs          []Request
@@ -116,48 +147,88 @@ type Server struct {
 	labels        map[string]map[string]*Label
 	refs          map[string]map[string]string // repo -> "refs/heads/main" -> sha
 	commits       map[string]map[string]*Commit
+	tags          map[string]map[string]*Tag // repo -> tag object sha -> annotated tag
 	pulls         map[string]map[int]*Pull
+	branches      map[string]string // repo -> default branch, where not "main"
 	members       map[string]bool   // org/team/user
 	permissions   map[string]string // owner/repo/user -> permission
 	manifestCodes map[string]bool
 	webhookSecret string
 }
 
-// New starts a server; it closes when the test ends, and the test fails if any request was
-// rejected or any answer broke the description.
-func New(tb testing.TB, opts ...Option) *Server {
-	tb.Helper()
+// Start starts a server outside of a test (New is the same inside one). Close stops it;
+// Problems says what it rejected or answered outside the description.
+func Start(opts ...Option) (*Server, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		tb.Fatalf("githubtest: generating the App key: %v", err)
+		return nil, fmt.Errorf("githubtest: generating the App key: %w", err)
 	}
-	s := &Server{key: key, appID: 4242, limit: 5000, reset: time.Now().Add(time.Hour), nextID: 1000,
+	s := &Server{key: key, appID: 4242, slug: "stagecoach", installationID: 1, limit: 5000,
+		reset: time.Now().Add(time.Hour), nextID: 1000,
 		failNext: map[string][]int{}, tokens: map[string]int64{},
 		checkRuns: map[string][]*CheckRun{}, deployments: map[string][]*Deployment{}, issues: map[string]map[int]*Issue{},
 		comments: map[string][]*Comment{}, labels: map[string]map[string]*Label{}, refs: map[string]map[string]string{},
-		commits: map[string]map[string]*Commit{}, pulls: map[string]map[int]*Pull{}, members: map[string]bool{},
-		permissions: map[string]string{}, manifestCodes: map[string]bool{}}
+		commits: map[string]map[string]*Commit{}, tags: map[string]map[string]*Tag{}, pulls: map[string]map[int]*Pull{},
+		branches: map[string]string{}, members: map[string]bool{}, permissions: map[string]string{}, manifestCodes: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.ops, s.v, err = loadSubset(subsetJSON); err != nil {
-		tb.Fatalf("githubtest: %v", err)
+		return nil, fmt.Errorf("githubtest: %w", err)
+	}
+	if s.templates, err = loadTemplates(); err != nil {
+		return nil, fmt.Errorf("githubtest: %w", err)
 	}
 	s.handlers = s.routes()
+	s.out = newOutbox(s.appID)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s, nil
+}
+
+// New starts a server for a test; it closes when the test ends, and the test fails then for
+// every problem (see Problems).
+func New(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	s, err := Start(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() {
-		s.srv.CloseClientConnections()
-		s.srv.Close()
-		for _, r := range s.Rejected() {
-			tb.Errorf("GitHub test server rejected %s %s: %s", r.Method, r.Path, strings.Join(r.Problems, "; "))
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, e := range s.serverErrs {
-			tb.Errorf("GitHub test server answered outside the description: %s", e)
+		s.Close()
+		for _, p := range s.Problems() {
+			tb.Errorf("GitHub test server: %s", p)
 		}
 	})
 	return s
+}
+
+// Close stops the server: queued webhook deliveries are dropped (recorded as failed), the one in
+// flight is cancelled, and open connections are closed. It may be called more than once.
+func (s *Server) Close() {
+	s.out.close()
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// Problems returns, as sentences, every request the server rejected and every answer of its
+// own that broke the description (or that it could not give), oldest first.
+func (s *Server) Problems() []string {
+	var out []string
+	for _, r := range s.Rejected() {
+		out = append(out, fmt.Sprintf("rejected %s %s: %s.", r.Method, r.Path, strings.Join(r.Problems, "; ")))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.serverErrs {
+		out = append(out, e+".")
+	}
+	return out
+}
+
+// problemLocked records something the server itself got wrong or could not do; the caller
+// holds s.mu.
+func (s *Server) problemLocked(format string, args ...any) {
+	s.serverErrs = append(s.serverErrs, fmt.Sprintf(format, args...))
 }
 
 // URL is the API root, with a trailing slash.
@@ -232,12 +303,24 @@ func message(msg string) map[string]string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rec := Request{Method: r.Method, Path: r.URL.EscapedPath(), UserAgent: r.UserAgent(), Body: body}
-	defer func() { rec.At = time.Now(); s.mu.Lock(); s.reqs = append(s.reqs, rec); s.mu.Unlock() }()
+	// Webhooks this call causes wait for its answer: GitHub answers the API call first.
+	answered, hijacked := make(chan struct{}), false
+	defer func() {
+		rec.At = time.Now()
+		s.mu.Lock()
+		s.reqs = append(s.reqs, rec)
+		s.mu.Unlock()
+		if !hijacked {
+			_ = http.NewResponseController(w).Flush()
+		}
+		close(answered)
+	}()
 	s.mu.Lock()
 	down, drop := s.down, s.drop
 	s.mu.Unlock()
 	if drop {
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			hijacked = true
 			conn.Close()
 			return
 		}
@@ -288,7 +371,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if handler == nil {
 		handler = func(*call) (int, any) { return s.notImplemented(op.id) }
 	}
-	status, resp := handler(&call{s: s, r: r, params: params, body: value, header: w.Header()})
+	status, resp := handler(&call{s: s, r: r, params: params, body: value, header: w.Header(), answered: answered})
 	rec.Status = status
 	if status/100 == 2 {
 		s.checkResponse(op, status, resp)
@@ -375,6 +458,9 @@ func (s *Server) checkResponse(op *operation, status int, resp any) {
 			probs = append(probs, op.id+": "+p)
 		}
 	}
+	for i, p := range probs {
+		probs[i] = "answered outside the description: " + p
+	}
 	if len(probs) > 0 {
 		s.mu.Lock()
 		s.serverErrs = append(s.serverErrs, probs...)
@@ -382,10 +468,19 @@ func (s *Server) checkResponse(op *operation, status int, resp any) {
 	}
 }
 
+// writeJSON answers with v, with a Content-Length as GitHub sends, so that a flush hands the
+// client the whole answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
+	var b []byte
 	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status, b = http.StatusInternalServerError, []byte(`{"message":"encoding the answer failed"}`)
+		}
+		b = append(b, '\n')
 	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }

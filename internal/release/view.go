@@ -52,6 +52,7 @@ type Commit struct {
 }
 
 // Pull is one merged pull request of the changelog, as its merge or squash commit names it.
+// Authors are "@login", or a git author's name when GitHub knows no account for them.
 type Pull struct {
 	Number        int
 	Title, Author string
@@ -71,9 +72,10 @@ func changelog(cmp *github.CommitsComparison) Changes {
 	for _, rc := range cmp.Commits {
 		msg := rc.GetCommit().GetMessage()
 		title, rest, _ := strings.Cut(msg, "\n")
-		author := rc.GetAuthor().GetLogin()
-		if author == "" {
-			author = rc.GetCommit().GetAuthor().GetName()
+		// A GitHub login is mentioned; a bare git author name is not one.
+		author := rc.GetCommit().GetAuthor().GetName()
+		if login := rc.GetAuthor().GetLogin(); login != "" {
+			author = "@" + login
 		}
 		c.Commits = append(c.Commits, Commit{SHA: rc.GetSHA(), Title: title, Author: author})
 		if m := mergeTitle.FindStringSubmatch(title); m != nil {
@@ -169,7 +171,7 @@ func (v View) changesSection() string {
 		for _, p := range c.Pulls {
 			fmt.Fprintf(&b, "- #%d %s", p.Number, p.Title)
 			if p.Author != "" {
-				fmt.Fprintf(&b, " (@%s)", p.Author)
+				fmt.Fprintf(&b, " (%s)", p.Author)
 			}
 			b.WriteString("\n")
 		}

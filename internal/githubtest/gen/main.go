@@ -19,8 +19,9 @@ import (
 	"strings"
 )
 
-// operations are the method and path of every GitHub call Stagecoach makes. The deprecated
-// compare form is listed too: go-github's URL matches it as well as the {basehead} form.
+// operations are the method and path of every GitHub call Stagecoach makes (git/get-tag peels
+// the annotated tags a push names by their tag object). The deprecated compare form is listed
+// too: go-github's URL matches it as well as the {basehead} form.
 var operations = []string{
 	"POST /app/installations/{installation_id}/access_tokens",
 	"GET /app",
@@ -38,6 +39,8 @@ var operations = []string{
 	"PATCH /repos/{owner}/{repo}/issues/{issue_number}",
 	"GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
 	"POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+	"GET /repos/{owner}/{repo}/issues/{issue_number}",
+	"GET /repos/{owner}/{repo}/issues/comments/{comment_id}",
 	"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
 	"POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
 	"GET /repos/{owner}/{repo}/labels/{name}",
@@ -46,6 +49,7 @@ var operations = []string{
 	"GET /repos/{owner}/{repo}/git/ref/{ref}",
 	"PATCH /repos/{owner}/{repo}/git/refs/{ref}",
 	"POST /repos/{owner}/{repo}/git/refs",
+	"GET /repos/{owner}/{repo}/git/tags/{tag_sha}",
 	"GET /repos/{owner}/{repo}/commits/{ref}",
 	"GET /repos/{owner}/{repo}/compare/{basehead}",
 	"GET /repos/{owner}/{repo}/compare/{base}...{head}",
