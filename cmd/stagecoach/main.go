@@ -3,7 +3,9 @@
 //
 // Usage:
 //
-//	stagecoach [serve] [--config FILE] [--listen ADDR]   run the service
+//	stagecoach                                           the sandbox, until a GitHub App is configured
+//	stagecoach sandbox [--once] [--listen ADDR]          play the whole release flow locally
+//	stagecoach serve [--config FILE] [--listen ADDR]     run the service
 //	stagecoach check-config FILE                         validate a configuration file
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
@@ -55,13 +57,15 @@ func exitCode(err error) int {
 // run is the whole program; main only supplies the process's context, arguments, environment
 // and streams, so tests can run it in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
+	cmd := defaultCommand(args, getenv)
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stdout, stderr)
+	case "sandbox":
+		return sandboxCommand(ctx, args, stdout, stderr)
 	case "check-config":
 		return checkConfig(args, getenv, stdout, stderr)
 	case "load":
@@ -82,8 +86,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// defaultCommand is what a bare `stagecoach` does: the sandbox until a GitHub App (or a
+// configuration file) is configured through the environment, the service after that. Flags with
+// no command are the service's, as they always were.
+func defaultCommand(args []string, getenv func(string) string) string {
+	if len(args) == 0 && getenv("STAGECOACH_CONFIG") == "" && getenv("STAGECOACH_GITHUB_APP_ID") == "" {
+		return "sandbox"
+	}
+	return "serve"
+}
+
 const usage = `Usage:
-  stagecoach [serve] [--config FILE] [--listen ADDR]  run the service (default command)
+  stagecoach                                          the sandbox until a GitHub App is configured, then the service
+  stagecoach sandbox [--once] [--listen ADDR]         play the whole release flow on this machine, with a dashboard
+  stagecoach serve [--config FILE] [--listen ADDR]    run the service (flags alone mean serve)
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server

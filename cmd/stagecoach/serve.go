@@ -54,8 +54,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	return runServer(ctx, serverOptions{cfg: cfg, deploy: *runDeploys, stdout: stdout, log: newLogger(stderr, cfg.LogLevel)})
+}
 
+// serverOptions are what runServer needs besides the configuration's own settings.
+type serverOptions struct {
+	cfg    *config.Config
+	deploy bool // run deploys (false: record them only)
+	stdout io.Writer
+	log    *slog.Logger
+	// clusters replaces the stages' Kubernetes connections (the sandbox's simulated cluster);
+	// nil connects to each stage's kubeconfig context or in-cluster service account.
+	clusters pipeline.Clusters
+	// aws adds options to the AWS configuration (the sandbox's endpoint and credentials); nil
+	// uses the default chain and the standard variables.
+	aws []func(*awsconfig.LoadOptions) error
+	// listening, when set, hears the address once the server accepts connections.
+	listening func(addr string)
+	// pipeline tunes the pipeline (the sandbox looks at its seconds-long builds more often).
+	pipeline pipeline.Options
+}
+
+// runServer runs the service until ctx ends: the intake, the job runner, the pipeline and the
+// HTTP endpoints, all on one store.
+func runServer(ctx context.Context, o serverOptions) error {
+	cfg, log := o.cfg, o.log
 	secret, err := webhookSecret(cfg, log)
 	if err != nil {
 		return err
@@ -81,8 +104,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	if *runDeploys {
-		if deploys, err = newPipeline(ctx, cfg, st, runner, m, log); err != nil {
+	if o.deploy {
+		if deploys, err = newPipeline(ctx, o, st, runner, m); err != nil {
 			return err
 		}
 	} else {
@@ -99,8 +122,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	fmt.Fprintf(stdout, "stagecoach %s listening on http://%s (store: %s)\n", version, ln.Addr(), st.Dialect())
+	if o.stdout != nil {
+		fmt.Fprintf(o.stdout, "stagecoach %s listening on http://%s (store: %s)\n", version, ln.Addr(), st.Dialect())
+	}
 	log.Info("started", "listen", ln.Addr().String(), "store", st.Dialect(), "apps", len(cfg.Apps), "github_app", cfg.GitHub.Configured())
+	if o.listening != nil {
+		o.listening(ln.Addr().String())
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,10 +197,11 @@ func webhookSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 
 // newPipeline builds the deploy runner. Without apps there is nothing to deploy, and no AWS
 // configuration is looked for (which would probe the EC2 metadata service).
-func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs *worker.Runner, m *metrics.Metrics, log *slog.Logger) (*pipeline.Runner, error) {
+func newPipeline(ctx context.Context, o serverOptions, st *store.Store, jobs *worker.Runner, m *metrics.Metrics) (*pipeline.Runner, error) {
+	cfg := o.cfg
 	var cloud pipeline.Cloud
 	if len(cfg.Apps) > 0 {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, o.aws...)
 		if err != nil {
 			return nil, fmt.Errorf("loading AWS configuration: %w", err)
 		}
@@ -182,8 +211,13 @@ func newPipeline(ctx context.Context, cfg *config.Config, st *store.Store, jobs 
 		awsCfg.HTTPClient = m.AWSClient(awsCfg.HTTPClient)
 		cloud = amazon.New(awsCfg, cfg.Credentials)
 	}
-	return pipeline.New(st, cfg, cloud, &pipeline.KubeClusters{}, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: log},
-		pipeline.Options{Observer: m}, log), nil
+	clusters := o.clusters
+	if clusters == nil {
+		clusters = &pipeline.KubeClusters{}
+	}
+	po := o.pipeline
+	po.Observer = m
+	return pipeline.New(st, cfg, cloud, clusters, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: o.log}, po, o.log), nil
 }
 
 // executors is the one registration list of job executors. Without a GitHub App nothing can be

@@ -1,5 +1,6 @@
-// Package api is the read side over HTTP: what was asked to deploy, where it stands, and
-// whether the service is healthy. It only reads; every change comes in through the webhook.
+// Package api is the read side over HTTP: what was asked to deploy, where it stands (its steps
+// and progress), the stages' locks, the releases, the commands people gave (the audit trail),
+// and whether the service is healthy. It only reads; every change comes in through the webhook.
 package api
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -20,6 +22,9 @@ import (
 type Store interface {
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
 	Deploy(ctx context.Context, id int64) (deploy.Deploy, error)
+	StageLocks(ctx context.Context) ([]store.StageLock, error)
+	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
+	Commands(ctx context.Context, repo string, limit int) ([]store.CommandRecord, error)
 	Ping(ctx context.Context) error
 }
 
@@ -36,6 +41,9 @@ func New(st Store, log *slog.Logger) *API { return &API{st: st, log: log} }
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/deployments", a.listDeployments)
 	mux.HandleFunc("GET /api/v1/deployments/{id}", a.getDeployment)
+	mux.HandleFunc("GET /api/v1/locks", a.listLocks)
+	mux.HandleFunc("GET /api/v1/releases", a.listReleases)
+	mux.HandleFunc("GET /api/v1/commands", a.listCommands)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -45,8 +53,38 @@ func (a *API) Register(mux *http.ServeMux) {
 // deploymentList is the body of GET /api/v1/deployments. Next, when set, is the `before` value
 // that fetches the following page.
 type deploymentList struct {
-	Deployments []deploy.Deploy `json:"deployments"`
-	Next        int64           `json:"next_before,omitempty"`
+	Deployments []deployment `json:"deployments"`
+	Next        int64        `json:"next_before,omitempty"`
+}
+
+// deployment is a deploy with what its checkpoint tells people: its steps, the step running
+// now and its progress, the image and the slot.
+type deployment struct {
+	deploy.Deploy
+	Step     string                `json:"step,omitempty"`
+	Progress string                `json:"progress,omitempty"`
+	Image    string                `json:"image,omitempty"`
+	Slot     string                `json:"slot,omitempty"`
+	Steps    []pipeline.StepRecord `json:"steps,omitempty"`
+}
+
+func view(d deploy.Deploy) deployment {
+	out := deployment{Deploy: d}
+	cp, err := pipeline.DecodeCheckpoint(d.Checkpoint)
+	if err != nil {
+		return out
+	}
+	out.Steps, out.Image, out.Slot, out.Progress = cp.Steps, cp.Image, cp.Slot, cp.Progress
+	if d.Image != "" && out.Image == "" {
+		out.Image = d.Image
+	}
+	if n := len(cp.Steps); n > 0 && !d.State.Final() {
+		out.Step = cp.Steps[n-1].Name
+		if d.State == deploy.Building && cp.BuildPhase != "" {
+			out.Progress = "phase " + cp.BuildPhase
+		}
+	}
+	return out
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
@@ -73,9 +111,9 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not read deploys")
 		return
 	}
-	out := deploymentList{Deployments: ds}
-	if out.Deployments == nil {
-		out.Deployments = []deploy.Deploy{}
+	out := deploymentList{Deployments: make([]deployment, 0, len(ds))}
+	for _, d := range ds {
+		out.Deployments = append(out.Deployments, view(d))
 	}
 	if len(ds) == f.Limit {
 		out.Next = ds[len(ds)-1].ID
@@ -99,7 +137,107 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not read the deploy")
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, view(d))
+}
+
+func (a *API) listLocks(w http.ResponseWriter, r *http.Request) {
+	ls, err := a.st.StageLocks(r.Context())
+	if err != nil {
+		a.log.Error("listing locks", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read locks")
+		return
+	}
+	type lock struct {
+		App       string    `json:"app"`
+		Stage     string    `json:"stage"`
+		Repo      string    `json:"repo"`
+		Owner     string    `json:"owner"`
+		Reason    string    `json:"reason,omitempty"`
+		Issue     int       `json:"issue,omitempty"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	out := []lock{}
+	for _, l := range ls {
+		out = append(out, lock{l.App, l.Stage, l.Repo, l.Owner, l.Reason, l.Issue, l.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"locks": out})
+}
+
+func (a *API) listReleases(w http.ResponseWriter, r *http.Request) {
+	repo, limit, ok := repoAndLimit(w, r)
+	if !ok {
+		return
+	}
+	rs, err := a.st.Releases(r.Context(), repo, limit)
+	if err != nil {
+		a.log.Error("listing releases", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read releases")
+		return
+	}
+	type release struct {
+		Repo       string    `json:"repo"`
+		Tag        string    `json:"tag"`
+		SHA        string    `json:"sha"`
+		State      string    `json:"state"`
+		Reason     string    `json:"reason,omitempty"`
+		Issue      int       `json:"issue,omitempty"`
+		TaggedBy   string    `json:"tagged_by,omitempty"`
+		PromotedBy string    `json:"promoted_by,omitempty"`
+		CreatedAt  time.Time `json:"created_at"`
+		ShippedAt  time.Time `json:"shipped_at,omitzero"`
+	}
+	out := []release{}
+	for _, x := range rs {
+		out = append(out, release{x.Repo, x.Tag, x.SHA, string(x.State), x.Reason, x.Issue, x.TaggedBy, x.PromotedBy, x.CreatedAt, x.ShippedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"releases": out})
+}
+
+func (a *API) listCommands(w http.ResponseWriter, r *http.Request) {
+	repo := r.URL.Query().Get("repo")
+	limit, err := intParam(r.URL.Query().Get("limit"), 50, 1, 500)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "limit: "+err.Error())
+		return
+	}
+	cs, err := a.st.Commands(r.Context(), repo, limit)
+	if err != nil {
+		a.log.Error("listing commands", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read commands")
+		return
+	}
+	type cmd struct {
+		Repo      string    `json:"repo"`
+		Issue     int       `json:"issue,omitempty"`
+		Actor     string    `json:"actor"`
+		Verb      string    `json:"verb"`
+		Stage     string    `json:"stage,omitempty"`
+		Args      string    `json:"args"`
+		Force     string    `json:"force_reason,omitempty"`
+		Outcome   string    `json:"outcome"`
+		Reason    string    `json:"reason,omitempty"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	out := []cmd{}
+	for _, c := range cs {
+		out = append(out, cmd{c.Repo, c.Issue, c.Actor, c.Verb, c.Stage, c.Args, c.Force, c.Outcome, c.Reason, c.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"commands": out})
+}
+
+// repoAndLimit reads the required repo and optional limit parameters.
+func repoAndLimit(w http.ResponseWriter, r *http.Request) (string, int, bool) {
+	repo := r.URL.Query().Get("repo")
+	if repo == "" {
+		writeError(w, http.StatusBadRequest, "repo is required: owner/name")
+		return "", 0, false
+	}
+	limit, err := intParam(r.URL.Query().Get("limit"), 20, 1, 500)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "limit: "+err.Error())
+		return "", 0, false
+	}
+	return repo, limit, true
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {

@@ -163,7 +163,10 @@ func retryable(err error) error {
 func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec store.CommandRecord, out outcome) error {
 	reply := rec.ReplyCommentID
 	if o.Issue != 0 && out.reply != "" {
-		body := fmt.Sprintf("@%s %s", o.Actor, out.reply)
+		body := out.reply
+		if !strings.HasPrefix(body, "@"+o.Actor+" ") {
+			body = fmt.Sprintf("@%s %s", o.Actor, out.reply) // address the person who asked
+		}
 		if reply != 0 {
 			if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), reply, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
 				return retryable(fmt.Errorf("editing the reply to %s: %w", o.Key, err))

@@ -183,6 +183,9 @@ func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
 	res := r.step(stepCtx, log, d, &cp)
 	cancel()
 	<-hbDone
+	if res.retry != "" {
+		log.Warn("step failed; trying again", "err", res.retry, "attempt", cp.Retries, "in", res.after.Round(time.Millisecond))
+	}
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelSave()
 	return true, r.save(saveCtx, d, lease, cp, res)
@@ -193,6 +196,7 @@ type result struct {
 	state deploy.State  // "" keeps the state
 	after time.Duration // when to look again
 	err   string        // the reason, for a failed deploy
+	retry string        // the transient failure the step will be tried again after
 }
 
 func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, cp Checkpoint, res result) error {
@@ -244,5 +248,5 @@ func (r *Runner) retry(cp *Checkpoint, what string, err error) result {
 		return result{state: deploy.Failed, err: fmt.Sprintf("%s: gave up after %d attempts: %v", what, cp.Retries, err)}
 	}
 	backoff := time.Second << min(cp.Retries, 6)
-	return result{after: backoff/2 + rand.N(backoff/2+1)}
+	return result{after: backoff/2 + rand.N(backoff/2+1), retry: fmt.Sprintf("%s: %v", what, err)}
 }

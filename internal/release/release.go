@@ -31,6 +31,7 @@ import (
 type Store interface {
 	status.Store
 	CreateRelease(ctx context.Context, r store.Release) (store.Release, bool, error)
+	ClaimRelease(ctx context.Context, id int64, key, sha string) (bool, error)
 	UpdateRelease(ctx context.Context, r store.Release) error
 	ReleaseByIssue(ctx context.Context, repo string, number int) (store.Release, error)
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)

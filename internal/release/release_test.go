@@ -125,14 +125,15 @@ func (w *world) ran(stage, sha, actor string, state deploy.State, took time.Dura
 func (w *world) tag(tag, sha string, annotated bool) {
 	w.t.Helper()
 	w.gh.CreateTag(repo, tag, sha, "lead", annotated)
-	w.heard(tag)
+	w.heard(tag, "create")
 }
 
-// heard runs the job a tag's create or push event records.
-func (w *world) heard(tag string) {
+// heard runs the job a tag's create or push event (how) records.
+func (w *world) heard(tag, how string) {
 	w.t.Helper()
 	payload, _ := json.Marshal(jobs.Tag{Repo: repo, InstallationID: 1, Tag: tag, Actor: "lead", Delivery: "d-" + tag})
-	if err := w.w.Tags().Run(context.Background(), jobs.Job{Kind: jobs.KindTagCreated, Payload: payload}); err != nil {
+	j := jobs.Job{Kind: jobs.KindTagCreated, Key: "tag:" + repo + ":" + tag + ":" + how, Payload: payload}
+	if err := w.w.Tags().Run(context.Background(), j); err != nil {
 		w.t.Fatalf("tag %s: %v", tag, err)
 	}
 }
@@ -167,7 +168,7 @@ func TestReleaseTagOpensAnIssue(t *testing.T) {
 			w.ran("alpha", shaC, "lead", deploy.Succeeded, 3*time.Minute+12*time.Second, deploy.Trigger{})
 			w.now = w.now.Add(20 * time.Minute)
 			w.tag("v1.2.0", shaC, annotated)
-			w.heard("v1.2.0") // the push of the same tag, after its create
+			w.heard("v1.2.0", "push") // the push of the same tag, after its create
 			issues := w.gh.Issues(repo)
 			if len(issues) != 1 || issues[0].Title != "Release v1.2.0" || len(issues[0].Labels) != 1 || issues[0].Labels[0] != "release" {
 				t.Fatalf("issues = %+v", issues)
@@ -258,5 +259,29 @@ func TestPromotionEnds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTheOtherEventWaits: a tag's create and push events each bring a job, and they may run at
+// once. The one that claims the release opens it; the other, finding it claimed while still
+// opening, leaves it alone instead of opening a second issue.
+func TestTheOtherEventWaits(t *testing.T) {
+	w := newWorld(t)
+	w.ran("alpha", shaC, "lead", deploy.Succeeded, time.Minute, deploy.Trigger{})
+	w.gh.CreateTag(repo, "v1.2.0", shaC, "lead", false)
+	rel, _, err := w.st.CreateRelease(context.Background(), store.Release{Repo: repo, Tag: "v1.2.0", SHA: shaC, InstallationID: 1, State: store.ReleaseOpening})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.st.ClaimRelease(context.Background(), rel.ID, "tag:"+repo+":v1.2.0:create", shaC); err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
+	w.heard("v1.2.0", "push") // runs while the create's job is still opening it
+	if issues := w.gh.Issues(repo); len(issues) != 0 {
+		t.Fatalf("the push's job opened %+v while the create's job held the release", issues)
+	}
+	w.heard("v1.2.0", "create") // the create's job (its retry) goes on
+	if issues := w.gh.Issues(repo); len(issues) != 1 {
+		t.Fatalf("issues = %+v, want exactly one", issues)
 	}
 }

@@ -57,10 +57,13 @@ func (t *Tags) Run(ctx context.Context, j jobs.Job) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case !created && rel.SHA == sha && rel.State != store.ReleaseOpening:
+	if !created && rel.SHA == sha && rel.State != store.ReleaseOpening {
 		return nil // heard of this tag before (its create and its push both come)
-	case rel.SHA != sha:
+	}
+	if mine, err := w.st.ClaimRelease(ctx, rel.ID, j.Key, sha); err != nil || !mine {
+		return err // another job of the same tag opens it
+	}
+	if rel.SHA != sha {
 		// The tag was moved to another commit: the release is about that one now.
 		rel.SHA, rel.State, rel.CheckRunID, rel.Reason = sha, store.ReleaseOpening, 0, ""
 	}

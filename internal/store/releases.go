@@ -102,6 +102,20 @@ func (s *Store) UpdateRelease(ctx context.Context, r Release) error {
 	return nil
 }
 
+// ClaimRelease makes the job with key the one that opens release id's issue and check run for
+// sha. A tag's create and push events both bring a job, and they may run at once: only the first
+// to claim goes on (and its own retries, which carry its key). A tag moved to another commit is
+// claimed afresh. It reports whether key holds the release.
+func (s *Store) ClaimRelease(ctx context.Context, id int64, key, sha string) (bool, error) {
+	res, err := s.write.ExecContext(ctx, `UPDATE releases SET opened_by = $1, sha = $2, updated_at = $3
+		WHERE id = $4 AND (opened_by = '' OR opened_by = $1 OR sha <> $2)`, key, sha, s.now(), id)
+	if err != nil {
+		return false, fmt.Errorf("store: claiming release %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // ReleaseByIssue returns the release whose issue is number in repo; ErrNotFound when the issue
 // is no release issue.
 func (s *Store) ReleaseByIssue(ctx context.Context, repo string, number int) (Release, error) {

@@ -38,6 +38,7 @@ CREATE TABLE releases (
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
     shipped_at      BIGINT NOT NULL DEFAULT 0,
+    opened_by       TEXT NOT NULL DEFAULT '',
     UNIQUE (repo, tag)
 );
 CREATE INDEX releases_issue ON releases (repo, issue_number);

@@ -1,0 +1,192 @@
+// Package sandbox plays Stagecoach's whole release flow on one machine with nothing to set up:
+// the real server, on an embedded SQLite store, wired to the in-repo GitHub and AWS test servers
+// (which speak the real wire protocols) and to a local Kubernetes control plane when one is
+// available, or else to a clearly labelled simulated cluster. It then acts out what people do —
+// a pull request opened and merged, `/promote alpha`, a release tag, `/promote prod` by someone
+// who may not and by the product owner, a failing build, a second release, `/rollback prod` —
+// and checks after each step that Stagecoach did what it should, printing the story as it goes
+// with a progress line for every wait.
+//
+// Everything the sandbox sees, it sees as a user would: deploys through the HTTP API, comments,
+// issues and check runs on the GitHub test server. It never reads Stagecoach's store.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/pipeline"
+)
+
+// Server is what Options.Serve starts: Stagecoach on this configuration, until ctx ends.
+type Server struct {
+	Config *config.Config
+	// Clusters are the stages' clusters when they are simulated; nil when the configuration's
+	// kubeconfig names a real control plane.
+	Clusters pipeline.Clusters
+	// AWSEndpoint is the AWS test servers' URL: the AWS SDK must go there, signing with these
+	// static credentials in this region, and never to AWS.
+	AWSEndpoint, AWSRegion, AWSKeyID, AWSSecret string
+	// Log receives the server's JSON log, so the story stays readable.
+	Log io.Writer
+	// Listening must be called with the server's address once it accepts connections.
+	Listening func(addr string)
+}
+
+// Kube names a real control plane to run the stages on: a kubeconfig file and context. The
+// sandbox makes a namespace per stage in it.
+type Kube struct {
+	Kubeconfig, Context string
+	Description         string // e.g. "local control plane (kube-apiserver v1.36.3)"
+}
+
+// Options configure a sandbox.
+type Options struct {
+	Dir    string    // the store, configuration, keys and log go here (required)
+	Listen string    // Stagecoach's address (default 127.0.0.1:8080; port 0 picks one)
+	Out    io.Writer // where the story is told
+	Kube   *Kube     // nil: the simulated cluster
+	// Serve runs Stagecoach until its context ends (cmd/stagecoach's server).
+	Serve func(ctx context.Context, s Server) error
+	// Phase is how long each CodeBuild phase takes (default 150 ms: a build in about 2 s).
+	Phase time.Duration
+}
+
+// World is a running sandbox: the test servers, the clusters and Stagecoach.
+type World struct {
+	GitHub *githubtest.Server
+	AWS    *awstest.Env
+	URL    string // Stagecoach's root, e.g. http://127.0.0.1:8080
+
+	o       Options
+	cfg     *config.Config
+	kube    *cluster
+	p       *printer
+	stop    context.CancelFunc
+	served  chan error
+	steps   []Outcome
+	logFile *os.File
+}
+
+// Outcome is how one step of the story went.
+type Outcome struct {
+	Step   string
+	Result string // what was seen
+	Err    error  // what was not as expected; nil when the step behaved
+}
+
+// Start builds the world and starts Stagecoach in it. Close ends it.
+func Start(ctx context.Context, o Options) (*World, error) {
+	if o.Dir == "" || o.Serve == nil {
+		return nil, errors.New("sandbox: Options.Dir and Options.Serve are required")
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:8080"
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Phase <= 0 {
+		o.Phase = 150 * time.Millisecond
+	}
+	w := &World{o: o, p: newPrinter(o.Out), served: make(chan error, 1)}
+	var err error
+	if w.GitHub, err = githubtest.Start(githubtest.WithAppSlug("stagecoach")); err != nil {
+		return nil, fmt.Errorf("starting the GitHub test server: %w", err)
+	}
+	if w.AWS, err = awstest.Start(); err != nil {
+		w.GitHub.Close()
+		return nil, fmt.Errorf("starting the AWS test servers: %w", err)
+	}
+	if err := w.setUp(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// setUp seeds GitHub, AWS and the clusters, writes the configuration and starts Stagecoach.
+func (w *World) setUp(ctx context.Context) error {
+	o := w.o
+	w.seedGitHub()
+	w.seedAWS()
+	var err error
+	if w.kube, err = newCluster(ctx, o.Kube, stageNames); err != nil {
+		return err
+	}
+	if w.cfg, err = w.writeConfig(); err != nil {
+		return err
+	}
+	if w.logFile, err = os.OpenFile(filepath.Join(o.Dir, "stagecoach.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w.stop = stop
+	listening := make(chan string, 1)
+	go func() {
+		w.served <- o.Serve(serveCtx, Server{Config: w.cfg, Clusters: w.kube.clusters(), AWSEndpoint: w.AWS.URL(),
+			AWSRegion: awstest.Region, AWSKeyID: awstest.AccessKeyID, AWSSecret: awstest.SecretAccessKey,
+			Log: w.logFile, Listening: func(addr string) { listening <- addr }})
+	}()
+	select {
+	case addr := <-listening:
+		w.URL = "http://" + addr
+	case err := <-w.served:
+		return fmt.Errorf("sandbox: Stagecoach did not start: %w", err)
+	case <-time.After(30 * time.Second):
+		return errors.New("sandbox: Stagecoach did not start within 30 s")
+	}
+	secret, err := os.ReadFile(w.cfg.GitHub.WebhookSecretFile)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	w.GitHub.SetWebhook(w.URL+"/webhook", []byte(strings.TrimSpace(string(secret))))
+	return nil
+}
+
+// Banner tells where everything is.
+func (w *World) Banner() {
+	p := w.p
+	p.line("Stagecoach sandbox: the real Stagecoach, with GitHub and AWS played by in-process test servers")
+	p.line("  Kubernetes  %s", w.kube.describe())
+	p.line("  GitHub      %s (test server, repository %s)", w.GitHub.URL(), repo)
+	p.line("  AWS         %s (CodeBuild, ECR, Secrets Manager and STS test servers)", w.AWS.URL())
+	p.line("  Dashboard   %s/", w.URL)
+	p.line("  Logs        %s", w.logFile.Name())
+	p.line("")
+}
+
+// Outcomes returns how the steps went, in order.
+func (w *World) Outcomes() []Outcome { return append([]Outcome(nil), w.steps...) }
+
+// Close stops Stagecoach, then the test servers and the clusters.
+func (w *World) Close() {
+	if w.stop != nil {
+		w.stop()
+		select {
+		case <-w.served:
+		case <-time.After(15 * time.Second):
+		}
+	}
+	if w.GitHub != nil {
+		w.GitHub.Close()
+	}
+	if w.AWS != nil {
+		w.AWS.Close()
+	}
+	if w.kube != nil {
+		w.kube.close()
+	}
+	if w.logFile != nil {
+		w.logFile.Close()
+	}
+}

@@ -1,0 +1,149 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/awstest"
+)
+
+// The sandbox's one app, as the seed's first team has it.
+const (
+	repo            = "acme/maas-backend"
+	app             = "maas-backend"
+	imageRepository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/maas-backend"
+	envKeySecret    = "maas-backend-env-key"
+)
+
+// The people of the story.
+const (
+	developer    = "alice" // writes and merges pull requests; may not promote to prod
+	lead         = "lena"  // the lead developer: promotes test to alpha and tags releases
+	productOwner = "paula" // accepts releases: promotes them to prod
+)
+
+var (
+	stageNames = []string{"test", "alpha", "prod"}
+	slots      = []string{"prod", "prod-backup"}
+)
+
+// The credentials tiers' roles, which the AWS test servers let Stagecoach assume.
+var roles = map[string]string{
+	"pr":      "arn:aws:iam::123456789012:role/stagecoach-pr",
+	"nonprod": "arn:aws:iam::123456789012:role/stagecoach-nonprod",
+	"prod":    "arn:aws:iam::210987654321:role/stagecoach-prod",
+}
+
+// commit is a sandbox commit's sha: 40 hex digits derived from its name, as stable as a story.
+func commit(name string) string {
+	h := sha1.Sum([]byte("stagecoach sandbox: " + name))
+	return hex.EncodeToString(h[:])
+}
+
+// seedGitHub gives the repository its history and branches, and the organisation its people.
+func (w *World) seedGitHub() {
+	gh := w.GitHub
+	root := commit("initial")
+	gh.AddCommit(repo, root, nil, "Initial commit", 0)
+	gh.SetDefaultBranch(repo, "master")
+	for _, b := range []string{"master", "alpha", "prod"} {
+		gh.SetRef(repo, b, root)
+	}
+	gh.SetPermission(repo, developer, "write")
+	gh.SetPermission(repo, lead, "maintain")
+	gh.SetPermission(repo, productOwner, "triage")
+	gh.SetTeamMember("acme", "product-owners", productOwner)
+}
+
+// seedAWS makes the secrets the stages build with and lets the tiers' roles be assumed.
+func (w *World) seedAWS() {
+	w.AWS.CodeBuild.SetScript(awstest.Script{PhaseDuration: w.o.Phase})
+	for _, st := range stageNames {
+		w.AWS.Secrets.Add(app + "/" + st)
+	}
+	for _, r := range roles {
+		w.AWS.STS.Allow(r, "")
+	}
+}
+
+// writeConfig writes the GitHub App's key, the webhook secret and the configuration Stagecoach
+// runs on, each readable only by its owner, and loads the configuration back as Stagecoach would.
+func (w *World) writeConfig() (*config.Config, error) {
+	dir := w.o.Dir
+	keyFile := filepath.Join(dir, "github-app.pem")
+	secretFile := filepath.Join(dir, "webhook-secret")
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.WriteFile(keyFile, w.GitHub.PrivateKeyPEM(), 0o600); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(raw[:])+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	kube := func(stage string) string {
+		if w.o.Kube == nil {
+			return fmt.Sprintf("{context: simulated, namespace: %s}", w.kube.ns[stage])
+		}
+		return fmt.Sprintf("{kubeconfig: %q, context: %q, namespace: %s}", w.o.Kube.Kubeconfig, w.o.Kube.Context, w.kube.ns[stage])
+	}
+	text := fmt.Sprintf(`# Written by stagecoach sandbox.
+listen: %q
+log_level: info
+github:
+  app_id: %d
+  private_key_file: %q
+  webhook_secret_file: %q
+  api_url: %q
+store:
+  sqlite: %q
+credentials:
+  pr: {role_arn: %q}
+  nonprod: {role_arn: %q}
+  prod: {role_arn: %q}
+stages:
+  - {name: test, branch: master, trigger: merge, credentials: nonprod, kubernetes: %s}
+  - name: alpha
+    branch: alpha
+    trigger: push
+    credentials: nonprod
+    promote_from: test
+    promoters: {users: [%s]}
+    kubernetes: %s
+  - name: prod
+    branch: prod
+    trigger: push
+    credentials: prod
+    promote_from: alpha
+    promoters: {teams: [acme/product-owners]}
+    slots: [prod, prod-backup]
+    kubernetes: %s
+apps:
+  - name: %s
+    repo: %s
+    codebuild_project: %s
+    image_repository: %s
+    pr_build: {enabled: true}
+    stages:
+      test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
+      alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
+      prod: {secret_id: %s/prod, deployments: [{name: api, containers: [api], service: api}], rollout_timeout: 1m}
+`, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), filepath.Join(dir, "stagecoach.db"),
+		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), lead, kube("alpha"), kube("prod"),
+		app, repo, app, imageRepository, app, app, app)
+	path := filepath.Join(dir, "stagecoach.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: its own configuration is not valid: %w", err)
+	}
+	return cfg, nil
+}
