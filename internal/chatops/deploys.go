@@ -20,9 +20,9 @@ type plan struct {
 	reqs   []deploy.Request
 	branch string // the stage's branch to move to sha; "" to leave branches alone
 	sha    string
-	what   string // e.g. "**v1.2.0** (`abc1234`)"
-	verb   string // e.g. "promote"
-	where  string // the stage's name, or "pull request #12" for a build
+	what   string         // e.g. "**v1.2.0** (`abc1234`)"
+	verb   string         // e.g. "promote"
+	where  string         // the stage's name, or "pull request #12" for a build
 	rel    *store.Release // the release a promotion ships, if any
 }
 

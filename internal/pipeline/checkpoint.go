@@ -29,7 +29,7 @@ type Checkpoint struct {
 	Completed      []string     `json:"completed,omitempty"` // Deployments whose rollout completed
 	RollingBack    bool         `json:"rolling_back,omitempty"`
 	RollbackReason string       `json:"rollback_reason,omitempty"`
-	Progress       string       `json:"progress,omitempty"` // e.g. "2 of 3 pods updated"
+	Progress       string       `json:"progress,omitempty"`     // e.g. "2 of 3 pods updated"
 	RolloutDone    bool         `json:"rollout_done,omitempty"` // a slot stage's rollout finished: switch next
 
 	// Slots: where the deploy goes (the idle slot, or a switch's target) and what was live.

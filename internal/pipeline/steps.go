@@ -10,6 +10,7 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/health"
 	"github.com/stagecoach/stagecoach/internal/kube"
 )
 
@@ -180,7 +181,9 @@ func (r *Runner) orderProblem(ctx context.Context, d deploy.Deploy, t target) (s
 }
 
 // checkCluster checks the stage's namespace has what the deploy needs, and on a slot stage picks
-// the slot: the idle one for a deploy, the requested (or other) one for a switch.
+// the slot: the idle one for a deploy, the requested (or other) one for a switch. When no slot is
+// known to be live (a Service is set up wrong), there is no slot to pick, but both slots'
+// Deployments and the Secret are still checked, so that every problem is reported at once.
 func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cluster Cluster, cp *Checkpoint) ([]string, error) {
 	var missing []string
 	notFound := func(err error, why string) bool {
@@ -192,27 +195,35 @@ func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cl
 		return false
 	}
 	where := fmt.Sprintf(" (Kubernetes context %q)", t.stage.Kubernetes.Context)
+	slots := []string{""} // whose Deployments to check: "" on a stage without slots
+	picked := true        // cp.Slot is where the deploy goes
 	if t.slotted() {
 		live, problems, err := r.liveSlot(ctx, t, cluster)
 		if err != nil {
 			return nil, err
 		}
 		if len(problems) > 0 {
-			return append(missing, problems...), nil
-		}
-		cp.FromSlot, cp.Slot = live, t.otherSlot(live)
-		if d.Mode == deploy.ModeSwitch && d.Slot != "" {
-			cp.Slot = d.Slot
-		}
-		if d.Mode == deploy.ModeSwitch && cp.Slot == live {
-			return []string{fmt.Sprintf("slot %s is live already", live)}, nil
+			missing = append(missing, problems...)
+			slots, picked = t.stage.Slots, false
+		} else {
+			cp.FromSlot, cp.Slot = live, t.otherSlot(live)
+			if d.Mode == deploy.ModeSwitch && d.Slot != "" {
+				cp.Slot = d.Slot
+			}
+			if d.Mode == deploy.ModeSwitch && cp.Slot == live {
+				return []string{fmt.Sprintf("slot %s is live already", live)}, nil
+			}
+			slots = []string{cp.Slot}
 		}
 	}
-	targets := t.kubeTargets(cp.Slot)
-	if _, err := cluster.Images(ctx, targets); err != nil && !notFound(err, where) {
-		return nil, err
-	}
-	if t.slotted() {
+	for _, slot := range slots {
+		targets := t.kubeTargets(slot)
+		if _, err := cluster.Images(ctx, targets); err != nil && !notFound(err, where) {
+			return nil, err
+		}
+		if !t.slotted() {
+			continue
+		}
 		for _, kt := range targets {
 			label, err := cluster.SlotLabelOf(ctx, kt.Deployment)
 			if err != nil {
@@ -221,14 +232,17 @@ func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cl
 				}
 				return nil, err
 			}
-			if label != cp.Slot {
+			if label != slot {
 				missing = append(missing, fmt.Sprintf("Deployment %s's pods are labelled %s=%q, want %q: the Service could not tell the slots apart",
-					kt.Deployment, kube.SlotLabel, label, cp.Slot))
+					kt.Deployment, kube.SlotLabel, label, slot))
 			}
 		}
 	}
 	if d.Mode == deploy.ModeSwitch {
-		for _, kt := range targets {
+		if !picked {
+			return missing, nil // no slot to judge: which one is live is the problem
+		}
+		for _, kt := range t.kubeTargets(cp.Slot) {
 			st, err := cluster.Status(ctx, kt.Deployment)
 			if err != nil {
 				if notFound(err, where) {
@@ -236,8 +250,14 @@ func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cl
 				}
 				return nil, err
 			}
-			if st.Ready < st.Desired || st.Desired == 0 {
+			// Ready pods are not enough: a Deployment whose newest template never became ready
+			// (a stuck or failed rollout) still has its old pods ready. Only a rollout that
+			// completed is a slot to send traffic to.
+			switch {
+			case st.Ready < st.Desired || st.Desired == 0:
 				missing = append(missing, fmt.Sprintf("slot %s is not healthy: Deployment %s has %d of %d pods ready", cp.Slot, kt.Deployment, st.Ready, st.Desired))
+			case st.Phase != health.Complete:
+				missing = append(missing, fmt.Sprintf("slot %s is not healthy: Deployment %s's rollout has not completed: %s", cp.Slot, kt.Deployment, st.Message))
 			}
 		}
 		return missing, nil

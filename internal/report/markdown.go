@@ -295,6 +295,8 @@ func round(d time.Duration) time.Duration {
 	switch {
 	case d < 0:
 		return 0
+	case d < time.Second:
+		return d.Round(time.Millisecond) // a slot switch takes milliseconds: say so, not "0s"
 	case d < 10*time.Second:
 		return d.Round(100 * time.Millisecond)
 	default:

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/sandbox"
+)
+
+// TestReleaseWorkflowEndToEnd plays the whole release workflow on the running service against
+// the GitHub test server (every request checked against GitHub's REST description, every webhook
+// delivered by it as GitHub would), the AWS test servers and the real Kubernetes control plane:
+// a pull request built and merged → test deploy → /promote alpha → alpha deploy → a release tag
+// → release issue with changelog → /promote prod by a non-approver (refused, with the reason) →
+// by the product owner → prod deployed to the idle slot and switched → issue closed → a failing
+// build → a second release → /rollback prod switches back. The story and its checks are the
+// sandbox's (internal/sandbox); this test runs it on the real cluster and checks what GitHub saw.
+func TestReleaseWorkflowEndToEnd(t *testing.T) {
+	kc := kubetest.Start(t)
+	var out bytes.Buffer
+	w, err := sandbox.Start(context.Background(), sandbox.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0", Out: &out,
+		Kube: &sandbox.Kube{Kubeconfig: kc.Kubeconfig(), Context: kubetest.Context, Description: "the test control plane"},
+		Serve: serveSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	err = w.Play(ctx)
+	t.Logf("the story:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := w.GitHub
+	if err := gh.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range gh.Problems() {
+		t.Errorf("GitHub test server: %s", p)
+	}
+	// Every delivery was taken: 202 for work, 200 or 202 for what Stagecoach ignores (its own
+	// comments, the pushes its promotions caused), never an error.
+	for _, d := range gh.Deliveries() {
+		if d.Failed() {
+			t.Errorf("delivery %s (%s %s) failed: %d %s %v", d.ID, d.Event, d.Action, d.Status, d.Response, d.Err)
+		}
+	}
+	// Each release issue was closed with the summary.
+	for _, is := range gh.Issues("acme/maas-backend") {
+		if !strings.HasPrefix(is.Title, "Release ") {
+			continue
+		}
+		if is.State != "closed" || !saidByBot(gh.Comments("acme/maas-backend", is.Number), "is live on prod.**") {
+			t.Errorf("%s: state %s, want closed with the summary", is.Title, is.State)
+		}
+	}
+	if n := gh.Count("git/update-ref"); n != 4 {
+		t.Errorf("%d branch moves, want 4 (alpha twice, prod twice)", n)
+	}
+}
+
+// saidByBot reports whether Stagecoach wrote a comment containing text.
+func saidByBot(cs []githubtest.Comment, text string) bool {
+	for _, c := range cs {
+		if c.User == "" && strings.Contains(c.Body, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSandboxOnce runs `stagecoach sandbox --once` as a newcomer would, on the simulated
+// cluster: it plays the flow, prints the stages and exits 0 only when every step behaved.
+func TestSandboxOnce(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	err := run(ctx, []string{"sandbox", "--once", "--cluster", "simulated", "--listen", "127.0.0.1:0", "--dir", t.TempDir()},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	got := stdout.String()
+	for _, want := range []string{"simulated cluster", "13. @alice comments `/status`", "Every step behaved as expected.",
+		"prod    v1.0.0 (", "on slot prod-backup"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
