@@ -26,6 +26,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/chatops"
 	"github.com/stagecoach/stagecoach/internal/dashboard"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/installs"
 	"github.com/stagecoach/stagecoach/internal/metrics"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/release"
@@ -249,6 +250,7 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, wakeDepl
 		commands.Buttons(),
 		releases.Tags(),
 		releases.Updates(),
+		installs.New(cfg, log),
 	}, nil
 }
 

@@ -90,7 +90,7 @@ func clip(s string, n int) string {
 
 // pinned is what a button fixes that a command would look up: the commit to promote.
 type pinned struct {
-	sha, ref string
+	sha string
 }
 
 // run carries out one command and returns what to answer.

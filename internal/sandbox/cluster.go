@@ -166,22 +166,6 @@ func (c *cluster) liveSlot(ctx context.Context) (string, error) {
 	return svc.Spec.Selector[kube.SlotLabel], nil
 }
 
-// image is what the api container of a stage's Deployment runs.
-func (c *cluster) image(ctx context.Context, stage, name string) (string, error) {
-	if c.k == nil {
-		ims, err := c.sims[stage].Images(ctx, []kube.Target{{Deployment: name, Containers: []string{"api"}}})
-		if err != nil {
-			return "", err
-		}
-		return ims[0].Image, nil
-	}
-	d, err := c.cs.AppsV1().Deployments(c.ns[stage]).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	return d.Spec.Template.Spec.Containers[0].Image, nil
-}
-
 // close removes the namespaces the sandbox made on a real control plane.
 func (c *cluster) close() {
 	if c.cs == nil {
