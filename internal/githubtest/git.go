@@ -97,6 +97,19 @@ func (s *Server) resolveLocked(repo, name string) (string, bool) {
 			return s.peelLocked(repo, sha), true
 		}
 	}
+	// An abbreviated sha names the one commit it starts, as git and GitHub resolve it.
+	if len(name) >= 7 && len(name) < 40 && strings.Trim(strings.ToLower(name), "0123456789abcdef") == "" {
+		var found string
+		for sha := range s.commits[repo] {
+			if strings.HasPrefix(sha, strings.ToLower(name)) {
+				if found != "" {
+					return "", false // ambiguous
+				}
+				found = sha
+			}
+		}
+		return found, found != ""
+	}
 	return "", false
 }
 
