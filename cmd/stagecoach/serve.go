@@ -241,7 +241,7 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, wakeDepl
 		return nil, err
 	}
 	web := report.WebURL(cfg.GitHub.APIURL)
-	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Wake: wakeDeploys, Log: log})
+	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Wake: wakeDeploys, Log: log, Observer: m})
 	releases := release.New(st, gh, cfg, web, log)
 	return []worker.Executor{
 		report.NewCheckRunCreator(st, gh, web, log),

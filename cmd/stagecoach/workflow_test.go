@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,23 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	}
 	if n := gh.Count("git/update-ref"); n != 4 {
 		t.Errorf("%d branch moves, want 4 (alpha twice, prod twice)", n)
+	}
+	resp, err := http.Get(w.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`stagecoach_commands_total{outcome="refused",verb="promote"} 1`,
+		`stagecoach_commands_total{outcome="accepted",verb="promote"} 4`,
+		`stagecoach_commands_total{outcome="accepted",verb="rollback"} 1`,
+		`stagecoach_deploy_duration_seconds_count{result="succeeded",stage="pr"} 1`,
+		`stagecoach_deploy_duration_seconds_count{result="failed",stage="test"} 1`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -70,19 +70,22 @@ type deployment struct {
 
 func view(d deploy.Deploy) deployment {
 	out := deployment{Deploy: d}
-	cp, err := pipeline.DecodeCheckpoint(d.Checkpoint)
-	if err != nil {
-		return out
+	if cp, err := pipeline.DecodeCheckpoint(d.Checkpoint); err == nil {
+		out.Steps, out.Image, out.Slot, out.Progress = cp.Steps, cp.Image, cp.Slot, cp.Progress
+		if n := len(cp.Steps); n > 0 && !d.State.Final() {
+			out.Step = cp.Steps[n-1].Name
+			if d.State == deploy.Building && cp.BuildPhase != "" {
+				out.Progress = "phase " + cp.BuildPhase
+			}
+		}
 	}
-	out.Steps, out.Image, out.Slot, out.Progress = cp.Steps, cp.Image, cp.Slot, cp.Progress
-	if d.Image != "" && out.Image == "" {
+	// Image and Slot hide the request's fields of the same JSON names: until the checkpoint
+	// says, show what the request asked for (a rollback's image, a switch's slot).
+	if out.Image == "" {
 		out.Image = d.Image
 	}
-	if n := len(cp.Steps); n > 0 && !d.State.Final() {
-		out.Step = cp.Steps[n-1].Name
-		if d.State == deploy.Building && cp.BuildPhase != "" {
-			out.Progress = "phase " + cp.BuildPhase
-		}
+	if out.Slot == "" {
+		out.Slot = d.Slot
 	}
 	return out
 }

@@ -65,11 +65,17 @@ type Clients interface {
 
 // Options are what the executors need besides the store and GitHub.
 type Options struct {
-	Config *config.Config
-	WebURL string           // GitHub's web root, for links
-	Wake   func()           // wakes the pipeline after deploys were released or a stage unlocked
-	Now    func() time.Time // default time.Now
-	Log    *slog.Logger
+	Config   *config.Config
+	WebURL   string           // GitHub's web root, for links
+	Wake     func()           // wakes the pipeline after deploys were released or a stage unlocked
+	Now      func() time.Time // default time.Now
+	Log      *slog.Logger
+	Observer Observer // hears of every command's outcome (metrics); may be nil
+}
+
+// Observer hears of commands carried out.
+type Observer interface {
+	CommandDone(verb, outcome string)
 }
 
 // Executor carries out commands. Comments and Buttons are its two job executors.
@@ -81,6 +87,7 @@ type Executor struct {
 	wake    func()
 	now     func() time.Time
 	log     *slog.Logger
+	obs     Observer
 }
 
 // New builds the executor.
@@ -91,7 +98,8 @@ func New(st Store, clients Clients, o Options) *Executor {
 	if o.Wake == nil {
 		o.Wake = func() {}
 	}
-	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), wake: o.Wake, now: o.Now, log: o.Log}
+	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), wake: o.Wake, now: o.Now,
+		log: o.Log, obs: o.Observer}
 }
 
 // origin is where a command came from and who gave it.
@@ -199,7 +207,11 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 	if out.accepted {
 		result, reason = "accepted", ""
 	}
-	x.log.Info("command", "key", o.Key, "repo", o.Repo, "actor", o.Actor, "outcome", result, "deploys", out.deploys)
+	x.log.Info("command", "key", o.Key, "repo", o.Repo, "issue", o.Issue, "actor", o.Actor, "verb", rec.Verb, "stage", rec.Stage,
+		"outcome", result, "deploys", out.deploys, "delivery", o.Delivery)
+	if x.obs != nil {
+		x.obs.CommandDone(rec.Verb, result)
+	}
 	return x.st.FinishCommand(ctx, rec.ID, result, reason, reply)
 }
 

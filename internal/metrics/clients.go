@@ -16,6 +16,7 @@ type clientMetrics struct {
 	githubRemaining prometheus.Gauge
 	awsCalls        *prometheus.CounterVec
 	deploys         *prometheus.HistogramVec
+	commands        *prometheus.CounterVec
 }
 
 func newClientMetrics(reg *prometheus.Registry) *clientMetrics {
@@ -37,8 +38,12 @@ func newClientMetrics(reg *prometheus.Registry) *clientMetrics {
 			Help:    "Deploys that ended, by stage and result, with how long they took from start to end.",
 			Buckets: []float64{30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600},
 		}, []string{"stage", "result"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagecoach_commands_total",
+			Help: "Commands and check-run button presses carried out, by verb and outcome (accepted, refused).",
+		}, []string{"verb", "outcome"}),
 	}
-	reg.MustRegister(c.githubCalls, c.githubRemaining, c.awsCalls, c.deploys)
+	reg.MustRegister(c.githubCalls, c.githubRemaining, c.awsCalls, c.deploys, c.commands)
 	return c
 }
 
@@ -101,5 +106,14 @@ func (m *Metrics) AWSClient(next Doer) Doer {
 
 // DeployEnded records a deploy that reached a final state.
 func (m *Metrics) DeployEnded(d deploy.Deploy, took time.Duration) {
-	m.clients.deploys.WithLabelValues(d.Stage, string(d.State)).Observe(took.Seconds())
+	stage := d.Stage
+	if d.Mode == deploy.ModePRBuild {
+		stage = "pr" // one series for every pull request's builds, not one per pull request
+	}
+	m.clients.deploys.WithLabelValues(stage, string(d.State)).Observe(took.Seconds())
+}
+
+// CommandDone counts a command or button press by its verb and outcome (accepted, refused).
+func (m *Metrics) CommandDone(verb, outcome string) {
+	m.clients.commands.WithLabelValues(verb, outcome).Inc()
 }

@@ -216,7 +216,7 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 		return r.st.Advance(ctx, lease, store.Update{RunAfter: now.Add(2 * time.Second), Release: true})
 	}
 	if errors.Is(err, store.ErrLeaseLost) {
-		r.log.Info("deploy changed hands or ended during a step", "deploy", d.ID, "err", err)
+		r.log.Info("deploy changed hands or ended during a step", "deploy", d.ID, "app", d.App, "stage", d.Stage, "sha", d.SHA, "delivery", d.Trigger.Delivery, "err", err)
 		return nil
 	}
 	if err != nil {

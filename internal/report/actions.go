@@ -25,7 +25,11 @@ func (v view) actions() []*github.CheckRunAction {
 			return nil
 		}
 		if v.Next != "" {
-			out = append(out, &github.CheckRunAction{Label: clip("Promote to "+v.Next, 20), Identifier: ActionPromote,
+			label := "Promote to " + v.Next
+			if len([]rune(label)) > 20 {
+				label = "Promote" // "Promote to producti…" reads worse; the description names the stage
+			}
+			out = append(out, &github.CheckRunAction{Label: label, Identifier: ActionPromote,
 				Description: clip("Move "+v.Next+" to this commit and deploy", 40)})
 		}
 		if v.Compare != "" && v.Compare != d.SHA {

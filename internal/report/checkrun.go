@@ -64,7 +64,7 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 	if err := c.deploys.SetCheckRun(ctx, d.ID, run.GetID()); err != nil {
 		return fmt.Errorf("recording check run %d of deploy %d: %w", run.GetID(), d.ID, err)
 	}
-	c.log.Info("check run created", "deploy", d.ID, "app", d.App, "stage", d.Stage, "sha", d.SHA, "check_run", run.GetID())
+	c.log.Info("check run created", "deploy", d.ID, "app", d.App, "stage", d.Stage, "sha", d.SHA, "delivery", d.Trigger.Delivery, "check_run", run.GetID())
 	return nil
 }
 

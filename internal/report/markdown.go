@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -31,6 +32,19 @@ func (v view) compareURL() string {
 	return fmt.Sprintf("%s/%s/compare/%s...%s", v.WebURL, v.D.Repo, v.Compare, v.D.SHA)
 }
 
+// rollbackURL is what a rollback takes off the stage: the commits in what was live that the
+// commit it goes back to does not have. (compareURL's direction would show nothing: GitHub's
+// base...head lists the commits head has and base lacks.)
+func (v view) rollbackURL() string {
+	if v.Compare == "" || v.Compare == v.D.SHA {
+		return ""
+	}
+	return fmt.Sprintf("%s/%s/compare/%s...%s", v.WebURL, v.D.Repo, v.D.SHA, v.Compare)
+}
+
+// rollback reports whether the deploy puts back what ran before (an image or a slot).
+func (v view) rollback() bool { return v.D.Mode == deploy.ModeImage || v.D.Mode == deploy.ModeSwitch }
+
 // elapsed is how long the deploy has taken so far, or took.
 func (v view) elapsed() time.Duration {
 	start := v.D.StartedAt
@@ -53,7 +67,9 @@ func (v view) title() string {
 	switch d.State {
 	case deploy.Queued:
 		if d.Held {
-			return fmt.Sprintf("Waiting for %s's branch to move", d.Stage)
+			// A command records its deploys held, then does the rest of its work (a promotion
+			// moves the stage's branch), then lets them start.
+			return fmt.Sprintf("Queued for %s: starts once the command that asked for it is done", d.Stage)
 		}
 		return fmt.Sprintf("Queued for %s", d.Stage)
 	case deploy.Preflight:
@@ -116,6 +132,9 @@ func (v view) buildTitle() string {
 	case deploy.Succeeded:
 		return fmt.Sprintf("Built #%d at %s in %s", d.Trigger.PR, short(d.SHA), round(v.elapsed()))
 	case deploy.Failed:
+		if rest, ok := strings.CutPrefix(d.Error, "build "); ok {
+			return clip("Build "+rest, 120) // "build failed in BUILD: ...", said once
+		}
 		return clip("Build failed: "+d.Error, 120)
 	case deploy.Superseded:
 		return fmt.Sprintf("Superseded by a newer push (build #%d) before it started", d.SupersededBy)
@@ -189,8 +208,20 @@ func (v view) summary() string {
 		fmt.Fprintf(&b, "Image: `%s`\n\n", v.CP.Image)
 	}
 	fmt.Fprintf(&b, "[Commit %s](%s)", short(d.SHA), v.commitURL())
-	if c := v.compareURL(); c != "" && d.Mode != deploy.ModePRBuild {
-		fmt.Fprintf(&b, " · [Changes since the last deploy to %s](%s)", d.Stage, c)
+	switch {
+	case d.Mode == deploy.ModePRBuild:
+	case v.rollback():
+		if c := v.rollbackURL(); c != "" {
+			takes := "takes"
+			if d.State.Final() && d.State != deploy.Succeeded {
+				takes = "would have taken" // refused, failed or cancelled: nothing was taken off
+			}
+			fmt.Fprintf(&b, " · [Changes this rollback %s off %s](%s)", takes, d.Stage, c)
+		}
+	default:
+		if c := v.compareURL(); c != "" {
+			fmt.Fprintf(&b, " · [Changes since the last deploy to %s](%s)", d.Stage, c)
+		}
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -200,7 +231,7 @@ func (v view) summary() string {
 func modeNote(d deploy.Deploy) string {
 	switch d.Mode {
 	case deploy.ModeImage:
-		return " · rollback (the image built before, no build)"
+		return " · rollback to the image that ran before (no new build)"
 	case deploy.ModeSwitch:
 		return fmt.Sprintf(" · slot switch to %s (no build, no rollout)", d.Slot)
 	}
@@ -270,12 +301,29 @@ func (v view) commandComment() string {
 	var head string
 	switch d.State {
 	case deploy.Succeeded:
-		head = fmt.Sprintf("✅ %s is live on **%s**, deployed in %s", what, d.Stage, round(v.elapsed()))
-		if d.Mode == deploy.ModeSwitch {
+		switch d.Mode {
+		case deploy.ModeSwitch:
 			head = fmt.Sprintf("✅ **%s** is back on slot %s, running %s (switched in %s)", d.Stage, v.CP.Slot, what, round(v.elapsed()))
+		case deploy.ModeImage:
+			head = fmt.Sprintf("✅ **%s** is back on %s, rolled back in %s", d.Stage, what, round(v.elapsed()))
+		default:
+			head = fmt.Sprintf("✅ %s is live on **%s**, deployed in %s", what, d.Stage, round(v.elapsed()))
 		}
 	case deploy.Failed:
-		head = fmt.Sprintf("❌ Deploying %s to **%s** failed; %s still runs what it ran before", what, d.Stage, d.Stage)
+		switch {
+		case v.CP.RollingBack && v.CP.Slot == "":
+			// The rollback of a stage without slots failed too: the stage does not run what it
+			// ran before.
+			head = fmt.Sprintf("❌ Deploying %s to **%s** failed and so did the rollback; %s needs attention", what, d.Stage, d.Stage)
+		case d.Mode == deploy.ModeSwitch:
+			slot := "its other slot"
+			if s := cmp.Or(v.CP.Slot, d.Slot); s != "" {
+				slot = "slot " + s
+			}
+			head = fmt.Sprintf("❌ Switching **%s** back to %s failed; %s still runs what it ran before", d.Stage, slot, d.Stage)
+		default:
+			head = fmt.Sprintf("❌ Deploying %s to **%s** failed; %s still runs what it ran before", what, d.Stage, d.Stage)
+		}
 	case deploy.RolledBack:
 		head = fmt.Sprintf("↩️ Deploying %s to **%s** failed and was rolled back", what, d.Stage)
 	case deploy.Cancelled:

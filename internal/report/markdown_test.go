@@ -36,6 +36,8 @@ func fixture(state deploy.State) view {
 	return view{D: d, CP: cp, Now: at(230), WebURL: "https://github.com", Compare: "6113728f27ae82c7b1a177c8d03f9e96e0adf246"}
 }
 
+// TestGolden pins the check runs and pull-request comments of a normal build-and-rollout deploy
+// to a stage without slots, from building to rolled back.
 func TestGolden(t *testing.T) {
 	building := fixture(deploy.Building)
 	building.CP.Steps = building.CP.Steps[:2]
@@ -73,24 +75,33 @@ func TestGolden(t *testing.T) {
 		{"comment-succeeded", succeeded.comment()},
 		{"comment-rolled-back", rolledBack.comment()},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			golden := filepath.Join("testdata", tt.name+".md")
-			if *update {
-				if err := os.WriteFile(golden, []byte(tt.text), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.text != string(want) {
-				t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", tt.name, golden, tt.text)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkGolden(t, tt.name, tt.text) })
 	}
 }
 
+// checkGolden compares text with testdata/<name>.md, which -update rewrites.
+func checkGolden(t *testing.T, name, text string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name+".md")
+	if *update {
+		if err := os.WriteFile(golden, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != string(want) {
+		t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, golden, text)
+	}
+}
+
+// checkRunText is what a check run shows: its title, then its summary.
+func checkRunText(v view) string { return v.title() + "\n\n" + v.summary() }
+
+// TestStatusDescriptionFitsGitHub proves a Deployment status's description never exceeds GitHub's
+// 140 characters, however long the error.
 func TestStatusDescriptionFitsGitHub(t *testing.T) {
 	v := fixture(deploy.Failed)
 	v.D.Error = string(make([]byte, 500))
@@ -99,6 +110,7 @@ func TestStatusDescriptionFitsGitHub(t *testing.T) {
 	}
 }
 
+// TestWebURL proves links go to GitHub's web root, for github.com and GitHub Enterprise alike.
 func TestWebURL(t *testing.T) {
 	for api, web := range map[string]string{
 		"https://api.github.com/":         "https://github.com",

@@ -3,11 +3,13 @@ package report
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
@@ -18,45 +20,72 @@ import (
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
-// progressWorld is a real store with one deploy that has its check run, and the executors.
+// progressWorld is a real store with deploys that have their check runs, the GitHub test server,
+// and the executors. id and lease are the newest deploy's.
 type progressWorld struct {
 	st       *store.Store
 	gh       *githubtest.Server
+	clients  *githubapp.Factory
+	creator  *CheckRunCreator
 	progress *Progress
 	id       int64
 	lease    store.Lease
+	n        int // deliveries recorded
 }
 
+// mergedPR is the deploy to test of pull request #2's merge.
+var mergedPR = deploy.Request{App: "hello", Stage: "test", Repo: "acme/hello", SHA: "c4295bd74fb0f4fda03689c3df3f2803b658fd85",
+	InstallationID: 1, Trigger: deploy.Trigger{Event: "pull_request", PR: 2, Actor: "octocat"}}
+
 func newProgressWorld(t *testing.T) *progressWorld {
+	t.Helper()
+	w := newWorld(t, config.Default())
+	w.add(t, mergedPR)
+	return w
+}
+
+// newWorld is a world with no deploys yet, reporting with cfg.
+func newWorld(t *testing.T, cfg *config.Config) *progressWorld {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := config.Default()
 	gh := githubtest.New(t)
 	f, err := githubapp.New(githubapp.Options{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := st.Record(context.Background(), store.Intake{Delivery: store.Delivery{ID: "d1", Event: "pull_request"},
-		Deploys: []deploy.Request{{App: "hello", Stage: "test", Repo: "acme/hello", SHA: "c4295bd74fb0f4fda03689c3df3f2803b658fd85",
-			InstallationID: 1, Trigger: deploy.Trigger{Event: "pull_request", PR: 2, Actor: "octocat"}}}})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &progressWorld{st: st, gh: gh, clients: f,
+		creator:  NewCheckRunCreator(st, f, "https://github.com", log),
+		progress: NewProgress(st, f, cfg, "https://github.com", log)}
+}
+
+// add records r as a delivery would, gives it its check run and claims it as the pipeline would:
+// it becomes the world's deploy. Earlier deploys must have ended or still hold their lease.
+func (w *progressWorld) add(t *testing.T, r deploy.Request) {
+	t.Helper()
+	ctx := context.Background()
+	w.n++
+	rec, err := w.st.Record(ctx, store.Intake{Delivery: store.Delivery{ID: fmt.Sprintf("d%d", w.n), Event: r.Trigger.Event},
+		Deploys: []deploy.Request{r}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &progressWorld{st: st, gh: gh, id: rec.Deploys[0].ID,
-		progress: NewProgress(st, f, cfg, "https://github.com", slog.New(slog.NewTextHandler(io.Discard, nil)))}
-	creator := NewCheckRunCreator(st, f, "https://github.com", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := creator.Run(context.Background(), w.job()); err != nil {
+	w.id = rec.Deploys[0].ID
+	if err := w.creator.Run(ctx, w.job()); err != nil {
 		t.Fatal(err)
 	}
-	_, w.lease, err = st.ClaimDeploy(context.Background(), "test", 0)
+	d, lease, err := w.st.ClaimDeploy(ctx, "test", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w
+	if d.ID != w.id {
+		t.Fatalf("claimed deploy %d, want %d", d.ID, w.id)
+	}
+	w.lease = lease
 }
 
 func (w *progressWorld) job() jobs.Job {
@@ -87,6 +116,8 @@ func (w *progressWorld) statuses() string {
 	return strings.Join(out, ",")
 }
 
+// TestDeploymentStatusesCatchUp proves a report that runs late still moves the GitHub Deployment
+// through every status in order, and a second report sends nothing more and edits the comment.
 func TestDeploymentStatusesCatchUp(t *testing.T) {
 	w := newProgressWorld(t)
 	// The report runs late: the deploy has already succeeded.
@@ -116,6 +147,8 @@ func TestDeploymentStatusesCatchUp(t *testing.T) {
 	}
 }
 
+// TestPreflightFailureIsNeverInProgress proves a deploy that failed before building goes from
+// queued straight to failure, never in_progress.
 func TestPreflightFailureIsNeverInProgress(t *testing.T) {
 	w := newProgressWorld(t)
 	w.advance(t, deploy.Failed, "Preflight")
