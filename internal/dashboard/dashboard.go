@@ -1,55 +1,41 @@
-// Package dashboard serves the page people look at: for each app, its stages side by side
-// (what is live, since when, by whom, with commit and compare links), the deploys in flight with
-// their step and pod progress, and each stage's recent history. It is server-rendered with
-// html/template, with no front-end build step, and refreshes itself while deploys run.
+// Package dashboard serves the page people look at. For each app it shows the latest releases
+// (tag, state, release issue); its stages side by side, each with what is live (the release tag
+// or commit, with commit and compare links, since when and by whom), the slot that serves a
+// two-slot stage, the stage's lock (who, why, since when), the deploys in flight with their step
+// and pod progress, and the stage's recent history (rollbacks, slot switches and forced deploys
+// marked); and the app's latest pull-request builds. What is live comes from internal/status, so
+// the page, the /status command and release issues agree.
+//
+// The page is server-rendered with html/template, with no front-end build step, and reloads
+// itself while deploys are in flight (?refresh=off stops that).
 package dashboard
 
 import (
 	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
 //go:embed page.html
 var files embed.FS
 
-var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"short": func(sha string) string {
-		if len(sha) > 7 {
-			return sha[:7]
-		}
-		return sha
-	},
-	"ago": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		d := time.Since(t)
-		switch {
-		case d < time.Minute:
-			return "just now"
-		case d < time.Hour:
-			return (d / time.Minute * time.Minute).String() + " ago"
-		case d < 48*time.Hour:
-			return (d / time.Hour * time.Hour).String() + " ago"
-		}
-		return t.UTC().Format("2006-01-02 15:04 UTC")
-	},
-	"state": func(s deploy.State) string { return strings.ReplaceAll(string(s), "_", " ") },
-}).ParseFS(files, "page.html"))
+var page = template.Must(template.New("page.html").ParseFS(files, "page.html"))
 
-// Store is what the dashboard reads.
+// Store is what the dashboard reads: what internal/status reads (live deploys, locks,
+// releases, each stage's history), and the app's deploys for its pull-request builds.
 type Store interface {
-	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
+	status.Store
 }
 
 // Dashboard renders the page.
@@ -58,98 +44,129 @@ type Dashboard struct {
 	cfg    *config.Config
 	webURL string
 	log    *slog.Logger
+	now    func() time.Time // the clock; tests replace it
 }
 
 // New builds the dashboard; webURL is GitHub's web root, for links.
 func New(st Store, cfg *config.Config, webURL string, log *slog.Logger) *Dashboard {
-	return &Dashboard{st: st, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), log: log}
-}
-
-type stageView struct {
-	Name     string
-	Live     *deploy.Deploy
-	Compare  string // link comparing this stage's live commit with the next stage's
-	InFlight []flight
-	History  []deploy.Deploy
-}
-
-type flight struct {
-	deploy.Deploy
-	Step     string
-	Progress string
-}
-
-type appView struct {
-	Name, Repo, RepoURL string
-	Stages              []stageView
+	return &Dashboard{st: st, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), log: log, now: time.Now}
 }
 
 // ServeHTTP implements http.Handler.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var apps []appView
-	running := false
-	for _, app := range d.cfg.Apps {
-		av := appView{Name: app.Name, Repo: app.Repo, RepoURL: d.webURL + "/" + app.Repo}
-		for _, st := range d.cfg.Stages {
-			if _, ok := app.Stages[st.Name]; !ok {
-				continue
-			}
-			sv, err := d.stage(r.Context(), app.Name, st.Name)
-			if err != nil {
-				d.log.Error("dashboard: reading deploys", "app", app.Name, "stage", st.Name, "err", err)
-				http.Error(w, "could not read deploys", http.StatusInternalServerError)
-				return
-			}
-			running = running || len(sv.InFlight) > 0
-			av.Stages = append(av.Stages, sv)
-		}
-		// Compare each stage's live commit with the next stage's: what promoting would ship.
-		for i := 0; i+1 < len(av.Stages); i++ {
-			a, b := av.Stages[i].Live, av.Stages[i+1].Live
-			if a != nil && b != nil && a.SHA != b.SHA {
-				av.Stages[i].Compare = av.RepoURL + "/compare/" + b.SHA + "..." + a.SHA
-			}
-		}
-		apps = append(apps, av)
+	pv, err := d.view(r.Context())
+	if err != nil {
+		d.log.Error("dashboard: reading the status", "err", err)
+		http.Error(w, "could not read the status of the stages", http.StatusInternalServerError)
+		return
+	}
+	if r.URL.Query().Get("refresh") == "off" {
+		pv.Paused, pv.Refresh = true, 0
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := page.Execute(w, map[string]any{"Apps": apps, "Running": running, "WebURL": d.webURL, "Now": time.Now().UTC()}); err != nil {
+	if err := page.Execute(w, pv); err != nil {
 		d.log.Error("dashboard: rendering", "err", err)
 	}
 }
 
-func (d *Dashboard) stage(ctx context.Context, app, stage string) (stageView, error) {
-	sv := stageView{Name: stage}
-	history, err := d.st.ListDeploys(ctx, store.Filter{App: app, Stage: stage, Limit: 10})
+// view reads everything the page shows.
+func (d *Dashboard) view(ctx context.Context) (pageView, error) {
+	now := d.now().UTC()
+	apps, err := status.ReadWith(ctx, d.st, d.cfg, "", status.Options{History: historyRows})
 	if err != nil {
-		return sv, err
+		return pageView{}, err
 	}
-	sv.History = history
-	live, err := d.st.ListDeploys(ctx, store.Filter{App: app, Stage: stage, State: deploy.Succeeded, Limit: 1})
-	if err != nil {
-		return sv, err
-	}
-	if len(live) == 1 {
-		sv.Live = &live[0]
-	}
-	for _, x := range history {
-		if x.State.Final() {
-			continue
+	pv := pageView{Now: now}
+	var inFlight []deploy.Deploy
+	locks := map[string]*store.StageLock{} // app/stage
+	for _, a := range apps {
+		repoURL := d.webURL + "/" + a.Repo
+		tags := map[string]string{} // sha -> tag, the newest release winning, as status resolves it
+		for j := len(a.Releases) - 1; j >= 0; j-- {
+			tags[a.Releases[j].SHA] = a.Releases[j].Tag
 		}
-		f := flight{Deploy: x, Step: strings.ReplaceAll(string(x.State), "_", " ")}
-		if cp, err := pipeline.DecodeCheckpoint(x.Checkpoint); err == nil {
-			switch {
-			case x.State == deploy.Building && cp.BuildPhase != "":
-				f.Progress = "phase " + cp.BuildPhase
-			case cp.Progress != "":
-				f.Progress = cp.Progress
+		av := appView{Name: a.Name, Repo: a.Repo, RepoURL: repoURL, ID: "app-" + a.Name}
+		for _, rel := range a.Releases[:min(len(a.Releases), releaseRows)] {
+			av.Releases = append(av.Releases, releaseOf(rel, repoURL, now))
+		}
+		for _, s := range a.Stages {
+			locks[a.Name+"/"+s.Name] = s.Lock
+			av.Stages = append(av.Stages, d.stage(a, s, repoURL, tags, now))
+			for _, h := range s.History {
+				if !h.State.Final() {
+					inFlight = append(inFlight, h)
+				}
 			}
-			if cp.RollingBack {
-				f.Step = "rolling back"
+			if s.Running != nil {
+				inFlight = append(inFlight, *s.Running) // maybe twice: refresh only asks whether any runs
 			}
 		}
-		sv.InFlight = append(sv.InFlight, f)
+		if app := d.cfg.App(a.Name); app != nil {
+			av.PRBuildsEnabled = app.PRBuild.Enabled
+		}
+		recent, err := d.st.ListDeploys(ctx, store.Filter{App: a.Name, Limit: prBuildWindow})
+		if err != nil {
+			return pageView{}, err
+		}
+		for _, b := range prBuilds(recent, prBuildRows) {
+			av.PRBuilds = append(av.PRBuilds, deployRow(b, repoURL, tags, nil, "", now))
+			if !b.State.Final() {
+				inFlight = append(inFlight, b)
+			}
+		}
+		pv.Apps = append(pv.Apps, av)
 	}
-	return sv, nil
+	pv.Busy = len(inFlight) > 0
+	pv.Refresh = refresh(inFlight, func(x deploy.Deploy) bool { return lockedOut(x, locks[x.App+"/"+x.Stage]) })
+	return pv, nil
+}
+
+// stage builds one stage's card from its status.
+func (d *Dashboard) stage(a status.App, s status.Stage, repoURL string, tags map[string]string, now time.Time) stageView {
+	sv := stageView{Name: s.Name, ID: a.Name + "-" + s.Name, Slot: s.Slot, Slots: slotsOf(d.cfg, s.Name), Next: nextOf(s, repoURL)}
+	branch := ""
+	if cs := d.cfg.Stage(s.Name); cs != nil {
+		branch = cs.Branch
+	}
+	if l := s.Lock; l != nil {
+		sv.Lock = &lockView{Owner: l.Owner, Reason: l.Reason, Issue: l.Issue, Since: at(l.CreatedAt, now)}
+		if l.Issue != 0 {
+			sv.Lock.IssueURL = fmt.Sprintf("%s/issues/%d", repoURL, l.Issue)
+		}
+	}
+	if s.Live != nil {
+		live := deployRow(*s.Live, repoURL, map[string]string{s.Live.SHA: s.Tag}, nil, branch, now)
+		live.When = at(s.Live.FinishedAt, now)
+		if s.Slot != "" { // the card says which slot serves
+			live.Badges = slices.DeleteFunc(live.Badges, func(b badge) bool { return b.Class == "slot" })
+		}
+		sv.Live = &live
+	}
+	if p := problemOf(s.History, s.Live); p != nil {
+		r := deployRow(*p, repoURL, tags, s.Lock, branch, now)
+		sv.Problem = &r
+	}
+	var finished []deploy.Deploy
+	for _, h := range s.History {
+		if h.State.Final() {
+			finished = append(finished, h)
+		} else {
+			sv.InFlight = append(sv.InFlight, deployRow(h, repoURL, tags, s.Lock, branch, now))
+		}
+	}
+	for _, g := range collapse(finished) {
+		r := deployRow(g[0], repoURL, tags, s.Lock, branch, now)
+		if len(g) > 1 {
+			r.Collapsed, r.OldestID = len(g)-1, g[len(g)-1].ID
+			r.Note, r.NoteTitle = fmt.Sprintf("%d requests superseded by newer ones before they started", len(g)), ""
+		}
+		sv.History = append(sv.History, r)
+	}
+	slices.Reverse(sv.InFlight) // the running deploy first, then what queues behind it
+	if s.Running != nil && !slices.ContainsFunc(s.History, func(h deploy.Deploy) bool { return h.ID == s.Running.ID }) {
+		// Behind more newer deploys that never ran than the history holds: still first.
+		sv.InFlight = append([]row{deployRow(*s.Running, repoURL, tags, s.Lock, branch, now)}, sv.InFlight...)
+	}
+	return sv
 }

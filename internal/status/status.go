@@ -34,25 +34,46 @@ type Stage struct {
 	Lock    *store.StageLock
 	Running *deploy.Deploy // the deploy in progress, if any
 	Next    string         // the stage this one promotes to
-	// Ahead is how the next stage's live commit compares: the next stage would gain the commits
-	// in Live...NextLive (empty when they are the same, or either is missing).
+	// NextSHA is the commit live on the next stage: the next stage would gain the commits in
+	// NextSHA...Live.SHA (empty when nothing is live there).
 	NextSHA string
+	// History is the stage's newest deploys, newest first, whatever their state: as many as
+	// Options.History asks for (3 with Read).
+	History []deploy.Deploy
 }
 
 // App is an app's stages, in the configured order.
 type App struct {
 	Name, Repo string
 	Stages     []Stage
+	// Releases are the repository's newest releases, newest first (at most 50): where Tag comes
+	// from. Apps built from one repository share them.
+	Releases []store.Release
+}
+
+// Options tunes ReadWith.
+type Options struct {
+	// History is how many of each stage's newest deploys to read into Stage.History; at least
+	// 3, the default, which is what finds the running deploy.
+	History int
 }
 
 // Read gathers the status of every app built from repo ("" for every app).
 func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App, error) {
+	return ReadWith(ctx, st, cfg, repo, Options{})
+}
+
+// ReadWith is Read with options: the dashboard reads a longer history of each stage in the
+// same pass.
+func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o Options) ([]App, error) {
+	o.History = max(o.History, 3)
 	locks, err := st.StageLocks(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []App
 	tags := map[string]map[string]string{} // repo -> sha -> tag
+	releases := map[string][]store.Release{}
 	for i := range cfg.Apps {
 		app := &cfg.Apps[i]
 		if repo != "" && !strings.EqualFold(app.Repo, repo) {
@@ -64,6 +85,7 @@ func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App
 			if err != nil {
 				return nil, err
 			}
+			releases[app.Repo] = rels
 			for j := len(rels) - 1; j >= 0; j-- { // newest last, so it wins
 				tags[app.Repo][rels[j].SHA] = rels[j].Tag
 			}
@@ -72,7 +94,7 @@ func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App
 		if err != nil {
 			return nil, err
 		}
-		a := App{Name: app.Name, Repo: app.Repo}
+		a := App{Name: app.Name, Repo: app.Repo, Releases: releases[app.Repo]}
 		for _, cs := range cfg.Stages {
 			if _, ok := app.Stages[cs.Name]; !ok {
 				continue
@@ -90,14 +112,13 @@ func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App
 					s.Lock = &l
 				}
 			}
-			recent, err := st.ListDeploys(ctx, store.Filter{App: app.Name, Stage: cs.Name, Limit: 3})
+			recent, err := st.ListDeploys(ctx, store.Filter{App: app.Name, Stage: cs.Name, Limit: o.History})
 			if err != nil {
 				return nil, err
 			}
-			for j := range recent {
-				if recent[j].State.Running() {
-					s.Running = &recent[j]
-				}
+			s.History = recent
+			if s.Running, err = running(ctx, st, app.Name, cs.Name, recent, o.History); err != nil {
+				return nil, err
 			}
 			for _, n := range cfg.NextStages(cs.Name) {
 				if _, ok := app.Stages[n.Name]; ok {
@@ -113,6 +134,34 @@ func Read(ctx context.Context, st Store, cfg *config.Config, repo string) ([]App
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// running finds the deploy running on app's stage. It is in recent (the stage's newest deploys,
+// newest first, at most limit of them) unless the window is full of deploys that never ran
+// (queued, superseded or cancelled, as pushes during a long build leave): then it is looked up
+// by state. Once a deploy in the window ran, nothing older can still be running.
+func running(ctx context.Context, st Store, app, stage string, recent []deploy.Deploy, limit int) (*deploy.Deploy, error) {
+	for i := range recent {
+		switch s := recent[i].State; {
+		case s.Running():
+			return &recent[i], nil
+		case s != deploy.Queued && s != deploy.Superseded && s != deploy.Cancelled:
+			return nil, nil
+		}
+	}
+	if len(recent) < limit {
+		return nil, nil
+	}
+	for _, s := range []deploy.State{deploy.Preflight, deploy.Building, deploy.RollingOut} {
+		ds, err := st.ListDeploys(ctx, store.Filter{App: app, Stage: stage, State: s, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(ds) == 1 {
+			return &ds[0], nil
+		}
+	}
+	return nil, nil
 }
 
 // Markdown renders apps as one table per app, for a comment or an issue. webURL is GitHub's web
