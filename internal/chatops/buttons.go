@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -150,13 +151,13 @@ func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, ident
 func (x *Executor) noteOnCheckRun(ctx context.Context, gh *github.Client, o origin, id int64, note string) error {
 	run, _, err := gh.Checks.GetCheckRun(ctx, o.owner(), o.name(), id)
 	if err != nil {
-		return retryable(fmt.Errorf("reading check run %d: %w", id, err))
+		return githubapp.Classify(fmt.Errorf("reading check run %d: %w", id, err))
 	}
 	out := run.GetOutput()
 	text := fmt.Sprintf("**@%s pressed a button at %s UTC:** %s", o.Actor, x.now().UTC().Format("Jan 2 15:04"), note)
 	if _, _, err := gh.Checks.UpdateCheckRun(ctx, o.owner(), o.name(), id, github.UpdateCheckRunOptions{Name: run.GetName(),
 		Output: &github.CheckRunOutput{Title: github.Ptr(out.GetTitle()), Summary: github.Ptr(out.GetSummary()), Text: github.Ptr(text)}}); err != nil {
-		return retryable(fmt.Errorf("noting on check run %d: %w", id, err))
+		return githubapp.Classify(fmt.Errorf("noting on check run %d: %w", id, err))
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/authz"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -151,20 +151,6 @@ func terminal(err error) (string, bool) {
 	return "", false
 }
 
-// retryable turns GitHub's answers into what the job runner should do: wait for a rate limit,
-// or retry later. Refusals that cannot change are handled where they happen.
-func retryable(err error) error {
-	var rl *github.RateLimitError
-	if errors.As(err, &rl) {
-		return &jobs.RetryAfterError{After: time.Until(rl.Rate.Reset.Time), Err: err}
-	}
-	var abuse *github.AbuseRateLimitError
-	if errors.As(err, &abuse) && abuse.RetryAfter != nil {
-		return &jobs.RetryAfterError{After: *abuse.RetryAfter, Err: err}
-	}
-	return err
-}
-
 // finish answers a command and records its outcome. The reply is one comment on the command's
 // issue, edited if an earlier attempt already made it. Held deploys get that comment as the one
 // their progress is reported in, and are released.
@@ -177,12 +163,12 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 		}
 		if reply != 0 {
 			if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), reply, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
-				return retryable(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
+				return githubapp.Classify(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
 			}
 		} else {
 			c, _, err := gh.Issues.CreateComment(ctx, o.owner(), o.name(), o.Issue, &github.IssueComment{Body: github.Ptr(body)})
 			if err != nil {
-				return retryable(fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err))
+				return githubapp.Classify(fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err))
 			}
 			reply = c.GetID()
 			if err := x.st.SetCommandReply(ctx, rec.ID, reply); err != nil {
@@ -224,7 +210,7 @@ func (x *Executor) authorize(ctx context.Context, gh *github.Client, o origin, s
 	}
 	dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, who, o.Repo, o.Actor, action, force)
 	if err != nil {
-		return authz.Decision{}, retryable(err)
+		return authz.Decision{}, githubapp.Classify(err)
 	}
 	return dec, nil
 }

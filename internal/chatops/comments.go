@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/command"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -60,7 +61,7 @@ func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
 	// 👀 at once: the person sees the command was read before the work behind it starts.
 	// GitHub answers an existing reaction with 200, so a retry adds none.
 	if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, o.owner(), o.name(), o.Comment, "eyes"); err != nil {
-		return retryable(fmt.Errorf("reacting to comment %d: %w", o.Comment, err))
+		return githubapp.Classify(fmt.Errorf("reacting to comment %d: %w", o.Comment, err))
 	}
 	var out outcome
 	if parsed.Command == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -198,7 +199,7 @@ func (x *Executor) planDeploy(ctx context.Context, gh *github.Client, o origin, 
 		if _, ok := terminal(err); ok {
 			return plan{}, fmt.Sprintf("There is no branch, tag or commit `%s` in %s.", ref, o.Repo), nil
 		}
-		return plan{}, "", retryable(fmt.Errorf("resolving %s: %w", ref, err))
+		return plan{}, "", githubapp.Classify(fmt.Errorf("resolving %s: %w", ref, err))
 	}
 	p := plan{sha: c.GetSHA(), verb: "deploy", where: stage.Name}
 	p.what = "`" + short(p.sha) + "`"
@@ -364,7 +365,7 @@ func (x *Executor) moveBranch(ctx context.Context, gh *github.Client, o origin, 
 	}
 	msg, final := terminal(err)
 	if !final {
-		return "", retryable(fmt.Errorf("moving %s to %s: %w", branch, short(sha), err))
+		return "", githubapp.Classify(fmt.Errorf("moving %s to %s: %w", branch, short(sha), err))
 	}
 	if strings.Contains(msg, "does not exist") {
 		_, _, err = gh.Git.CreateRef(ctx, o.owner(), o.name(), github.CreateRef{Ref: "refs/heads/" + branch, SHA: sha})
@@ -372,7 +373,7 @@ func (x *Executor) moveBranch(ctx context.Context, gh *github.Client, o origin, 
 			return "", nil
 		}
 		if msg, final = terminal(err); !final {
-			return "", retryable(fmt.Errorf("creating %s at %s: %w", branch, short(sha), err))
+			return "", githubapp.Classify(fmt.Errorf("creating %s at %s: %w", branch, short(sha), err))
 		}
 	}
 	return fmt.Sprintf("GitHub would not move `%s` to `%s`: %s. Nothing was deployed.", branch, short(sha), msg), nil

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/authz"
 	"github.com/stagecoach/stagecoach/internal/command"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -22,7 +23,7 @@ func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd co
 	}
 	dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, x.cfg.Stage(cmd.Stage).Who("lock"), o.Repo, o.Actor, "lock "+cmd.Stage, false)
 	if err != nil {
-		return outcome{}, retryable(err)
+		return outcome{}, githubapp.Classify(err)
 	}
 	if !dec.Allowed {
 		return outcome{reply: dec.Reason}, nil
@@ -72,7 +73,7 @@ func (x *Executor) unlock(ctx context.Context, gh *github.Client, o origin, cmd 
 		dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, x.cfg.Stage(cmd.Stage).Who("unlock"), o.Repo, o.Actor,
 			fmt.Sprintf("unlock %s (locked by @%s)", cmd.Stage, held[0].Owner), false)
 		if err != nil {
-			return outcome{}, retryable(err)
+			return outcome{}, githubapp.Classify(err)
 		}
 		if !dec.Allowed {
 			return outcome{reply: dec.Reason}, nil

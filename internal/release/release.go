@@ -22,7 +22,6 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -62,19 +61,6 @@ type Workflow struct {
 // New builds the workflow; webURL is GitHub's web root, for links.
 func New(st Store, clients Clients, cfg *config.Config, webURL string, log *slog.Logger) *Workflow {
 	return &Workflow{st: st, clients: clients, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), now: time.Now, log: log}
-}
-
-// classify turns GitHub's answers into what the job runner should do.
-func classify(err error) error {
-	var rl *github.RateLimitError
-	if errors.As(err, &rl) {
-		return &jobs.RetryAfterError{After: time.Until(rl.Rate.Reset.Time), Err: err}
-	}
-	var abuse *github.AbuseRateLimitError
-	if errors.As(err, &abuse) && abuse.RetryAfter != nil {
-		return &jobs.RetryAfterError{After: *abuse.RetryAfter, Err: err}
-	}
-	return err
 }
 
 func notFound(err error) bool {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -50,7 +51,7 @@ func (t *Tags) Run(ctx context.Context, j jobs.Job) error {
 		return nil
 	}
 	if err != nil {
-		return classify(fmt.Errorf("resolving tag %s: %w", in.Tag, err))
+		return githubapp.Classify(fmt.Errorf("resolving tag %s: %w", in.Tag, err))
 	}
 	rel, created, err := w.st.CreateRelease(ctx, store.Release{Repo: in.Repo, Tag: in.Tag, SHA: sha,
 		InstallationID: in.InstallationID, TaggedBy: in.Actor, State: store.ReleaseOpening})
@@ -150,7 +151,7 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 	if base := v.Apps[0].ToLive; base != nil && base.SHA != rel.SHA {
 		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base.SHA, rel.SHA, &github.ListOptions{PerPage: 250})
 		if err != nil && !notFound(err) {
-			return View{}, classify(fmt.Errorf("comparing %s...%s: %w", short(base.SHA), short(rel.SHA), err))
+			return View{}, githubapp.Classify(fmt.Errorf("comparing %s...%s: %w", short(base.SHA), short(rel.SHA), err))
 		}
 		if err == nil {
 			v.Changes = changelog(cmp)
@@ -175,7 +176,7 @@ func (w *Workflow) refuse(ctx context.Context, gh *github.Client, rel store.Rele
 			Output: &github.CheckRunOutput{Title: github.Ptr(v.refusedTitle()), Summary: github.Ptr(v.RefusedSummary())},
 		})
 		if err != nil {
-			return classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+			return githubapp.Classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
 		}
 		rel.CheckRunID = run.GetID()
 	}
@@ -195,7 +196,7 @@ func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Releas
 			Title: github.Ptr("Release " + rel.Tag), Body: github.Ptr(v.IssueBody()), Labels: &[]string{w.cfg.Release.Label},
 		})
 		if err != nil {
-			return classify(fmt.Errorf("opening the release issue of %s: %w", rel.Tag, err))
+			return githubapp.Classify(fmt.Errorf("opening the release issue of %s: %w", rel.Tag, err))
 		}
 		rel.Issue = issue.GetNumber()
 		v.Release.Issue = rel.Issue
@@ -212,7 +213,7 @@ func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Releas
 				Description: clip("Move "+v.To+" to "+rel.Tag+" and deploy", 40)}},
 		})
 		if err != nil {
-			return classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+			return githubapp.Classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
 		}
 		rel.CheckRunID = run.GetID()
 	}
@@ -229,12 +230,12 @@ func (w *Workflow) ensureLabel(ctx context.Context, gh *github.Client, owner, na
 		return nil
 	}
 	if !notFound(err) {
-		return classify(fmt.Errorf("reading label %s: %w", label, err))
+		return githubapp.Classify(fmt.Errorf("reading label %s: %w", label, err))
 	}
 	_, _, err = gh.Issues.CreateLabel(ctx, owner, name, &github.Label{Name: github.Ptr(label), Color: github.Ptr("0e8a16"),
 		Description: github.Ptr("A release candidate Stagecoach can promote")})
 	if err != nil && !isAlreadyExists(err) {
-		return classify(fmt.Errorf("creating label %s: %w", label, err))
+		return githubapp.Classify(fmt.Errorf("creating label %s: %w", label, err))
 	}
 	return nil
 }

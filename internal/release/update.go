@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -103,10 +104,10 @@ func (w *Workflow) ship(ctx context.Context, gh *github.Client, rel store.Releas
 	to := w.cfg.Release.Stage
 	summary := ShippedComment(rel, to, ds, p.ended.Sub(p.started), w.webURL)
 	if _, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(summary)}); err != nil {
-		return classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
+		return githubapp.Classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
 	}
 	if _, _, err := gh.Issues.Edit(ctx, owner, name, rel.Issue, &github.IssueRequest{State: github.Ptr("closed"), StateReason: github.Ptr("completed")}); err != nil {
-		return classify(fmt.Errorf("closing release issue #%d: %w", rel.Issue, err))
+		return githubapp.Classify(fmt.Errorf("closing release issue #%d: %w", rel.Issue, err))
 	}
 	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
 		Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
@@ -115,7 +116,7 @@ func (w *Workflow) ship(ctx context.Context, gh *github.Client, rel store.Releas
 		Output: &github.CheckRunOutput{Title: github.Ptr(fmt.Sprintf("%s is live on %s", rel.Tag, to)), Summary: github.Ptr(summary)},
 	})
 	if err != nil {
-		return classify(fmt.Errorf("marking release %s shipped: %w", rel.Tag, err))
+		return githubapp.Classify(fmt.Errorf("marking release %s shipped: %w", rel.Tag, err))
 	}
 	rel.State, rel.ShippedAt, rel.CheckRunID, rel.Reason = store.ReleaseShipped, p.ended, run.GetID(), ""
 	w.log.Info("release shipped", "repo", rel.Repo, "tag", rel.Tag, "issue", rel.Issue, "took", p.ended.Sub(p.started))
@@ -128,7 +129,7 @@ func (w *Workflow) fail(ctx context.Context, gh *github.Client, rel store.Releas
 	owner, name := splitRepo(rel.Repo)
 	body := FailedComment(rel, w.cfg.Release.Stage, *p.failed)
 	if _, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
-		return classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
+		return githubapp.Classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
 	}
 	rel.State, rel.Reason = store.ReleaseFailed, p.failed.Error
 	w.log.Warn("release promotion failed", "repo", rel.Repo, "tag", rel.Tag, "issue", rel.Issue, "reason", p.failed.Error)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
@@ -59,7 +60,7 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 	cp, _ := pipeline.DecodeCheckpoint(d.Checkpoint) // a bad checkpoint only loses the step table
 	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, newCheckRun(view{D: d, CP: cp, Now: time.Now(), WebURL: c.webURL}))
 	if err != nil {
-		return classify(fmt.Errorf("creating check run for deploy %d on %s@%s: %w", d.ID, d.Repo, d.SHA, err))
+		return githubapp.Classify(fmt.Errorf("creating check run for deploy %d on %s@%s: %w", d.ID, d.Repo, d.SHA, err))
 	}
 	if err := c.deploys.SetCheckRun(ctx, d.ID, run.GetID()); err != nil {
 		return fmt.Errorf("recording check run %d of deploy %d: %w", run.GetID(), d.ID, err)

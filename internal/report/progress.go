@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -193,7 +194,7 @@ func (p *Progress) checkRun(ctx context.Context, gh *github.Client, owner, repo 
 		opts.Status = github.Ptr("in_progress")
 	}
 	if _, _, err := gh.Checks.UpdateCheckRun(ctx, owner, repo, v.D.CheckRunID, opts); err != nil {
-		return classify(fmt.Errorf("updating check run %d of deploy %d: %w", v.D.CheckRunID, v.D.ID, err))
+		return githubapp.Classify(fmt.Errorf("updating check run %d of deploy %d: %w", v.D.CheckRunID, v.D.ID, err))
 	}
 	return nil
 }
@@ -231,7 +232,7 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 			Payload: map[string]any{"stagecoach_deploy": d.ID, "app": d.App},
 		})
 		if err != nil {
-			return classify(fmt.Errorf("creating the GitHub Deployment of deploy %d: %w", d.ID, err))
+			return githubapp.Classify(fmt.Errorf("creating the GitHub Deployment of deploy %d: %w", d.ID, err))
 		}
 		id = gd.GetID()
 		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, ""); err != nil {
@@ -255,7 +256,7 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 			req.LogURL = github.Ptr(v.CP.BuildLog)
 		}
 		if _, _, err := gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
-			return classify(fmt.Errorf("setting the GitHub Deployment status of deploy %d: %w", d.ID, err))
+			return githubapp.Classify(fmt.Errorf("setting the GitHub Deployment status of deploy %d: %w", d.ID, err))
 		}
 		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, state); err != nil {
 			return err
@@ -280,13 +281,13 @@ func (p *Progress) comment(ctx context.Context, gh *github.Client, owner, repo s
 	}
 	if d.CommentID != 0 {
 		if _, _, err := gh.Issues.EditComment(ctx, owner, repo, d.CommentID, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
-			return classify(fmt.Errorf("editing the comment on #%d: %w", issue, err))
+			return githubapp.Classify(fmt.Errorf("editing the comment on #%d: %w", issue, err))
 		}
 		return nil
 	}
 	c, _, err := gh.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: github.Ptr(body)})
 	if err != nil {
-		return classify(fmt.Errorf("commenting on #%d: %w", issue, err))
+		return githubapp.Classify(fmt.Errorf("commenting on #%d: %w", issue, err))
 	}
 	return p.st.SetComment(ctx, d.ID, c.GetID())
 }

@@ -5,14 +5,9 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
@@ -21,68 +16,6 @@ import (
 // Clients gives the GitHub client of an installation.
 type Clients interface {
 	Installation(id int64) (*github.Client, error)
-}
-
-// classify turns a GitHub call's error into what the job runner should do with it: wait for a
-// rate limit to reset, retry a server or network failure with backoff, or give up on a request
-// GitHub refused for good (404, 422: retrying the same call cannot succeed).
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var rl *github.RateLimitError
-	if errors.As(err, &rl) {
-		return &jobs.RetryAfterError{After: time.Until(rl.Rate.Reset.Time), Err: err}
-	}
-	var abuse *github.AbuseRateLimitError
-	if errors.As(err, &abuse) {
-		after := time.Minute
-		if abuse.RetryAfter != nil {
-			after = *abuse.RetryAfter
-		}
-		return &jobs.RetryAfterError{After: after, Err: err}
-	}
-	// A token refresh that GitHub refused: wait as long as it asks, or retry with backoff.
-	var tokErr *ghinstallation.HTTPError
-	if errors.As(err, &tokErr) && tokErr.Response != nil {
-		if after, ok := retryAfter(tokErr.Response); ok {
-			return &jobs.RetryAfterError{After: after, Err: err}
-		}
-		if code := tokErr.Response.StatusCode; code == http.StatusNotFound || code == http.StatusUnprocessableEntity {
-			return jobs.Terminal(err) // the installation is gone
-		}
-		return err
-	}
-	var resp *github.ErrorResponse
-	if errors.As(err, &resp) && resp.Response != nil {
-		switch code := resp.Response.StatusCode; {
-		case code == http.StatusTooManyRequests, code == http.StatusForbidden:
-			return err // an unmarked rate limit or a permission being granted: retry
-		case code == http.StatusUnauthorized:
-			return err // tokens are renewed on the next attempt
-		case code >= 400 && code < 500:
-			return jobs.Terminal(err)
-		}
-	}
-	return err // network errors and everything else: retry with backoff
-}
-
-// retryAfter reads a rate-limited response's Retry-After (seconds) or X-RateLimit-Reset (epoch).
-func retryAfter(r *http.Response) (time.Duration, bool) {
-	if r.StatusCode != http.StatusForbidden && r.StatusCode != http.StatusTooManyRequests {
-		return 0, false
-	}
-	if s := r.Header.Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil {
-			return time.Duration(n) * time.Second, true
-		}
-	}
-	if s := r.Header.Get("X-RateLimit-Reset"); s != "" && r.Header.Get("X-RateLimit-Remaining") == "0" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return time.Until(time.Unix(n, 0)), true
-		}
-	}
-	return 0, false
 }
 
 // checkRunName is the name of a deploy's check run: stagecoach/<stage>, or stagecoach/pr-build
