@@ -26,7 +26,7 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
 	var out bytes.Buffer
 	w, err := sandbox.Start(context.Background(), sandbox.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0", Out: &out,
-		Kube: &sandbox.Kube{Kubeconfig: kc.Kubeconfig(), Context: kubetest.Context, Description: "the test control plane"},
+		Kube:  &sandbox.Kube{Kubeconfig: kc.Kubeconfig(), Context: kubetest.Context, Description: "the test control plane"},
 		Serve: serveSandbox})
 	if err != nil {
 		t.Fatal(err)

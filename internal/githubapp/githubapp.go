@@ -1,7 +1,7 @@
 // Package githubapp is the one place that makes GitHub API clients: an app client signed with
 // the App's JWT, and per-installation clients whose tokens ghinstallation fetches and renews.
 // Installation clients are cached (LRU) so a token is reused until it nears expiry, instead of
-// costing a token request per call.
+// costing a token request per call. Classify says what a GitHub error means for a job.
 package githubapp
 
 import (
