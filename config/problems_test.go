@@ -74,6 +74,7 @@ func TestRules(t *testing.T) {
 		{"postgres", `store: {postgres: "postgresql://u@db/x"}`, ""},
 		{"postgres not a URL", `store: {postgres: "host=db user=u"}`, `store.postgres: want a postgres:// URL`},
 		{"both stores", `store: {sqlite: a.db, postgres: "postgres://db/x"}`, `store: set sqlite or postgres, not both`},
+		{"a URL for sqlite", `store: {sqlite: "mysql://db/x"}`, `store.sqlite: want a file path, got "mysql://db/x", which looks like a URL…`},
 		{"china and govcloud roles", `credentials: {nonprod: {role_arn: "arn:aws-cn:iam::123456789012:role/a/b"}, prod: {role_arn: "arn:aws-us-gov:iam::123456789012:role/p"}}`, ""},
 		{"user ARN", `credentials: {prod: {role_arn: "arn:aws:iam::123456789012:user/p"}}`, `credentials.prod.role_arn: want an IAM role ARN…`},
 		{"external id without role", `credentials: {pr: {external_id: x}}`, `credentials.pr.external_id: an external_id needs a role_arn`},

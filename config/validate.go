@@ -108,6 +108,9 @@ func (v *validator) store() {
 	if s.Postgres != "" && !strings.HasPrefix(s.Postgres, "postgres://") && !strings.HasPrefix(s.Postgres, "postgresql://") {
 		v.add("store.postgres", "want a postgres:// URL")
 	}
+	if strings.Contains(s.SQLite, "://") {
+		v.add("store.sqlite", "want a file path, got %q, which looks like a URL: only postgres:// and postgresql:// URLs are databases Stagecoach can use", s.SQLite)
+	}
 }
 
 // credentials checks the tiers; every tier a stage uses needs a role once there are apps to

@@ -206,15 +206,22 @@ func (a *AWS) ImageDigest(ctx context.Context, s Session, repository, tag string
 	if err != nil {
 		return "", err
 	}
+	in := &ecr.DescribeImagesInput{ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}}}
 	name := repository
-	if i := strings.Index(repository, "/"); i >= 0 {
-		name = repository[i+1:]
+	if host, rest, ok := strings.Cut(repository, "/"); ok {
+		name = rest
+		// The registry is the account in the repository's host (ACCOUNT.dkr.ecr.REGION...):
+		// without it ECR looks in the tier role's own account, and prod's role often lives in
+		// another account than the images it runs.
+		if account, _, _ := strings.Cut(host, "."); len(account) == 12 && strings.Trim(account, "0123456789") == "" {
+			in.RegistryId = aws.String(account)
+		}
 	}
-	out, err := ecr.NewFromConfig(cfg).DescribeImages(ctx, &ecr.DescribeImagesInput{
-		RepositoryName: aws.String(name), ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}},
-	})
+	in.RepositoryName = aws.String(name)
+	out, err := ecr.NewFromConfig(cfg).DescribeImages(ctx, in)
 	var nf *ecrtypes.ImageNotFoundException
-	if errors.As(err, &nf) {
+	var rnf *ecrtypes.RepositoryNotFoundException
+	if errors.As(err, &nf) || errors.As(err, &rnf) {
 		return "", &NotFoundError{What: "image " + name + ":" + tag, Where: "ECR", Tier: s.Tier}
 	}
 	if err != nil {

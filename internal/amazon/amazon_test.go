@@ -60,6 +60,14 @@ func TestBuildUnderAssumedRole(t *testing.T) {
 	if err != nil || !strings.HasPrefix(d, "sha256:") {
 		t.Fatalf("digest = %q %v", d, err)
 	}
+	// The registry is the repository's account, not the role's: prod's role may live elsewhere.
+	if ecrCalls := env.Calls("DescribeImages"); len(ecrCalls) != 1 || !strings.Contains(string(ecrCalls[0].Body), `"registryId":"123456789012"`) {
+		t.Errorf("DescribeImages = %+v, want the registry of the repository's host", ecrCalls)
+	}
+	var elsewhere *NotFoundError
+	if _, err := a.ImageDigest(ctx, s, "210987654321.dkr.ecr.eu-west-1.amazonaws.com/hello", "c4295bd"); !errors.As(err, &elsewhere) {
+		t.Errorf("an image in another registry: %v, want a NotFoundError", err)
+	}
 	calls := env.STS.AssumeRoleCalls()
 	if len(calls) != 1 || calls[0].Get("RoleSessionName") != s.Name || calls[0].Get("RoleArn") != nonprodRole {
 		t.Errorf("AssumeRole calls = %v (credentials must be assumed once and cached)", calls)

@@ -178,7 +178,8 @@ func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d dep
 	if d.Mode == deploy.ModePRBuild {
 		p.verb, p.where, action = "build", fmt.Sprintf("pull request #%d", d.Trigger.PR), fmt.Sprintf("rebuild pull request #%d", d.Trigger.PR)
 	}
-	dec, err := x.authorize(ctx, gh, o, stage, "deploy", action, false)
+	// Retrying a forced deploy forces again, so it needs what forcing needs: an admin.
+	dec, err := x.authorize(ctx, gh, o, stage, "deploy", action, d.Force != "")
 	if err != nil || !dec.Allowed {
 		return outcome{reply: dec.Reason}, err
 	}

@@ -17,11 +17,11 @@ import (
 
 // ended records a deploy of sha to stage that ended in state, asked for by a merge of pr (0:
 // a push), and gives it a check run as reporting would.
-func (w *world) ended(stage, sha string, state deploy.State, pr int) (deploy.Deploy, int64) {
+func (w *world) ended(stage, sha string, state deploy.State, pr int, force string) (deploy.Deploy, int64) {
 	w.t.Helper()
 	ctx := context.Background()
 	r := deploy.Request{App: "hello", Stage: stage, Repo: repo, SHA: sha, Ref: stage, InstallationID: 1,
-		Trigger: deploy.Trigger{Event: "push", Delivery: fmt.Sprintf("seed-%d", time.Now().UnixNano()), Actor: "dev", PR: pr}}
+		Trigger: deploy.Trigger{Event: "push", Delivery: fmt.Sprintf("seed-%d", time.Now().UnixNano()), Actor: "dev", PR: pr}, Force: force}
 	rd, err := w.st.RequestDeploys(ctx, []deploy.Request{r})
 	if err != nil {
 		w.t.Fatal(err)
@@ -84,7 +84,7 @@ func (w *world) lastBotComment(issue int) string {
 func TestButtons(t *testing.T) {
 	t.Run("retry a failed deploy", func(t *testing.T) {
 		w := newWorld(t)
-		failed, run := w.ended("test", shaC, deploy.Failed, 2)
+		failed, run := w.ended("test", shaC, deploy.Failed, 2, "")
 		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), actionRetry, "dev")
 		ds, _ := w.st.DeploysByDelivery(context.Background(), delivery)
 		if len(ds) != 1 || ds[0].SHA != shaC || ds[0].Stage != "test" || ds[0].ID == failed.ID || ds[0].Held ||
@@ -97,7 +97,7 @@ func TestButtons(t *testing.T) {
 	})
 	t.Run("a reader may not retry; said on the check run", func(t *testing.T) {
 		w := newWorld(t)
-		failed, run := w.ended("test", shaC, deploy.Failed, 0)
+		failed, run := w.ended("test", shaC, deploy.Failed, 0, "")
 		w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), actionRetry, "guest")
 		for _, r := range w.gh.CheckRuns(repo) {
 			if r.ID == run && (!strings.Contains(r.Text, "@guest may not deploy to test") || r.Title != "Deployed" || r.Summary != "the summary") {
@@ -106,6 +106,14 @@ func TestButtons(t *testing.T) {
 		}
 		if ds, _ := w.st.ListDeploys(context.Background(), store.Filter{}); len(ds) != 1 {
 			t.Errorf("a refused retry deployed: %+v", ds)
+		}
+	})
+	t.Run("retrying a forced deploy forces again: admins only", func(t *testing.T) {
+		w := newWorld(t)
+		forced, run := w.ended("prod", shaB, deploy.Failed, 4, "hotfix for INC-7")
+		w.press(run, "stagecoach/prod", strconv.FormatInt(forced.ID, 10), actionRetry, "po")
+		if got := w.lastBotComment(4); !strings.Contains(got, "@po may not deploy to prod with `--force`: only admins of acme/hello") {
+			t.Errorf("the answer on #4 = %q", got)
 		}
 	})
 	t.Run("promote this commit to the next stage", func(t *testing.T) {

@@ -328,3 +328,27 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestAHeldDeployIsCarriedThrough: a promotion whose command never finished (its job failed for
+// good after recording the deploy held) is not stuck: the same command given again carries that
+// deploy through instead of answering that it is queued.
+func TestAHeldDeployIsCarriedThrough(t *testing.T) {
+	w := newWorld(t)
+	w.live("test", shaC, "dev", pipeline.Checkpoint{})
+	stuck := deploy.Request{App: "hello", Stage: "alpha", Repo: repo, SHA: shaC, Ref: "alpha", InstallationID: 1, Held: true,
+		Trigger: deploy.Trigger{Event: "issue_comment", Delivery: "the-job-that-died", Actor: "lead", Issue: 5}}
+	rd, err := w.st.RequestDeploys(context.Background(), []deploy.Request{stuck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.say(5, "lead", "/promote alpha"); !strings.Contains(got, "promoting `ccccccc` (live on test) to **alpha**") {
+		t.Fatalf("the command again = %q", got)
+	}
+	d, _ := w.st.Deploy(context.Background(), rd[0].ID)
+	if d.Held || d.CommentID == 0 {
+		t.Errorf("the held deploy = %+v, want released with the answer as its comment", d)
+	}
+	if sha, _ := w.gh.Ref(repo, "alpha"); sha != shaC {
+		t.Errorf("alpha points at %s", sha)
+	}
+}

@@ -303,6 +303,10 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 		switch {
 		case d.Trigger.Delivery == o.Delivery:
 			ours = append(ours, d.ID) // recorded by this command's earlier attempt
+		case d.Held && d.State == deploy.Queued:
+			// Another command recorded it and never finished (its job failed for good): it
+			// never started, so this command carries it through instead of leaving it held.
+			ours = append(ours, d.ID)
 		case d.State == deploy.Succeeded:
 			already = append(already, fmt.Sprintf("%s already runs %s on **%s** (deploy #%d, by @%s).", p.reqs[i].App, p.what, p.where, d.ID, d.Trigger.Actor))
 		default:

@@ -113,6 +113,20 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 		return r.retry(cp, "connecting to the cluster", err)
 	}
 	s := cp.step("Switch", now)
+	// Never send traffic to a slot with nothing to serve it (a slot Deployment scaled to zero
+	// "completes" its rollout too).
+	for _, kt := range t.kubeTargets(cp.Slot) {
+		st, err := cluster.Status(ctx, kt.Deployment)
+		if err != nil {
+			return r.retry(cp, "reading Deployment "+kt.Deployment, err)
+		}
+		if st.Desired == 0 || st.Ready < st.Desired {
+			why := fmt.Sprintf("slot %s cannot take traffic: Deployment %s has %d of %d pods ready; %s still serves from slot %s",
+				cp.Slot, kt.Deployment, st.Ready, st.Desired, d.Stage, cp.FromSlot)
+			s.finish(StepFailed, why, r.o.Now())
+			return result{state: deploy.Failed, err: why}
+		}
+	}
 	cause := fmt.Sprintf("stagecoach: deploy #%d switched %s to slot %s (%s)", d.ID, d.Stage, cp.Slot, short(d.SHA))
 	for _, dep := range t.as.Deployments {
 		if err := cluster.SwitchService(ctx, dep.Service, cp.Slot, cause, d.SHA, strconv.FormatInt(d.ID, 10)); err != nil {

@@ -248,3 +248,19 @@ func hasEnv(env []awstest.EnvVar, name, value, typ string) bool {
 	}
 	return false
 }
+
+// TestNoSwitchToAnEmptySlot proves a deploy whose idle slot is scaled to zero, whose rollout
+// therefore "completes" with no pods, fails instead of pointing the Service at nothing.
+func TestNoSwitchToAnEmptySlot(t *testing.T) {
+	w := newReleaseWorld(t, "")
+	empty := slotDeployment("prod-backup", "prod-backup", "")
+	zero := int32(0)
+	empty.Spec.Replicas = &zero
+	w.create(slotDeployment("prod", "prod", ""), empty, slotService(slotSelector("prod")), envKeySecret())
+	id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod", Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "octocat"}})
+	d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
+	if d.State != deploy.Failed || !strings.Contains(d.Error, "slot prod-backup cannot take traffic: Deployment api-prod-backup has 0 of 0 pods ready") {
+		t.Fatalf("deploy = %s: %q", d.State, d.Error)
+	}
+	w.serving("prod")
+}

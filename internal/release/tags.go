@@ -116,6 +116,9 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 	v := View{Release: rel, From: target.PromoteFrom, To: target.Name, Branch: target.Branch, WebURL: w.webURL, Now: w.now(), Promoters: target.Promoters}
 	owner, name := splitRepo(rel.Repo)
 	for _, app := range apps {
+		if _, ok := app.Stages[target.PromoteFrom]; !ok {
+			continue // the app skips the stage releases come from: nothing to have succeeded on
+		}
 		a := AppView{Name: app.Name}
 		d, ok, err := w.st.Succeeded(ctx, app.Name, target.PromoteFrom, rel.SHA)
 		if err != nil {
@@ -147,6 +150,10 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 			}
 			return v, nil
 		}
+	}
+	if len(v.Apps) == 0 {
+		v.Refusal = fmt.Sprintf("no app of %s deploys to **%s**, where releases come from", rel.Repo, target.PromoteFrom)
+		return v, nil
 	}
 	if base := v.Apps[0].ToLive; base != nil && base.SHA != rel.SHA {
 		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base.SHA, rel.SHA, &github.ListOptions{PerPage: 250})

@@ -39,7 +39,7 @@ type Options struct {
 	Concurrency int           // jobs run at once (default 4)
 	LeaseTTL    time.Duration // a job not finished by then is taken over (default 2 min)
 	Poll        time.Duration // look for due jobs at least this often (default 1 s)
-	MaxAttempts int           // then the job fails for good (default 25: about a day of backoff)
+	MaxAttempts int           // then the job fails for good (default 25: two to three hours of backoff)
 	BaseBackoff time.Duration // first retry delay (default 2 s), doubling, with jitter
 	MaxBackoff  time.Duration // cap (default 10 min)
 	Now         func() time.Time
