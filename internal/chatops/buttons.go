@@ -173,7 +173,7 @@ func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d dep
 	if req.Trigger.PR == 0 {
 		req.Trigger.PR = d.Trigger.PR
 	}
-	p := plan{reqs: []deploy.Request{req}, sha: d.SHA, what: "`" + short(d.SHA) + "`", verb: "deploy", where: d.Stage}
+	p := plan{reqs: []deploy.Request{req}, sha: d.SHA, what: "`" + deploy.ShortSHA(d.SHA) + "`", verb: "deploy", where: d.Stage}
 	stage, action := x.cfg.Stage(d.Stage), "deploy to "+d.Stage
 	if d.Mode == deploy.ModePRBuild {
 		p.verb, p.where, action = "build", fmt.Sprintf("pull request #%d", d.Trigger.PR), fmt.Sprintf("rebuild pull request #%d", d.Trigger.PR)

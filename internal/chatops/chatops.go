@@ -225,10 +225,3 @@ func (x *Executor) appsFor(repo, stage string) []*config.App {
 	}
 	return out
 }
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}

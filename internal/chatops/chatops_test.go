@@ -126,7 +126,7 @@ func (w *world) live(stage, sha, actor string, cp pipeline.Checkpoint) deploy.De
 	for _, state := range []deploy.State{deploy.Preflight, deploy.Succeeded} {
 		d, l, err := w.st.ClaimDeploy(ctx, "seed", time.Minute)
 		if err != nil || d.ID != rd[0].ID {
-			w.t.Fatalf("seeding %s on %s: claimed %d, %v", short(sha), stage, d.ID, err)
+			w.t.Fatalf("seeding %s on %s: claimed %d, %v", deploy.ShortSHA(sha), stage, d.ID, err)
 		}
 		if err := w.st.Advance(ctx, l, store.Update{State: state, Checkpoint: mustJSON(w.t, cp), Release: true}); err != nil {
 			w.t.Fatal(err)

@@ -109,8 +109,8 @@ func (x *Executor) orderProblem(ctx context.Context, apps []*config.App, stage *
 		}
 		if !ok {
 			return fmt.Sprintf("`%s` has not succeeded on **%s**, and **%s** takes only commits that did (the stage order: %s). "+
-				"An admin may override it: `/deploy %s %s --force \"the reason\"`.", short(sha), stage.PromoteFrom, stage.Name,
-				x.order(stage), stage.Name, short(sha)), nil
+				"An admin may override it: `/deploy %s %s --force \"the reason\"`.", deploy.ShortSHA(sha), stage.PromoteFrom, stage.Name,
+				x.order(stage), stage.Name, deploy.ShortSHA(sha)), nil
 		}
 	}
 	return "", nil
@@ -142,7 +142,7 @@ func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App
 	p := plan{branch: stage.Branch, verb: "promote", where: stage.Name}
 	switch {
 	case pin != nil:
-		p.sha, p.what = pin.sha, "`"+short(pin.sha)+"`"
+		p.sha, p.what = pin.sha, "`"+deploy.ShortSHA(pin.sha)+"`"
 	case o.Issue != 0 && stage.Name == x.cfg.Release.Stage:
 		rel, err := x.st.ReleaseByIssue(ctx, o.Repo, o.Issue)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -150,7 +150,7 @@ func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App
 		}
 		if err == nil {
 			p.sha, p.rel = rel.SHA, &rel
-			p.what = fmt.Sprintf("**%s** (`%s`)", rel.Tag, short(rel.SHA))
+			p.what = fmt.Sprintf("**%s** (`%s`)", rel.Tag, deploy.ShortSHA(rel.SHA))
 		}
 	}
 	if p.sha == "" {
@@ -172,7 +172,7 @@ func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App
 			return plan{}, fmt.Sprintf("The apps of %s run different commits on **%s**, so there is no one commit to move `%s` to. "+
 				"Deploy them to %s alike first.", o.Repo, stage.PromoteFrom, stage.Branch, stage.PromoteFrom), nil
 		}
-		p.what = fmt.Sprintf("`%s` (live on %s)", short(p.sha), stage.PromoteFrom)
+		p.what = fmt.Sprintf("`%s` (live on %s)", deploy.ShortSHA(p.sha), stage.PromoteFrom)
 	}
 	ref := p.branch
 	if p.rel != nil {
@@ -202,9 +202,9 @@ func (x *Executor) planDeploy(ctx context.Context, gh *github.Client, o origin, 
 		return plan{}, "", githubapp.Classify(fmt.Errorf("resolving %s: %w", ref, err))
 	}
 	p := plan{sha: c.GetSHA(), verb: "deploy", where: stage.Name}
-	p.what = "`" + short(p.sha) + "`"
+	p.what = "`" + deploy.ShortSHA(p.sha) + "`"
 	if !strings.HasPrefix(p.sha, ref) {
-		p.what = fmt.Sprintf("`%s` (`%s`)", ref, short(p.sha))
+		p.what = fmt.Sprintf("`%s` (`%s`)", ref, deploy.ShortSHA(p.sha))
 	}
 	for _, app := range apps {
 		p.reqs = append(p.reqs, deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, SHA: p.sha, Ref: ref,
@@ -243,17 +243,17 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 				return plan{}, fmt.Sprintf("Slot %s of **%s** has never run a successful deploy of %s, so there is nothing to switch back to.", other, stage.Name, app.Name), nil
 			}
 			req.Mode, req.Slot, req.SHA, req.Ref = deploy.ModeSwitch, other, prev.SHA, prev.Ref
-			p.what = fmt.Sprintf("slot %s (`%s`)", other, short(prev.SHA))
+			p.what = fmt.Sprintf("slot %s (`%s`)", other, deploy.ShortSHA(prev.SHA))
 		} else {
 			prev, ok := firstOther(earlier, cur.SHA)
 			if !ok {
-				return plan{}, fmt.Sprintf("**%s** has no earlier successful deploy of %s than `%s`, so there is nothing to roll back to.", stage.Name, app.Name, short(cur.SHA)), nil
+				return plan{}, fmt.Sprintf("**%s** has no earlier successful deploy of %s than `%s`, so there is nothing to roll back to.", stage.Name, app.Name, deploy.ShortSHA(cur.SHA)), nil
 			}
 			req.SHA, req.Ref = prev.SHA, prev.Ref
 			if cp, err := pipeline.DecodeCheckpoint(prev.Checkpoint); err == nil && cp.Image != "" {
 				req.Mode, req.Image = deploy.ModeImage, cp.Image
 			}
-			p.what = fmt.Sprintf("`%s` (deploy #%d)", short(prev.SHA), prev.ID)
+			p.what = fmt.Sprintf("`%s` (deploy #%d)", deploy.ShortSHA(prev.SHA), prev.ID)
 		}
 		p.sha = req.SHA
 		p.reqs = append(p.reqs, req)
@@ -337,7 +337,7 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	}
 	reply := p.doing()
 	if p.branch != "" {
-		reply += fmt.Sprintf(": `%s` now points at `%s`", p.branch, short(p.sha))
+		reply += fmt.Sprintf(": `%s` now points at `%s`", p.branch, deploy.ShortSHA(p.sha))
 	}
 	reply += ". Progress follows in this comment."
 	if len(already) > 0 {
@@ -369,7 +369,7 @@ func (x *Executor) moveBranch(ctx context.Context, gh *github.Client, o origin, 
 	}
 	msg, final := terminal(err)
 	if !final {
-		return "", githubapp.Classify(fmt.Errorf("moving %s to %s: %w", branch, short(sha), err))
+		return "", githubapp.Classify(fmt.Errorf("moving %s to %s: %w", branch, deploy.ShortSHA(sha), err))
 	}
 	if strings.Contains(msg, "does not exist") {
 		_, _, err = gh.Git.CreateRef(ctx, o.owner(), o.name(), github.CreateRef{Ref: "refs/heads/" + branch, SHA: sha})
@@ -377,8 +377,8 @@ func (x *Executor) moveBranch(ctx context.Context, gh *github.Client, o origin, 
 			return "", nil
 		}
 		if msg, final = terminal(err); !final {
-			return "", githubapp.Classify(fmt.Errorf("creating %s at %s: %w", branch, short(sha), err))
+			return "", githubapp.Classify(fmt.Errorf("creating %s at %s: %w", branch, deploy.ShortSHA(sha), err))
 		}
 	}
-	return fmt.Sprintf("GitHub would not move `%s` to `%s`: %s. Nothing was deployed.", branch, short(sha), msg), nil
+	return fmt.Sprintf("GitHub would not move `%s` to `%s`: %s. Nothing was deployed.", branch, deploy.ShortSHA(sha), msg), nil
 }

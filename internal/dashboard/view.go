@@ -116,17 +116,9 @@ func at(t, now time.Time) when {
 	return when{Text: status.Ago(t, now), ISO: t.UTC().Format(time.RFC3339), Full: t.UTC().Format("2006-01-02 15:04:05 UTC")}
 }
 
-// short is a commit's abbreviation.
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}
-
 // versionOf links sha in the repository at repoURL, with its tag from tags when it has one.
 func versionOf(repoURL, sha string, tags map[string]string) version {
-	v := version{SHA: sha, Short: short(sha), CommitURL: repoURL + "/commit/" + sha}
+	v := version{SHA: sha, Short: deploy.ShortSHA(sha), CommitURL: repoURL + "/commit/" + sha}
 	if t := tags[sha]; t != "" {
 		v.Tag, v.TagURL = t, repoURL+"/releases/tag/"+t
 	}
@@ -198,7 +190,7 @@ func progress(d deploy.Deploy, cp pipeline.Checkpoint, lock *store.StageLock, br
 		case d.Held && (d.Mode == deploy.ModeImage || d.Mode == deploy.ModeSwitch):
 			return "held", "starts as soon as the command that asked for it releases it"
 		case d.Held && branch != "":
-			return "held", fmt.Sprintf("starts once the %s branch moves to %s", branch, short(d.SHA))
+			return "held", fmt.Sprintf("starts once the %s branch moves to %s", branch, deploy.ShortSHA(d.SHA))
 		case d.Held:
 			return "held", "starts once it is released"
 		case lockedOut(d, lock):
@@ -314,7 +306,7 @@ func releaseClass(s store.ReleaseState) string {
 // releaseOf is r as the page shows it.
 func releaseOf(r store.Release, repoURL string, now time.Time) releaseView {
 	v := releaseView{Tag: r.Tag, TagURL: repoURL + "/releases/tag/" + r.Tag, State: string(r.State), Class: releaseClass(r.State),
-		Reason: r.Reason, Short: short(r.SHA), Issue: r.Issue, When: at(firstTime(r.ShippedAt, r.CreatedAt), now)}
+		Reason: r.Reason, Short: deploy.ShortSHA(r.SHA), Issue: r.Issue, When: at(firstTime(r.ShippedAt, r.CreatedAt), now)}
 	if r.Issue != 0 {
 		v.IssueURL = fmt.Sprintf("%s/issues/%d", repoURL, r.Issue)
 	}

@@ -114,6 +114,14 @@ type Request struct {
 	Held bool `json:"held,omitempty"`
 }
 
+// ShortSHA is a commit's sha as people read it: its first seven digits.
+func ShortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
 // Key identifies the work a request implies: a second request with the same key is the same
 // deploy (a merged PR and the push of its merge commit, a promotion and the push it causes, or a
 // redelivered webhook).

@@ -102,7 +102,7 @@ func TestStageOrder(t *testing.T) {
 				if d.State != deploy.Failed {
 					t.Fatalf("deploy = %s: %s, want refused", d.State, d.Error)
 				}
-				for _, want := range []string{"stage order", short(sha1), "alpha", "--force"} {
+				for _, want := range []string{"stage order", deploy.ShortSHA(sha1), "alpha", "--force"} {
 					if !strings.Contains(d.Error, want) {
 						t.Errorf("error %q does not mention %q", d.Error, want)
 					}

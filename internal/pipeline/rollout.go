@@ -46,7 +46,7 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 			for i, im := range cp.Replaced {
 				images[i] = kube.Image{Deployment: im.Deployment, Container: im.Container, Image: cp.Image}
 			}
-			cause = fmt.Sprintf("stagecoach: deploy #%d of %s to %s", d.ID, short(d.SHA), d.Stage)
+			cause = fmt.Sprintf("stagecoach: deploy #%d of %s to %s", d.ID, deploy.ShortSHA(d.SHA), d.Stage)
 		}
 		// Applying the same images again after a crash changes nothing: no second rollout.
 		if _, err := cluster.SetImages(ctx, images, cause, d.SHA, strconv.FormatInt(d.ID, 10)); err != nil {
@@ -127,7 +127,7 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 			return result{state: deploy.Failed, err: why}
 		}
 	}
-	cause := fmt.Sprintf("stagecoach: deploy #%d switched %s to slot %s (%s)", d.ID, d.Stage, cp.Slot, short(d.SHA))
+	cause := fmt.Sprintf("stagecoach: deploy #%d switched %s to slot %s (%s)", d.ID, d.Stage, cp.Slot, deploy.ShortSHA(d.SHA))
 	for _, dep := range t.as.Deployments {
 		if err := cluster.SwitchService(ctx, dep.Service, cp.Slot, cause, d.SHA, strconv.FormatInt(d.ID, 10)); err != nil {
 			return r.retry(cp, "switching Service "+dep.Service, err)
@@ -137,11 +137,4 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 	s.finish(StepSucceeded, fmt.Sprintf("%d Service(s) now select slot %s (was %s)", len(t.as.Deployments), cp.Slot, cp.FromSlot), r.o.Now())
 	log.Info("slot switched", "slot", cp.Slot, "from", cp.FromSlot)
 	return result{state: deploy.Succeeded}
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

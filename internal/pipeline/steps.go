@@ -177,7 +177,7 @@ func (r *Runner) orderProblem(ctx context.Context, d deploy.Deploy, t target) (s
 		return "", err
 	}
 	return fmt.Sprintf("stage order: %s has not succeeded on %s, and %s takes only commits that did "+
-		"(an admin may override with `/deploy %s %s --force \"reason\"`)", short(d.SHA), from, d.Stage, d.Stage, short(d.SHA)), nil
+		"(an admin may override with `/deploy %s %s --force \"reason\"`)", deploy.ShortSHA(d.SHA), from, d.Stage, d.Stage, deploy.ShortSHA(d.SHA)), nil
 }
 
 // checkCluster checks the stage's namespace has what the deploy needs, and on a slot stage picks

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/status"
@@ -141,9 +142,9 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 	}
 	for _, a := range v.Apps {
 		if a.FromDeploy == nil {
-			v.Refusal = fmt.Sprintf("`%s` never succeeded on **%s**", short(rel.SHA), target.PromoteFrom)
+			v.Refusal = fmt.Sprintf("`%s` never succeeded on **%s**", deploy.ShortSHA(rel.SHA), target.PromoteFrom)
 			if a.FromLive != nil {
-				v.Refusal += fmt.Sprintf(" (%s runs `%s`)", target.PromoteFrom, short(a.FromLive.SHA))
+				v.Refusal += fmt.Sprintf(" (%s runs `%s`)", target.PromoteFrom, deploy.ShortSHA(a.FromLive.SHA))
 			}
 			if len(v.Apps) > 1 {
 				v.Refusal = a.Name + ": " + v.Refusal
@@ -158,7 +159,7 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 	if base := v.Apps[0].ToLive; base != nil && base.SHA != rel.SHA {
 		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base.SHA, rel.SHA, &github.ListOptions{PerPage: 250})
 		if err != nil && !notFound(err) {
-			return View{}, githubapp.Classify(fmt.Errorf("comparing %s...%s: %w", short(base.SHA), short(rel.SHA), err))
+			return View{}, githubapp.Classify(fmt.Errorf("comparing %s...%s: %w", deploy.ShortSHA(base.SHA), deploy.ShortSHA(rel.SHA), err))
 		}
 		if err == nil {
 			v.Changes = changelog(cmp)

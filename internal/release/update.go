@@ -143,7 +143,7 @@ func ShippedComment(rel store.Release, to string, ds []deploy.Deploy, total time
 	fmt.Fprintf(&b, "Promoted by @%s; from the promotion to the last pod ready it took %s.\n\n", rel.PromotedBy, total.Round(time.Second))
 	b.WriteString("| App | Deploy | Commit | Took |\n|---|---|---|---|\n")
 	for _, d := range ds {
-		fmt.Fprintf(&b, "| %s | #%d | [`%s`](%s/%s/commit/%s) | %s |\n", d.App, d.ID, short(d.SHA), strings.TrimSuffix(webURL, "/"), d.Repo, d.SHA,
+		fmt.Fprintf(&b, "| %s | #%d | [`%s`](%s/%s/commit/%s) | %s |\n", d.App, d.ID, deploy.ShortSHA(d.SHA), strings.TrimSuffix(webURL, "/"), d.Repo, d.SHA,
 			took(d))
 	}
 	fmt.Fprintf(&b, "\nClosing this release. `/rollback %s` puts back what ran before.\n", to)

@@ -100,7 +100,7 @@ func (v View) repoURL() string  { return v.WebURL + "/" + v.Release.Repo }
 func (v View) issueURL() string { return fmt.Sprintf("%s/issues/%d", v.repoURL(), v.Release.Issue) }
 
 func (v View) commitLink(sha string) string {
-	return fmt.Sprintf("[`%s`](%s/commit/%s)", short(sha), v.repoURL(), sha)
+	return fmt.Sprintf("[`%s`](%s/commit/%s)", deploy.ShortSHA(sha), v.repoURL(), sha)
 }
 
 // Marker finds a release issue's body.
@@ -142,9 +142,9 @@ func (v View) IssueBody() string {
 	}
 	b.WriteString("\n")
 	b.WriteString(v.changesSection())
-	moves := fmt.Sprintf("deploys %s to %s", short(r.SHA), v.To)
+	moves := fmt.Sprintf("deploys %s to %s", deploy.ShortSHA(r.SHA), v.To)
 	if v.Branch != "" {
-		moves = fmt.Sprintf("moves `%s` to %s and deploys it", v.Branch, short(r.SHA))
+		moves = fmt.Sprintf("moves `%s` to %s and deploys it", v.Branch, deploy.ShortSHA(r.SHA))
 	}
 	fmt.Fprintf(&b, "### How to promote\n\n%s may accept this release: comment `/promote %s` here, or press **Promote to %s** on the "+
 		"`%s` check run of %s. Stagecoach then %s; progress appears in a comment here, and this issue "+
@@ -205,7 +205,7 @@ func (v View) RefusedSummary() string {
 	return fmt.Sprintf("%s, and **%s** takes only commits that did (the stage order). No release issue was opened.\n\n"+
 		"To release this commit, get it onto **%s** first (`/promote %s` once it runs on the stage before), then tag it again. "+
 		"An admin may override the order with `/deploy %s %s --force \"the reason\"`.\n",
-		capitalize(v.Refusal), v.To, v.From, v.From, v.To, short(v.Release.SHA))
+		capitalize(v.Refusal), v.To, v.From, v.From, v.To, deploy.ShortSHA(v.Release.SHA))
 }
 
 // took is how long a deploy ran.

@@ -87,13 +87,6 @@ func newCheckRun(v view) github.CreateCheckRunOptions {
 	return opts
 }
 
-func shortSHA(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}
-
 func actor(login string) string {
 	if login == "" {
 		return "someone"

@@ -89,13 +89,13 @@ func (v view) title() string {
 	case deploy.Succeeded:
 		switch {
 		case d.Mode == deploy.ModeSwitch:
-			return fmt.Sprintf("Switched %s back to slot %s (%s) in %s", d.Stage, cp.Slot, short(d.SHA), round(v.elapsed()))
+			return fmt.Sprintf("Switched %s back to slot %s (%s) in %s", d.Stage, cp.Slot, deploy.ShortSHA(d.SHA), round(v.elapsed()))
 		case d.Mode == deploy.ModeImage:
-			return fmt.Sprintf("Rolled %s back to %s in %s", d.Stage, short(d.SHA), round(v.elapsed()))
+			return fmt.Sprintf("Rolled %s back to %s in %s", d.Stage, deploy.ShortSHA(d.SHA), round(v.elapsed()))
 		case cp.Slot != "":
-			return fmt.Sprintf("Deployed %s to %s (slot %s) in %s", short(d.SHA), d.Stage, cp.Slot, round(v.elapsed()))
+			return fmt.Sprintf("Deployed %s to %s (slot %s) in %s", deploy.ShortSHA(d.SHA), d.Stage, cp.Slot, round(v.elapsed()))
 		}
-		return fmt.Sprintf("Deployed %s to %s in %s", short(d.SHA), d.Stage, round(v.elapsed()))
+		return fmt.Sprintf("Deployed %s to %s in %s", deploy.ShortSHA(d.SHA), d.Stage, round(v.elapsed()))
 	case deploy.Failed:
 		return clip("Failed: "+d.Error, 120)
 	case deploy.RolledBack:
@@ -110,7 +110,7 @@ func (v view) title() string {
 
 func (v view) building() string {
 	cp := v.CP
-	t := fmt.Sprintf("Building %s", short(v.D.SHA))
+	t := fmt.Sprintf("Building %s", deploy.ShortSHA(v.D.SHA))
 	if cp.BuildPhase != "" {
 		t += fmt.Sprintf(" (phase %s, %s", cp.BuildPhase, round(v.Now.Sub(cp.BuildStarted)))
 		if cp.ExpectedBuild > 0 {
@@ -126,11 +126,11 @@ func (v view) buildTitle() string {
 	d := v.D
 	switch d.State {
 	case deploy.Queued, deploy.Preflight:
-		return fmt.Sprintf("Queued: building #%d at %s", d.Trigger.PR, short(d.SHA))
+		return fmt.Sprintf("Queued: building #%d at %s", d.Trigger.PR, deploy.ShortSHA(d.SHA))
 	case deploy.Building:
 		return v.building()
 	case deploy.Succeeded:
-		return fmt.Sprintf("Built #%d at %s in %s", d.Trigger.PR, short(d.SHA), round(v.elapsed()))
+		return fmt.Sprintf("Built #%d at %s in %s", d.Trigger.PR, deploy.ShortSHA(d.SHA), round(v.elapsed()))
 	case deploy.Failed:
 		if rest, ok := strings.CutPrefix(d.Error, "build "); ok {
 			return clip("Build "+rest, 120) // "build failed in BUILD: ...", said once
@@ -174,9 +174,9 @@ func (v view) summary() string {
 	switch {
 	case d.Mode == deploy.ModePRBuild:
 		fmt.Fprintf(&b, "**%s** `%s` · pull request #%d · build #%d with the `pr` credentials tier (no stage secret, no deploy) · pushed by %s",
-			d.App, short(d.SHA), d.Trigger.PR, d.ID, actor(d.Trigger.Actor))
+			d.App, deploy.ShortSHA(d.SHA), d.Trigger.PR, d.ID, actor(d.Trigger.Actor))
 	default:
-		fmt.Fprintf(&b, "**%s** `%s` → **%s** · deploy #%d%s · requested by %s%s", d.App, short(d.SHA), d.Stage, d.ID,
+		fmt.Fprintf(&b, "**%s** `%s` → **%s** · deploy #%d%s · requested by %s%s", d.App, deploy.ShortSHA(d.SHA), d.Stage, d.ID,
 			modeNote(d), actor(d.Trigger.Actor), v.via())
 	}
 	b.WriteString("\n\n")
@@ -207,7 +207,7 @@ func (v view) summary() string {
 	if v.CP.Image != "" {
 		fmt.Fprintf(&b, "Image: `%s`\n\n", v.CP.Image)
 	}
-	fmt.Fprintf(&b, "[Commit %s](%s)", short(d.SHA), v.commitURL())
+	fmt.Fprintf(&b, "[Commit %s](%s)", deploy.ShortSHA(d.SHA), v.commitURL())
 	switch {
 	case d.Mode == deploy.ModePRBuild:
 	case v.rollback():
@@ -294,9 +294,9 @@ func commandMarker(d deploy.Deploy) string {
 // on the issue it was asked on: where it stands now, then how it ended.
 func (v view) commandComment() string {
 	d := v.D
-	what := "`" + short(d.SHA) + "`"
+	what := "`" + deploy.ShortSHA(d.SHA) + "`"
 	if d.Ref != "" && d.Ref != d.Stage && !strings.HasPrefix(d.SHA, d.Ref) {
-		what = fmt.Sprintf("**%s** (`%s`)", d.Ref, short(d.SHA))
+		what = fmt.Sprintf("**%s** (`%s`)", d.Ref, deploy.ShortSHA(d.SHA))
 	}
 	var head string
 	switch d.State {
@@ -363,5 +363,3 @@ func clip(s string, n int) string {
 func cell(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }
-
-func short(sha string) string { return shortSHA(sha) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubtest"
 )
 
@@ -135,9 +136,9 @@ func (w *World) merge(ctx context.Context, pr githubtest.Pull, sha, want string)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("deploy #%d failed (%s); test keeps running %s, and #%d says why", d.ID, d.Error, short(live.SHA), pr.Number), nil
+		return fmt.Sprintf("deploy #%d failed (%s); test keeps running %s, and #%d says why", d.ID, d.Error, deploy.ShortSHA(live.SHA), pr.Number), nil
 	}
-	return fmt.Sprintf("deploy #%d built %s and rolled it out to test pod by pod in %s; #%d says it is live", d.ID, short(sha), d.took(), pr.Number), nil
+	return fmt.Sprintf("deploy #%d built %s and rolled it out to test pod by pod in %s; #%d says it is live", d.ID, deploy.ShortSHA(sha), d.took(), pr.Number), nil
 }
 
 // promoteAlpha has the lead promote test to alpha from a comment on issue.
@@ -155,7 +156,7 @@ func (w *World) promoteAlpha(ctx context.Context, issue int, sha string) (string
 		return "", fmt.Errorf("the deploy to alpha ended %s: %s", d.State, d.Error)
 	}
 	if got, _ := w.GitHub.Ref(repo, "alpha"); got != sha {
-		return "", fmt.Errorf("alpha points at %s, want %s", short(got), short(sha))
+		return "", fmt.Errorf("alpha points at %s, want %s", deploy.ShortSHA(got), deploy.ShortSHA(sha))
 	}
 	if err := w.onlyDeployOf(ctx, "alpha", sha, after); err != nil {
 		return "", err
@@ -164,7 +165,7 @@ func (w *World) promoteAlpha(ctx context.Context, issue int, sha string) (string
 		return "", errors.New("the command got no 👀")
 	}
 	return fmt.Sprintf("👀, alpha moved to %s (forced ref update), deploy #%d succeeded in %s; the push GitHub sent for alpha started nothing more",
-		short(sha), d.ID, d.took()), nil
+		deploy.ShortSHA(sha), d.ID, d.took()), nil
 }
 
 // tag tags sha and waits for the release issue; it returns the issue's number.
@@ -289,7 +290,7 @@ func (w *World) onlyDeployOf(ctx context.Context, stage, sha string, after int64
 		}
 	}
 	if n != 1 {
-		return fmt.Errorf("%d deploys of %s to %s, want 1", n, short(sha), stage)
+		return fmt.Errorf("%d deploys of %s to %s, want 1", n, deploy.ShortSHA(sha), stage)
 	}
 	return nil
 }
@@ -308,7 +309,7 @@ func (w *World) awaitCheck(ctx context.Context, name, sha string) (githubtest.Ch
 				return fmt.Sprintf("%s: %s", name, run.Title), false, nil
 			}
 		}
-		return name + " on " + short(sha), false, nil
+		return name + " on " + deploy.ShortSHA(sha), false, nil
 	})
 	return run, err
 }
@@ -358,9 +359,9 @@ func (w *World) Table(ctx context.Context) (string, error) {
 		live, state := "nothing yet", "-"
 		for _, d := range ds {
 			if d.State == "succeeded" {
-				live = short(d.SHA)
+				live = deploy.ShortSHA(d.SHA)
 				if t := tags[d.SHA]; t != "" {
-					live = t + " (" + short(d.SHA) + ")"
+					live = t + " (" + deploy.ShortSHA(d.SHA) + ")"
 				}
 				if d.Slot != "" {
 					live += " on slot " + d.Slot

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagecoach/stagecoach/internal/deploy"
 	"golang.org/x/term"
 )
 
@@ -180,7 +181,7 @@ func (w *World) awaitDeploy(ctx context.Context, stage, sha string, after int64)
 			}
 			return what, false, nil
 		}
-		return fmt.Sprintf("%s: waiting for a deploy of %s", stage, short(sha)), false, nil
+		return fmt.Sprintf("%s: waiting for a deploy of %s", stage, deploy.ShortSHA(sha)), false, nil
 	})
 	return found, err
 }
@@ -207,13 +208,6 @@ func (w *World) awaitReply(ctx context.Context, issue int, after int64, want str
 		return fmt.Sprintf("Stagecoach's answer on #%d", issue), false, nil
 	})
 	return body, err
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 // firstLine is a comment's first line without Markdown emphasis, for the story.

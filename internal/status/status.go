@@ -196,11 +196,11 @@ func liveCell(repo string, s Stage, webURL string) string {
 	if s.Live == nil {
 		out := "nothing yet"
 		if s.Running != nil {
-			out += fmt.Sprintf("; deploying `%s` (%s)", short(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
+			out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 		}
 		return out
 	}
-	out := fmt.Sprintf("[`%s`](%s/%s/commit/%s)", short(s.Live.SHA), webURL, repo, s.Live.SHA)
+	out := fmt.Sprintf("[`%s`](%s/%s/commit/%s)", deploy.ShortSHA(s.Live.SHA), webURL, repo, s.Live.SHA)
 	if s.Tag != "" {
 		out = fmt.Sprintf("**%s** %s", s.Tag, out)
 	}
@@ -208,7 +208,7 @@ func liveCell(repo string, s Stage, webURL string) string {
 		out += " on slot " + s.Slot
 	}
 	if s.Running != nil {
-		out += fmt.Sprintf("; deploying `%s` (%s)", short(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
+		out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 	}
 	if s.Lock != nil {
 		out += fmt.Sprintf("; locked by @%s", s.Lock.Owner)
@@ -266,13 +266,6 @@ func Ago(t, now time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 func cell(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }

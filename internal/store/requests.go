@@ -111,16 +111,9 @@ func (s *Store) Succeeded(ctx context.Context, app, stage, sha string) (deploy.D
 		return deploy.Deploy{}, false, nil
 	}
 	if err != nil {
-		return deploy.Deploy{}, false, fmt.Errorf("store: looking for %s on %s of %s: %w", shortSHA(sha), stage, app, err)
+		return deploy.Deploy{}, false, fmt.Errorf("store: looking for %s on %s of %s: %w", deploy.ShortSHA(sha), stage, app, err)
 	}
 	return d, true, nil
-}
-
-func shortSHA(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 // DeploysByDelivery returns the deploys one delivery asked for (all apps of a repository a
