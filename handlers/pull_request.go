@@ -81,6 +81,9 @@ type prHead struct{ sha, ref, repo, sender string }
 // builds asks for a pull-request build of head for every app of the repository that builds pull
 // requests, and says why when there is none.
 func (h *PullRequest) builds(ev Event, res Result, number int, head prHead) ([]deploy.Request, string) {
+	if head.sha == "" {
+		return nil, "pull request has no head sha"
+	}
 	fork := head.repo != "" && !strings.EqualFold(head.repo, res.Repo)
 	var out []deploy.Request
 	why := "no app of " + res.Repo + " builds pull requests"
@@ -95,9 +98,6 @@ func (h *PullRequest) builds(ev Event, res Result, number int, head prHead) ([]d
 		out = append(out, deploy.Request{App: app.Name, Stage: deploy.PRStage(number), Repo: res.Repo, SHA: head.sha, Ref: head.ref,
 			InstallationID: res.InstallationID, Mode: deploy.ModePRBuild,
 			Trigger: deploy.Trigger{Event: ev.Name, Delivery: ev.Delivery, PR: number, Actor: head.sender}})
-	}
-	if head.sha == "" {
-		return nil, "pull request has no head sha"
 	}
 	if len(out) > 0 {
 		why = ""

@@ -16,14 +16,6 @@ import (
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
-// The identifiers of check-run buttons (see package report, which puts them on deploy check
-// runs, and package release, which puts Promote on release check runs).
-const (
-	actionPromote  = "promote"
-	actionRetry    = "retry"
-	actionRollback = "rollback"
-)
-
 // Buttons runs jobs.KindCheckRunAction: a press of a button on one of Stagecoach's check runs,
 // or GitHub's "Re-run" on one. A button is the command it stands for, given by whoever pressed
 // it, and is authorized, checked and answered the same way; the answer goes to the issue or
@@ -49,7 +41,7 @@ func (b *Buttons) Run(ctx context.Context, j jobs.Job) error {
 	}
 	identifier := a.Identifier
 	if a.Action == "rerequested" {
-		identifier = actionRetry
+		identifier = jobs.ActionRetry
 	}
 	o := origin{Repo: a.Repo, InstallationID: a.InstallationID, Actor: a.Actor, Event: "check_run", Delivery: a.Delivery,
 		Key: "button:" + a.Delivery}
@@ -63,7 +55,7 @@ func (b *Buttons) Run(ctx context.Context, j jobs.Job) error {
 		// The release's Promote button: /promote on the release issue.
 		o.Issue = rel.Issue
 		cmd = command.Command{Verb: command.Promote, Stage: x.cfg.Release.Stage}
-		if identifier != actionPromote {
+		if identifier != jobs.ActionPromote {
 			why = fmt.Sprintf("The release check run has no %q button.", identifier)
 		}
 	case !errors.Is(err, store.ErrNotFound):
@@ -90,7 +82,7 @@ func (b *Buttons) Run(ctx context.Context, j jobs.Job) error {
 	switch {
 	case why != "":
 		out = outcome{reply: why}
-	case identifier == actionRetry:
+	case identifier == jobs.ActionRetry:
 		out, err = x.retry(ctx, gh, o, d)
 	default:
 		out, err = x.run(ctx, gh, o, cmd, pin)
@@ -125,13 +117,13 @@ func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, ident
 		return deploy.Deploy{}, command.Command{}, nil, "", jobs.Terminal(fmt.Errorf("check run %d of %s names deploy %d of %s", a.CheckRunID, a.Repo, d.ID, d.Repo))
 	}
 	switch identifier {
-	case actionPromote:
+	case jobs.ActionPromote:
 		next := b.x.cfg.NextStages(d.Stage)
 		if len(next) == 0 || d.State != deploy.Succeeded {
 			return d, command.Command{}, nil, fmt.Sprintf("Deploy #%d to %s cannot be promoted.", d.ID, d.Stage), nil
 		}
 		return d, command.Command{Verb: command.Promote, Stage: next[0].Name}, &pinned{sha: d.SHA}, "", nil
-	case actionRollback:
+	case jobs.ActionRollback:
 		live, err := b.x.st.LiveDeploys(ctx, d.App)
 		if err != nil {
 			return d, command.Command{}, nil, "", err
@@ -141,7 +133,7 @@ func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, ident
 				d.ID, d.Stage, d.Stage), nil
 		}
 		return d, command.Command{Verb: command.Rollback, Stage: d.Stage}, nil, "", nil
-	case actionRetry:
+	case jobs.ActionRetry:
 		return d, command.Command{Verb: command.Deploy, Stage: d.Stage}, nil, "", nil
 	}
 	return d, command.Command{}, nil, fmt.Sprintf("Check run %s has no %q button.", a.CheckRunName, identifier), nil

@@ -85,7 +85,7 @@ func TestButtons(t *testing.T) {
 	t.Run("retry a failed deploy", func(t *testing.T) {
 		w := newWorld(t)
 		failed, run := w.ended("test", shaC, deploy.Failed, 2, "")
-		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), actionRetry, "dev")
+		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), jobs.ActionRetry, "dev")
 		ds, _ := w.st.DeploysByDelivery(context.Background(), delivery)
 		if len(ds) != 1 || ds[0].SHA != shaC || ds[0].Stage != "test" || ds[0].ID == failed.ID || ds[0].Held ||
 			ds[0].Trigger.Event != "check_run" || ds[0].Trigger.Actor != "dev" {
@@ -98,7 +98,7 @@ func TestButtons(t *testing.T) {
 	t.Run("a reader may not retry; said on the check run", func(t *testing.T) {
 		w := newWorld(t)
 		failed, run := w.ended("test", shaC, deploy.Failed, 0, "")
-		w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), actionRetry, "guest")
+		w.press(run, "stagecoach/test", strconv.FormatInt(failed.ID, 10), jobs.ActionRetry, "guest")
 		for _, r := range w.gh.CheckRuns(repo) {
 			if r.ID == run && (!strings.Contains(r.Text, "@guest may not deploy to test") || r.Title != "Deployed" || r.Summary != "the summary") {
 				t.Errorf("check run after the refusal: title %q, text %q", r.Title, r.Text)
@@ -111,7 +111,7 @@ func TestButtons(t *testing.T) {
 	t.Run("retrying a forced deploy forces again: admins only", func(t *testing.T) {
 		w := newWorld(t)
 		forced, run := w.ended("prod", shaB, deploy.Failed, 4, "hotfix for INC-7")
-		w.press(run, "stagecoach/prod", strconv.FormatInt(forced.ID, 10), actionRetry, "po")
+		w.press(run, "stagecoach/prod", strconv.FormatInt(forced.ID, 10), jobs.ActionRetry, "po")
 		if got := w.lastBotComment(4); !strings.Contains(got, "@po may not deploy to prod with `--force`: only admins of acme/hello") {
 			t.Errorf("the answer on #4 = %q", got)
 		}
@@ -120,7 +120,7 @@ func TestButtons(t *testing.T) {
 		w := newWorld(t)
 		d := w.live("test", shaB, "dev", pipeline.Checkpoint{})
 		_, run := w.checkRun(d.ID, "test", shaB)
-		w.press(run, "stagecoach/test", strconv.FormatInt(d.ID, 10), actionPromote, "lead")
+		w.press(run, "stagecoach/test", strconv.FormatInt(d.ID, 10), jobs.ActionPromote, "lead")
 		if sha, _ := w.gh.Ref(repo, "alpha"); sha != shaB {
 			t.Errorf("alpha points at %s, want %s", sha, shaB)
 		}
@@ -133,7 +133,7 @@ func TestButtons(t *testing.T) {
 		old := w.live("test", shaA, "dev", pipeline.Checkpoint{Image: "img:a"})
 		w.live("test", shaB, "dev", pipeline.Checkpoint{Image: "img:b"})
 		_, run := w.checkRun(old.ID, "test", shaA)
-		w.press(run, "stagecoach/test", strconv.FormatInt(old.ID, 10), actionRollback, "dev")
+		w.press(run, "stagecoach/test", strconv.FormatInt(old.ID, 10), jobs.ActionRollback, "dev")
 		for _, r := range w.gh.CheckRuns(repo) {
 			if r.ID == run && !strings.Contains(r.Text, "no longer what runs on **test**") {
 				t.Errorf("check run text = %q", r.Text)
@@ -145,7 +145,7 @@ func TestButtons(t *testing.T) {
 		w.live("test", shaA, "dev", pipeline.Checkpoint{Image: "img@sha256:aaaa"})
 		cur := w.live("test", shaB, "dev", pipeline.Checkpoint{Image: "img@sha256:bbbb"})
 		_, run := w.checkRun(cur.ID, "test", shaB)
-		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(cur.ID, 10), actionRollback, "dev")
+		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(cur.ID, 10), jobs.ActionRollback, "dev")
 		ds, _ := w.st.DeploysByDelivery(context.Background(), delivery)
 		if len(ds) != 1 || ds[0].Mode != deploy.ModeImage || ds[0].Image != "img@sha256:aaaa" || ds[0].SHA != shaA {
 			t.Errorf("the rollback = %+v", ds)

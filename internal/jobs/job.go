@@ -73,6 +73,15 @@ type Comment struct {
 	Delivery       string `json:"delivery"`
 }
 
+// The identifiers of the buttons on Stagecoach's check runs (package report puts them on deploy
+// check runs, package release puts Promote on release check runs, package chatops carries them
+// out); GitHub sends them back as CheckRunAction.Identifier. At most 20 characters each.
+const (
+	ActionPromote  = "promote"
+	ActionRetry    = "retry"
+	ActionRollback = "rollback"
+)
+
 // CheckRunAction is the payload of KindCheckRunAction.
 type CheckRunAction struct {
 	Repo           string `json:"repo"`

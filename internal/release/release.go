@@ -45,9 +45,6 @@ type Clients interface {
 // CheckName is the name of release check runs.
 const CheckName = "stagecoach/release"
 
-// PromoteAction is the identifier of the release check run's Promote button.
-const PromoteAction = "promote"
-
 // Workflow runs the release jobs: Tags and Updates are its two executors.
 type Workflow struct {
 	st      Store

@@ -184,7 +184,7 @@ func TestReleaseTagOpensAnIssue(t *testing.T) {
 				}
 			}
 			if len(runs) != 1 || runs[0].HeadSHA != shaC || runs[0].Conclusion != "success" || len(runs[0].Actions) != 1 ||
-				runs[0].Actions[0].Identifier != PromoteAction || runs[0].Actions[0].Label != "Promote to prod" {
+				runs[0].Actions[0].Identifier != jobs.ActionPromote || runs[0].Actions[0].Label != "Promote to prod" {
 				t.Fatalf("release check runs = %+v", runs)
 			}
 			golden(t, "checkrun-ready", runs[0].Title+"\n\n"+runs[0].Summary)

@@ -217,7 +217,7 @@ func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Releas
 			Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
 			DetailsURL: github.Ptr(v.issueURL()), Status: github.Ptr("completed"), Conclusion: github.Ptr("success"),
 			Output: &github.CheckRunOutput{Title: github.Ptr(v.readyTitle()), Summary: github.Ptr(v.ReadySummary())},
-			Actions: []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: PromoteAction,
+			Actions: []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: jobs.ActionPromote,
 				Description: clip("Move "+v.To+" to "+rel.Tag+" and deploy", 40)}},
 		})
 		if err != nil {

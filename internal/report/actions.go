@@ -3,14 +3,7 @@ package report
 import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-)
-
-// The identifiers of the buttons on deploy check runs; GitHub sends them back in a check_run
-// requested_action event. At most 20 characters each.
-const (
-	ActionPromote  = "promote"
-	ActionRetry    = "retry"
-	ActionRollback = "rollback"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
 // actions are the buttons a finished deploy's check run offers, where they make sense: promote a
@@ -29,15 +22,15 @@ func (v view) actions() []*github.CheckRunAction {
 			if len([]rune(label)) > 20 {
 				label = "Promote" // "Promote to producti…" reads worse; the description names the stage
 			}
-			out = append(out, &github.CheckRunAction{Label: label, Identifier: ActionPromote,
+			out = append(out, &github.CheckRunAction{Label: label, Identifier: jobs.ActionPromote,
 				Description: clip("Move "+v.Next+" to this commit and deploy", 40)})
 		}
 		if v.Compare != "" && v.Compare != d.SHA {
-			out = append(out, &github.CheckRunAction{Label: "Rollback", Identifier: ActionRollback,
+			out = append(out, &github.CheckRunAction{Label: "Rollback", Identifier: jobs.ActionRollback,
 				Description: clip("Put back what ran on "+d.Stage+" before", 40)})
 		}
 	case deploy.Failed, deploy.RolledBack:
-		out = append(out, &github.CheckRunAction{Label: "Retry", Identifier: ActionRetry,
+		out = append(out, &github.CheckRunAction{Label: "Retry", Identifier: jobs.ActionRetry,
 			Description: clip("Run this deploy again", 40)})
 	}
 	return out

@@ -131,7 +131,7 @@ func TestPRBuildReport(t *testing.T) {
 		actions    string
 	}{
 		{deploy.Succeeded, "success", ""},
-		{deploy.Failed, "failure", ActionRetry},
+		{deploy.Failed, "failure", jobs.ActionRetry},
 	} {
 		t.Run(string(tt.end), func(t *testing.T) {
 			w := newWorld(t, withHello())
@@ -173,10 +173,10 @@ func TestFinishedCheckRunButtons(t *testing.T) {
 		end     deploy.State
 		actions string
 	}{
-		{name: "first success", end: deploy.Succeeded, actions: ActionPromote},
-		{name: "success after another", before: true, end: deploy.Succeeded, actions: ActionPromote + "," + ActionRollback},
-		{name: "failure", before: true, end: deploy.Failed, actions: ActionRetry},
-		{name: "rolled back", end: deploy.RolledBack, actions: ActionRetry},
+		{name: "first success", end: deploy.Succeeded, actions: jobs.ActionPromote},
+		{name: "success after another", before: true, end: deploy.Succeeded, actions: jobs.ActionPromote + "," + jobs.ActionRollback},
+		{name: "failure", before: true, end: deploy.Failed, actions: jobs.ActionRetry},
+		{name: "rolled back", end: deploy.RolledBack, actions: jobs.ActionRetry},
 		{name: "running", before: true, end: deploy.RollingOut},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +196,7 @@ func TestFinishedCheckRunButtons(t *testing.T) {
 				t.Errorf("buttons [%s], want [%s]", got, tt.actions)
 			}
 			for _, a := range run.Actions {
-				if a.Identifier == ActionPromote && a.Label != "Promote to alpha" {
+				if a.Identifier == jobs.ActionPromote && a.Label != "Promote to alpha" {
 					t.Errorf("promote button labelled %q", a.Label)
 				}
 			}

@@ -27,7 +27,6 @@ func (w *World) Play(ctx context.Context) error {
 	for i, s := range steps {
 		w.p.line("%2d. %s", i+1, s.title)
 		result, err := s.do(ctx)
-		w.steps = append(w.steps, Outcome{Step: s.title, Result: result, Err: err})
 		if err != nil {
 			w.p.line("    ✗ %v", err)
 			return fmt.Errorf("step %d (%s): %w", i+1, s.title, err)

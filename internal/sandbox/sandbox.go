@@ -73,15 +73,7 @@ type World struct {
 	p       *printer
 	stop    context.CancelFunc
 	served  chan error
-	steps   []Outcome
 	logFile *os.File
-}
-
-// Outcome is how one step of the story went.
-type Outcome struct {
-	Step   string
-	Result string // what was seen
-	Err    error  // what was not as expected; nil when the step behaved
 }
 
 // Start builds the world and starts Stagecoach in it. Close ends it.
@@ -164,9 +156,6 @@ func (w *World) Banner() {
 	p.line("  Logs        %s", w.logFile.Name())
 	p.line("")
 }
-
-// Outcomes returns how the steps went, in order.
-func (w *World) Outcomes() []Outcome { return append([]Outcome(nil), w.steps...) }
 
 // Close stops Stagecoach, then the test servers and the clusters.
 func (w *World) Close() {
