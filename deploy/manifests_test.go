@@ -10,7 +10,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs PostgreSQL's server binaries from Debian's packages if they are missing. The tests
-# start their own server from them (internal/pgtest); nothing is started or enabled here.
+# start their own server from them (internal/testenv/pgtest); nothing is started or enabled here.
 set -euo pipefail
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "PostgreSQL present: $(ls -d /usr/lib/postgresql/*/bin | head -1)"

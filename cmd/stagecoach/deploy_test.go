@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/awstest"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

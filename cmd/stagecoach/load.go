@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/loadgen"
+	"github.com/stagecoach/stagecoach/internal/testenv/loadgen"
 )
 
 // load sends signed deliveries to a running server and prints what it measured.

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/awstest"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
-	"github.com/stagecoach/stagecoach/internal/pgtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/pgtest"
 	"github.com/stagecoach/stagecoach/internal/webhook"
 )
 

@@ -12,9 +12,9 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
-	"github.com/stagecoach/stagecoach/internal/sandbox"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/sandbox"
 )
 
 // sandboxCommand runs `stagecoach sandbox`: the whole release flow on this machine.

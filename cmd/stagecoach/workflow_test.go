@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/githubtest"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
-	"github.com/stagecoach/stagecoach/internal/sandbox"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/sandbox"
 )
 
 // TestReleaseWorkflowEndToEnd plays the whole release workflow on the running service against
@@ -21,7 +21,7 @@ import (
 // → release issue with changelog → /promote prod by a non-approver (refused, with the reason) →
 // by the product owner → prod deployed to the idle slot and switched → issue closed → a failing
 // build → a second release → /rollback prod switches back. The story and its checks are the
-// sandbox's (internal/sandbox); this test runs it on the real cluster and checks what GitHub saw.
+// sandbox's (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
 func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
 	var out bytes.Buffer

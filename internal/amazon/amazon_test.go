@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
-	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
 )
 
 const nonprodRole = "arn:aws:iam::123456789012:role/stagecoach-nonprod"

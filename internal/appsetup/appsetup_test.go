@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/stagecoach/stagecoach/internal/githubapp"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 func TestCheck(t *testing.T) {

@@ -17,10 +17,10 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

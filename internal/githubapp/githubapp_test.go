@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 func TestInstallationClientsAreCachedAndAuthenticated(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/health"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/health"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"

@@ -13,10 +13,10 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/amazon"
-	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

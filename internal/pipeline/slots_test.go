@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/kube"
-	"github.com/stagecoach/stagecoach/internal/kubetest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
 )
 
 // serving fails the test unless the Service api selects slot and Stagecoach never wrote to it.

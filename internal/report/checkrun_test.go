@@ -13,8 +13,8 @@ import (
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // deploys is an in-memory Deploys.

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // commandRequest is what `/deploy <stage>` in comment 77 on issue #5 by the product owner asks.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pgtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes control plane for the tests from the Go module proxy alone:
-# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok (internal/kubetest runs
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok (internal/testenv/kubetest runs
 # them as processes; there is no Docker engine to run kind).
 #
 # The binaries go to a cache outside the repository, one directory per version set
@@ -17,7 +17,7 @@ root="${STAGECOACH_K8S_CACHE:-$HOME/.cache/stagecoach/k8s}"
 set_name="kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 cache="$root/$set_name"
 bin="$cache/bin"
-stamp="$cache/complete" # internal/kubetest looks for this exact file
+stamp="$cache/complete" # internal/testenv/kubetest looks for this exact file
 
 say() { echo "k8s test binaries: $*"; }
 

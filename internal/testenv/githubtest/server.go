@@ -13,7 +13,7 @@
 // testdata/rest-subset.json holds the operations Stagecoach calls, with their path parameters,
 // request and success-response schemas and every component schema they reference. It is
 // generated from @octokit/openapi's description of api.github.com (MIT, licence copied to
-// testdata) by ./gen; run `go generate ./internal/githubtest` with the description at
+// testdata) by ./gen; run `go generate ./internal/testenv/githubtest` with the description at
 // ../shared/reference/github. Tests read only the subset.
 //
 // Requests are matched to templates stricter first: templates without a multi-segment
@@ -79,7 +79,7 @@ import (
 	"time"
 )
 
-//go:generate go run ./gen -spec ../../../shared/reference/github/rest-api.github.com.json -out testdata/rest-subset.json
+//go:generate go run ./gen -spec ../../../../shared/reference/github/rest-api.github.com.json -out testdata/rest-subset.json
 
 //go:embed testdata/rest-subset.json
 var subsetJSON []byte

@@ -99,7 +99,7 @@ func readVersions() (map[string]string, error) {
 func findVersions() (string, error) {
 	var candidates []string
 	if _, self, _, ok := runtime.Caller(0); ok && filepath.IsAbs(self) {
-		candidates = append(candidates, filepath.Join(filepath.Dir(self), "..", "..", versionsFile))
+		candidates = append(candidates, filepath.Join(filepath.Dir(self), "..", "..", "..", versionsFile))
 	}
 	if wd, err := os.Getwd(); err == nil {
 		for dir := wd; ; dir = filepath.Dir(dir) {

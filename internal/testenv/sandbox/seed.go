@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/stagecoach/stagecoach/config"
-	"github.com/stagecoach/stagecoach/internal/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
 )
 
 // The sandbox's one app, as the seed's first team has it.

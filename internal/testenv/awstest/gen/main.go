@@ -4,7 +4,7 @@
 // these files, so they never need botocore installed.
 //
 //	apt-get install python3-botocore
-//	go run ./internal/awstest/gen -out internal/awstest/testdata/models
+//	go run ./internal/testenv/awstest/gen -out internal/testenv/awstest/testdata/models
 package main
 
 import (
@@ -37,7 +37,7 @@ type Model struct {
 
 func main() {
 	models := flag.String("models", "/usr/lib/python3/dist-packages/botocore/data", "botocore's data directory")
-	out := flag.String("out", "internal/awstest/testdata/models", "output directory")
+	out := flag.String("out", "internal/testenv/awstest/testdata/models", "output directory")
 	flag.Parse()
 	names := make([]string, 0, len(services))
 	for n := range services {

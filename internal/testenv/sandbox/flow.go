@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stagecoach/stagecoach/internal/awstest"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // step is one thing that happens in the story and what Stagecoach must make of it.

@@ -5,7 +5,7 @@
 // copied, not inlined, so the subset reads like the description it came from. The tests read
 // only the subset (and the description's licence, copied next to it), never the 13 MB original.
 //
-//	go run ./internal/githubtest/gen -spec ../shared/reference/github/rest-api.github.com.json -out internal/githubtest/testdata/rest-subset.json
+//	go run ./internal/testenv/githubtest/gen -spec ../shared/reference/github/rest-api.github.com.json -out internal/testenv/githubtest/testdata/rest-subset.json
 package main
 
 import (
@@ -127,7 +127,7 @@ type document struct {
 
 func main() {
 	spec := flag.String("spec", "../shared/reference/github/rest-api.github.com.json", "GitHub's REST API description")
-	out := flag.String("out", "internal/githubtest/testdata/rest-subset.json", "output file; the licence is copied next to it")
+	out := flag.String("out", "internal/testenv/githubtest/testdata/rest-subset.json", "output file; the licence is copied next to it")
 	license := flag.String("license", "", "the description's licence (default: LICENSE-octokit-openapi next to -spec)")
 	flag.Parse()
 	if *license == "" {

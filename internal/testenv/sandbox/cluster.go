@@ -9,8 +9,8 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/kube"
-	"github.com/stagecoach/stagecoach/internal/kubesim"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/testenv/kubesim"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

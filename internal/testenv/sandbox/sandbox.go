@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
-	"github.com/stagecoach/stagecoach/internal/awstest"
-	"github.com/stagecoach/stagecoach/internal/githubtest"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // Server is what Options.Serve starts: Stagecoach on this configuration, until ctx ends.

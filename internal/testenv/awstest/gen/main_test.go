@@ -32,7 +32,7 @@ func TestCommittedModelsAreCurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s.json differs from botocore's model: run go generate ./internal/awstest", name)
+			t.Errorf("%s.json differs from botocore's model: run go generate ./internal/testenv/awstest", name)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func version(dir string) int {
 // install runs the project's install script when the binaries are missing.
 func install() error {
 	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "install-postgres.sh")
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "install-postgres.sh")
 	out, err := exec.Command("bash", script).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v\n%s", script, err, out)
