@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -61,16 +60,16 @@ type deploymentList struct {
 // now and its progress, the image and the slot.
 type deployment struct {
 	deploy.Deploy
-	Step     string                `json:"step,omitempty"`
-	Progress string                `json:"progress,omitempty"`
-	Image    string                `json:"image,omitempty"`
-	Slot     string                `json:"slot,omitempty"`
-	Steps    []pipeline.StepRecord `json:"steps,omitempty"`
+	Step     string              `json:"step,omitempty"`
+	Progress string              `json:"progress,omitempty"`
+	Image    string              `json:"image,omitempty"`
+	Slot     string              `json:"slot,omitempty"`
+	Steps    []deploy.StepRecord `json:"steps,omitempty"`
 }
 
 func view(d deploy.Deploy) deployment {
 	out := deployment{Deploy: d}
-	if cp, err := pipeline.DecodeCheckpoint(d.Checkpoint); err == nil {
+	if cp, err := deploy.DecodeCheckpoint(d.Checkpoint); err == nil {
 		out.Steps, out.Image, out.Slot, out.Progress = cp.Steps, cp.Image, cp.Slot, cp.Progress
 		if n := len(cp.Steps); n > 0 && !d.State.Final() {
 			out.Step = cp.Steps[n-1].Name

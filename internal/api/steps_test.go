@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -32,7 +31,7 @@ func emptyAPI(t *testing.T) (http.Handler, *store.Store) {
 	return mux, st
 }
 
-// place records r and, unless state is queued, moves it there with cp (a pipeline.Checkpoint, or
+// place records r and, unless state is queued, moves it there with cp (a deploy.Checkpoint, or
 // the stored bytes) as the pipeline would. It returns the deploy's id.
 func place(t *testing.T, st *store.Store, r deploy.Request, state deploy.State, cp any) int64 {
 	t.Helper()
@@ -66,14 +65,14 @@ func place(t *testing.T, st *store.Store, r deploy.Request, state deploy.State, 
 
 // shown is what a deployment's answer says of its checkpoint.
 type shown struct {
-	ID       int64                 `json:"id"`
-	State    string                `json:"state"`
-	Mode     string                `json:"mode"`
-	Step     string                `json:"step"`
-	Progress string                `json:"progress"`
-	Slot     string                `json:"slot"`
-	Image    string                `json:"image"`
-	Steps    []pipeline.StepRecord `json:"steps"`
+	ID       int64               `json:"id"`
+	State    string              `json:"state"`
+	Mode     string              `json:"mode"`
+	Step     string              `json:"step"`
+	Progress string              `json:"progress"`
+	Slot     string              `json:"slot"`
+	Image    string              `json:"image"`
+	Steps    []deploy.StepRecord `json:"steps"`
 }
 
 // TestDeploymentSteps proves a deployment's answer says, from its checkpoint, which step runs
@@ -87,18 +86,18 @@ func TestDeploymentSteps(t *testing.T) {
 		return deploy.Request{App: "hello", Stage: stage, Repo: "acme/hello", SHA: fmt.Sprintf("c%d", n), InstallationID: 1,
 			Trigger: deploy.Trigger{Event: "push", Delivery: fmt.Sprintf("d%d", n), Actor: "lead"}}
 	}
-	preflight := pipeline.StepRecord{Name: "Preflight", Status: pipeline.StepSucceeded, Started: t1, Finished: t1.Add(time.Second), Detail: "secret `hello/test`"}
-	buildSteps := []pipeline.StepRecord{preflight, {Name: "Build", Status: pipeline.StepRunning, Started: t1.Add(time.Second), Detail: "phase BUILD", Link: "https://console.aws.amazon.com/codebuild"}}
-	building := place(t, st, req(1, "test"), deploy.Building, pipeline.Checkpoint{Steps: buildSteps, BuildPhase: "BUILD"})
+	preflight := deploy.StepRecord{Name: "Preflight", Status: deploy.StepSucceeded, Started: t1, Finished: t1.Add(time.Second), Detail: "secret `hello/test`"}
+	buildSteps := []deploy.StepRecord{preflight, {Name: "Build", Status: deploy.StepRunning, Started: t1.Add(time.Second), Detail: "phase BUILD", Link: "https://console.aws.amazon.com/codebuild"}}
+	building := place(t, st, req(1, "test"), deploy.Building, deploy.Checkpoint{Steps: buildSteps, BuildPhase: "BUILD"})
 
-	rolloutSteps := []pipeline.StepRecord{preflight, {Name: "Build", Status: pipeline.StepSucceeded}, {Name: "Rollout", Status: pipeline.StepRunning, Detail: "api-prod-backup: 2 of 3 pods updated"}}
-	rolling := place(t, st, req(2, "prod"), deploy.RollingOut, pipeline.Checkpoint{Steps: rolloutSteps, BuildPhase: "COMPLETED",
+	rolloutSteps := []deploy.StepRecord{preflight, {Name: "Build", Status: deploy.StepSucceeded}, {Name: "Rollout", Status: deploy.StepRunning, Detail: "api-prod-backup: 2 of 3 pods updated"}}
+	rolling := place(t, st, req(2, "prod"), deploy.RollingOut, deploy.Checkpoint{Steps: rolloutSteps, BuildPhase: "COMPLETED",
 		Image: image, Slot: "prod-backup", FromSlot: "prod", Progress: "api-prod-backup: 2 of 3 pods updated"})
 
 	rollback := req(3, "alpha")
 	rollback.Mode, rollback.Image = deploy.ModeImage, image+"-old"
-	doneSteps := []pipeline.StepRecord{preflight, {Name: "Rollout", Status: pipeline.StepSucceeded, Detail: "1 Deployment(s) updated"}}
-	rolledBack := place(t, st, rollback, deploy.Succeeded, pipeline.Checkpoint{Steps: doneSteps}) // the image only on the request
+	doneSteps := []deploy.StepRecord{preflight, {Name: "Rollout", Status: deploy.StepSucceeded, Detail: "1 Deployment(s) updated"}}
+	rolledBack := place(t, st, rollback, deploy.Succeeded, deploy.Checkpoint{Steps: doneSteps}) // the image only on the request
 
 	// A checkpoint that does not decode loses the steps, not what the request asked for.
 	broken := req(4, "dev")
@@ -107,7 +106,7 @@ func TestDeploymentSteps(t *testing.T) {
 
 	sw := req(5, "staging")
 	sw.Mode, sw.Slot = deploy.ModeSwitch, "blue"
-	switchQueued := place(t, st, sw, deploy.Queued, pipeline.Checkpoint{})
+	switchQueued := place(t, st, sw, deploy.Queued, deploy.Checkpoint{})
 
 	tests := []struct {
 		id   int64

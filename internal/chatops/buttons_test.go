@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -118,7 +117,7 @@ func TestButtons(t *testing.T) {
 	})
 	t.Run("promote this commit to the next stage", func(t *testing.T) {
 		w := newWorld(t)
-		d := w.live("test", shaB, "dev", pipeline.Checkpoint{})
+		d := w.live("test", shaB, "dev", deploy.Checkpoint{})
 		_, run := w.checkRun(d.ID, "test", shaB)
 		w.press(run, "stagecoach/test", strconv.FormatInt(d.ID, 10), jobs.ActionPromote, "lead")
 		if sha, _ := w.gh.Ref(repo, "alpha"); sha != shaB {
@@ -130,8 +129,8 @@ func TestButtons(t *testing.T) {
 	})
 	t.Run("rollback of a deploy that no longer runs", func(t *testing.T) {
 		w := newWorld(t)
-		old := w.live("test", shaA, "dev", pipeline.Checkpoint{Image: "img:a"})
-		w.live("test", shaB, "dev", pipeline.Checkpoint{Image: "img:b"})
+		old := w.live("test", shaA, "dev", deploy.Checkpoint{Image: "img:a"})
+		w.live("test", shaB, "dev", deploy.Checkpoint{Image: "img:b"})
 		_, run := w.checkRun(old.ID, "test", shaA)
 		w.press(run, "stagecoach/test", strconv.FormatInt(old.ID, 10), jobs.ActionRollback, "dev")
 		for _, r := range w.gh.CheckRuns(repo) {
@@ -142,8 +141,8 @@ func TestButtons(t *testing.T) {
 	})
 	t.Run("rollback of what runs: the previous image, no build", func(t *testing.T) {
 		w := newWorld(t)
-		w.live("test", shaA, "dev", pipeline.Checkpoint{Image: "img@sha256:aaaa"})
-		cur := w.live("test", shaB, "dev", pipeline.Checkpoint{Image: "img@sha256:bbbb"})
+		w.live("test", shaA, "dev", deploy.Checkpoint{Image: "img@sha256:aaaa"})
+		cur := w.live("test", shaB, "dev", deploy.Checkpoint{Image: "img@sha256:bbbb"})
 		_, run := w.checkRun(cur.ID, "test", shaB)
 		delivery := w.press(run, "stagecoach/test", strconv.FormatInt(cur.ID, 10), jobs.ActionRollback, "dev")
 		ds, _ := w.st.DeploysByDelivery(context.Background(), delivery)
@@ -157,8 +156,8 @@ func TestButtons(t *testing.T) {
 // the answer and the progress go to the issue, and the release is marked promoting.
 func TestReleaseButton(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaC, "dev", pipeline.Checkpoint{})
-	w.live("alpha", shaC, "lead", pipeline.Checkpoint{})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
+	w.live("alpha", shaC, "lead", deploy.Checkpoint{})
 	c, _ := w.x.clients.Installation(1)
 	run, _, err := c.Checks.CreateCheckRun(context.Background(), "acme", "hello", github.CreateCheckRunOptions{Name: "stagecoach/release", HeadSHA: shaC,
 		Status: github.Ptr("completed"), Conclusion: github.Ptr("success"),
@@ -195,8 +194,8 @@ func TestReleaseButton(t *testing.T) {
 // deploy even of a commit deployed before; /rollback puts the previous image back.
 func TestDeployAndRollbackCommands(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaA, "dev", pipeline.Checkpoint{Image: "img@sha256:aaaa"})
-	w.live("test", shaB, "dev", pipeline.Checkpoint{Image: "img@sha256:bbbb"})
+	w.live("test", shaA, "dev", deploy.Checkpoint{Image: "img@sha256:aaaa"})
+	w.live("test", shaB, "dev", deploy.Checkpoint{Image: "img@sha256:bbbb"})
 	if got := w.say(3, "dev", "/deploy dev "+shaB[:10]); !strings.Contains(got, "deploying `bbbbbbb` to **dev**") {
 		t.Fatalf("/deploy dev = %q", got)
 	}

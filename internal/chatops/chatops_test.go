@@ -18,7 +18,6 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
@@ -114,7 +113,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // live records a successful deploy of sha to stage, as the pipeline would leave it.
-func (w *world) live(stage, sha, actor string, cp pipeline.Checkpoint) deploy.Deploy {
+func (w *world) live(stage, sha, actor string, cp deploy.Checkpoint) deploy.Deploy {
 	w.t.Helper()
 	ctx := context.Background()
 	r := deploy.Request{App: "hello", Stage: stage, Repo: repo, SHA: sha, Ref: stage, InstallationID: 1,
@@ -189,15 +188,15 @@ func TestRefusals(t *testing.T) {
 			"**test** has no successful deploy of hello yet, so there is nothing to promote to **alpha**."},
 		{"promote to a first stage", nil, "dev", "/promote test",
 			"Nothing is promoted to **test**: no stage comes before it (it deploys on merges to `master`)."},
-		{"stage order", func(w *world) { w.live("alpha", shaA, "lead", pipeline.Checkpoint{}) }, "po", "/deploy prod " + shaB,
+		{"stage order", func(w *world) { w.live("alpha", shaA, "lead", deploy.Checkpoint{}) }, "po", "/deploy prod " + shaB,
 			"`bbbbbbb` has not succeeded on **alpha**, and **prod** takes only commits that did (the stage order: test → alpha → prod)."},
 		{"no branch to deploy", nil, "dev", "/deploy dev",
 			"**dev** has no branch, so say what to deploy: `/deploy dev <branch, tag or sha>`."},
 		{"unknown ref", nil, "dev", "/deploy test nosuchbranch", "There is no branch, tag or commit `nosuchbranch` in acme/hello."},
 		{"nothing deployed yet", nil, "dev", "/rollback dev", "Nothing was deployed to **dev** yet, so there is nothing to roll back."},
-		{"nothing earlier", func(w *world) { w.live("test", shaA, "dev", pipeline.Checkpoint{}) }, "dev", "/rollback test",
+		{"nothing earlier", func(w *world) { w.live("test", shaA, "dev", deploy.Checkpoint{}) }, "dev", "/rollback test",
 			"**test** has no earlier successful deploy of hello than `aaaaaaa`, so there is nothing to roll back to."},
-		{"the other slot never ran", func(w *world) { w.live("prod", shaA, "po", pipeline.Checkpoint{Slot: "prod"}) }, "po", "/rollback prod",
+		{"the other slot never ran", func(w *world) { w.live("prod", shaA, "po", deploy.Checkpoint{Slot: "prod"}) }, "po", "/rollback prod",
 			"Slot prod-backup of **prod** has never run a successful deploy of hello, so there is nothing to switch back to."},
 		{"locked by someone else", func(w *world) { w.say(1, "sam", "/lock prod migrating the database") }, "po", "/deploy prod " + shaA,
 			"**prod** is locked by @sam since Dec 1 12:00 UTC: “migrating the database”, so it takes no commands but theirs."},
@@ -206,8 +205,8 @@ func TestRefusals(t *testing.T) {
 		{"unlock without the right", func(w *world) { w.say(1, "sam", "/lock prod") }, "po", "/unlock prod",
 			"@po may not unlock prod (locked by @sam): only members of @acme/sre may."},
 		{"already live", func(w *world) {
-			w.live("test", shaC, "dev", pipeline.Checkpoint{})
-			w.live("alpha", shaC, "lead", pipeline.Checkpoint{})
+			w.live("test", shaC, "dev", deploy.Checkpoint{})
+			w.live("alpha", shaC, "lead", deploy.Checkpoint{})
 		}, "lead", "/promote alpha", "hello already runs `ccccccc` (live on test) on **alpha**"},
 		{"unknown stage", nil, "dev", "/deploy staging", "There is no stage `staging`. The stages are `dev`, `test`, `alpha`, `prod`."},
 	}
@@ -242,7 +241,7 @@ func TestRefusals(t *testing.T) {
 // and only then releases the deploy. A retry of the same job asks for nothing twice.
 func TestPromoteAlpha(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaC, "dev", pipeline.Checkpoint{})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
 	got := w.say(5, "lead", "Tested, looks good.\n/promote alpha")
 	if want := "@lead ⏳ promoting `ccccccc` (live on test) to **alpha**: `alpha` now points at `ccccccc`. Progress follows in this comment."; got != want {
 		t.Errorf("answer = %q\nwant     %q", got, want)
@@ -277,8 +276,8 @@ func TestPromoteAlpha(t *testing.T) {
 // people's commands, passes its owner's, and /unlock wakes the queue.
 func TestLockHoldsAndUnlockReleases(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaC, "dev", pipeline.Checkpoint{})
-	w.live("alpha", shaC, "lead", pipeline.Checkpoint{})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
+	w.live("alpha", shaC, "lead", deploy.Checkpoint{})
 	if got := w.say(1, "sam", "/lock prod release freeze"); !strings.Contains(got, "🔒 locked **prod**: “release freeze”") {
 		t.Errorf("lock answer = %q", got)
 	}
@@ -304,9 +303,9 @@ func TestLockHoldsAndUnlockReleases(t *testing.T) {
 // TestGolden pins the replies people read most: /status and /help.
 func TestGolden(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaC, "dev", pipeline.Checkpoint{})
-	w.live("alpha", shaB, "lead", pipeline.Checkpoint{})
-	w.live("prod", shaA, "po", pipeline.Checkpoint{Slot: "prod-backup"})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
+	w.live("alpha", shaB, "lead", deploy.Checkpoint{})
+	w.live("prod", shaA, "po", deploy.Checkpoint{Slot: "prod-backup"})
 	w.say(1, "sam", "/lock prod db migration")
 	for _, tt := range []struct{ name, body string }{{"status", "/status"}, {"help", "/help"}} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,7 +333,7 @@ func TestGolden(t *testing.T) {
 // deploy through instead of answering that it is queued.
 func TestAHeldDeployIsCarriedThrough(t *testing.T) {
 	w := newWorld(t)
-	w.live("test", shaC, "dev", pipeline.Checkpoint{})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
 	stuck := deploy.Request{App: "hello", Stage: "alpha", Repo: repo, SHA: shaC, Ref: "alpha", InstallationID: 1, Held: true,
 		Trigger: deploy.Trigger{Event: "issue_comment", Delivery: "the-job-that-died", Actor: "lead", Issue: 5}}
 	rd, err := w.st.RequestDeploys(context.Background(), []deploy.Request{stuck})

@@ -11,7 +11,6 @@ import (
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -233,7 +232,7 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 		req := deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, InstallationID: o.InstallationID,
 			Trigger: o.trigger(), Nonce: o.Key, Held: true}
 		if len(stage.Slots) == 2 {
-			curCP, _ := pipeline.DecodeCheckpoint(cur.Checkpoint)
+			curCP, _ := deploy.DecodeCheckpoint(cur.Checkpoint)
 			other := stage.Slots[0]
 			if curCP.Slot == other {
 				other = stage.Slots[1]
@@ -250,7 +249,7 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 				return plan{}, fmt.Sprintf("**%s** has no earlier successful deploy of %s than `%s`, so there is nothing to roll back to.", stage.Name, app.Name, deploy.ShortSHA(cur.SHA)), nil
 			}
 			req.SHA, req.Ref = prev.SHA, prev.Ref
-			if cp, err := pipeline.DecodeCheckpoint(prev.Checkpoint); err == nil && cp.Image != "" {
+			if cp, err := deploy.DecodeCheckpoint(prev.Checkpoint); err == nil && cp.Image != "" {
 				req.Mode, req.Image = deploy.ModeImage, cp.Image
 			}
 			p.what = fmt.Sprintf("`%s` (deploy #%d)", deploy.ShortSHA(prev.SHA), prev.ID)
@@ -264,7 +263,7 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 // lastOnSlot is the newest deploy in ds (newest first) that left slot serving.
 func lastOnSlot(ds []deploy.Deploy, slot string) (deploy.Deploy, bool) {
 	for _, d := range ds {
-		if cp, err := pipeline.DecodeCheckpoint(d.Checkpoint); err == nil && cp.Slot == slot {
+		if cp, err := deploy.DecodeCheckpoint(d.Checkpoint); err == nil && cp.Slot == slot {
 			return d, true
 		}
 	}

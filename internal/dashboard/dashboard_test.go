@@ -15,7 +15,6 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -95,7 +94,7 @@ func world(t *testing.T) *Dashboard {
 		}
 	}
 	// run records r and takes it through states, the last with checkpoint cp.
-	run := func(r deploy.Request, cp pipeline.Checkpoint, errText string, states ...deploy.State) {
+	run := func(r deploy.Request, cp deploy.Checkpoint, errText string, states ...deploy.State) {
 		t.Helper()
 		record(r)
 		d, l, err := st.ClaimDeploy(ctx, "t", time.Hour)
@@ -118,29 +117,29 @@ func world(t *testing.T) *Dashboard {
 	lead := deploy.Trigger{Event: "issue_comment", Actor: "lead-dev", Issue: 30, Comment: 1}
 	sre := deploy.Trigger{Event: "issue_comment", Actor: "sre-sam", Issue: 12, Comment: 2}
 
-	run(deploy.Request{Stage: "alpha", SHA: shaA}, pipeline.Checkpoint{Image: img(shaA)}, "", ok...)
-	run(deploy.Request{Stage: "alpha", SHA: shaD}, pipeline.Checkpoint{Image: img(shaD)}, "", ok...)
+	run(deploy.Request{Stage: "alpha", SHA: shaA}, deploy.Checkpoint{Image: img(shaA)}, "", ok...)
+	run(deploy.Request{Stage: "alpha", SHA: shaD}, deploy.Checkpoint{Image: img(shaD)}, "", ok...)
 	run(deploy.Request{Stage: "alpha", SHA: shaA, Mode: deploy.ModeImage, Image: img(shaA), Nonce: "rb", Trigger: lead},
-		pipeline.Checkpoint{Image: img(shaA)}, "", deploy.Preflight, deploy.RollingOut, deploy.Succeeded)
-	run(deploy.Request{Stage: "test", SHA: shaB}, pipeline.Checkpoint{}, "", ok...)
-	run(deploy.Request{Stage: "prod", SHA: shaA, Trigger: lead}, pipeline.Checkpoint{Slot: "prod", FromSlot: "prod-backup", Switched: true}, "", ok...)
+		deploy.Checkpoint{Image: img(shaA)}, "", deploy.Preflight, deploy.RollingOut, deploy.Succeeded)
+	run(deploy.Request{Stage: "test", SHA: shaB}, deploy.Checkpoint{}, "", ok...)
+	run(deploy.Request{Stage: "prod", SHA: shaA, Trigger: lead}, deploy.Checkpoint{Slot: "prod", FromSlot: "prod-backup", Switched: true}, "", ok...)
 	run(deploy.Request{Stage: "prod", SHA: shaF, Force: "hotfix for the login outage", Trigger: lead},
-		pipeline.Checkpoint{Slot: "prod-backup", FromSlot: "prod", Switched: true}, "", ok...)
-	run(deploy.Request{Stage: "prod", SHA: shaG, Trigger: lead}, pipeline.Checkpoint{Slot: "prod", FromSlot: "prod-backup", RollingBack: true},
+		deploy.Checkpoint{Slot: "prod-backup", FromSlot: "prod", Switched: true}, "", ok...)
+	run(deploy.Request{Stage: "prod", SHA: shaG, Trigger: lead}, deploy.Checkpoint{Slot: "prod", FromSlot: "prod-backup", RollingBack: true},
 		"rolled back: api: ProgressDeadlineExceeded", deploy.Preflight, deploy.Building, deploy.RollingOut, deploy.RolledBack)
 	run(deploy.Request{Stage: deploy.PRStage(12), SHA: shaPR, Mode: deploy.ModePRBuild, Trigger: deploy.Trigger{Event: "pull_request", PR: 12, Actor: "dev-dana"}},
-		pipeline.Checkpoint{}, "", deploy.Preflight, deploy.Building, deploy.Succeeded)
+		deploy.Checkpoint{}, "", deploy.Preflight, deploy.Building, deploy.Succeeded)
 
 	// In flight: each claimed at once, so the next claim cannot take it.
-	run(deploy.Request{Stage: "test", SHA: shaC}, pipeline.Checkpoint{Progress: "api: 2 of 3 pods updated"}, "", deploy.Preflight, deploy.Building, deploy.RollingOut)
+	run(deploy.Request{Stage: "test", SHA: shaC}, deploy.Checkpoint{Progress: "api: 2 of 3 pods updated"}, "", deploy.Preflight, deploy.Building, deploy.RollingOut)
 	run(deploy.Request{Stage: deploy.PRStage(13), SHA: shaPS, Mode: deploy.ModePRBuild, Trigger: deploy.Trigger{Event: "pull_request", PR: 13, Actor: "dev-dana"}},
-		pipeline.Checkpoint{BuildPhase: "BUILD"}, "", deploy.Preflight, deploy.Building)
+		deploy.Checkpoint{BuildPhase: "BUILD"}, "", deploy.Preflight, deploy.Building)
 	if _, _, err := st.LockStage(ctx, store.StageLock{App: "hello", Stage: "prod", Repo: "acme/hello", Owner: "sre-sam",
 		Reason: "incident INC-42: hold prod", Issue: 12}); err != nil {
 		t.Fatal(err)
 	}
 	run(deploy.Request{Stage: "prod", SHA: shaA, Mode: deploy.ModeSwitch, Slot: "prod", Nonce: "sw", Trigger: sre},
-		pipeline.Checkpoint{Slot: "prod", FromSlot: "prod-backup"}, "", deploy.Preflight, deploy.RollingOut)
+		deploy.Checkpoint{Slot: "prod", FromSlot: "prod-backup"}, "", deploy.Preflight, deploy.RollingOut)
 	// Waiting: queued behind the running deploy, and held for the branch to move.
 	record(deploy.Request{Stage: "test", SHA: shaE})
 	record(deploy.Request{Stage: "alpha", SHA: shaB, Ref: "alpha", Held: true, Trigger: lead})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -131,7 +130,7 @@ func stateText(s deploy.State) string { return strings.ReplaceAll(string(s), "_"
 // badges are the labels that say what kind of deploy d is, beyond its state: a rollback to an
 // earlier image, a slot switch, a pull-request build, which slot a deploy went to, and forced
 // past the stage order. (A held deploy says so as its step.)
-func badges(d deploy.Deploy, cp pipeline.Checkpoint) []badge {
+func badges(d deploy.Deploy, cp deploy.Checkpoint) []badge {
 	var out []badge
 	switch d.Mode {
 	case deploy.ModeImage:
@@ -157,7 +156,7 @@ func badges(d deploy.Deploy, cp pipeline.Checkpoint) []badge {
 
 // note is the line of text under a deploy that says why: why it failed, rolled back or was
 // cancelled, or why it was forced. The full text is the title when the note is clipped.
-func note(d deploy.Deploy, cp pipeline.Checkpoint) (text, title string) {
+func note(d deploy.Deploy, cp deploy.Checkpoint) (text, title string) {
 	var parts []string
 	if d.Force != "" {
 		parts = append(parts, "forced: "+d.Force)
@@ -183,7 +182,7 @@ func note(d deploy.Deploy, cp pipeline.Checkpoint) (text, title string) {
 
 // progress is the step an unfinished deploy is at and what it is doing there. lock is the
 // stage's lock (nil when none); branch is the stage's branch.
-func progress(d deploy.Deploy, cp pipeline.Checkpoint, lock *store.StageLock, branch string) (step, detail string) {
+func progress(d deploy.Deploy, cp deploy.Checkpoint, lock *store.StageLock, branch string) (step, detail string) {
 	switch d.State {
 	case deploy.Queued:
 		switch {
@@ -227,7 +226,7 @@ func progress(d deploy.Deploy, cp pipeline.Checkpoint, lock *store.StageLock, br
 // deployRow is d as a row of the page. tags resolve release tags; lock and branch are the
 // stage's, for what an unfinished deploy waits for.
 func deployRow(d deploy.Deploy, repoURL string, tags map[string]string, lock *store.StageLock, branch string, now time.Time) row {
-	cp, _ := pipeline.DecodeCheckpoint(d.Checkpoint) // an unreadable checkpoint shows nothing extra
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint) // an unreadable checkpoint shows nothing extra
 	r := row{ID: d.ID, Version: versionOf(repoURL, d.SHA, tags), State: stateText(d.State), StateClass: string(d.State),
 		Badges: badges(d, cp), Actor: d.Trigger.Actor, PR: d.Trigger.PR, Stage: d.Stage, When: at(d.CreatedAt, now)}
 	if d.Trigger.PR != 0 {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -25,20 +24,20 @@ func TestBadges(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		d    deploy.Deploy
-		cp   pipeline.Checkpoint
+		cp   deploy.Checkpoint
 		want []string // text/class
 	}{
-		{"a normal deploy", dep(1, deploy.Succeeded), pipeline.Checkpoint{}, nil},
-		{"an image rollback", dep(1, deploy.Succeeded, func(d *deploy.Deploy) { d.Mode = deploy.ModeImage }), pipeline.Checkpoint{}, []string{"rollback/rollback"}},
+		{"a normal deploy", dep(1, deploy.Succeeded), deploy.Checkpoint{}, nil},
+		{"an image rollback", dep(1, deploy.Succeeded, func(d *deploy.Deploy) { d.Mode = deploy.ModeImage }), deploy.Checkpoint{}, []string{"rollback/rollback"}},
 		{"a slot switch names its slot once", dep(1, deploy.Succeeded, func(d *deploy.Deploy) { d.Mode, d.Slot = deploy.ModeSwitch, "prod" }),
-			pipeline.Checkpoint{Slot: "prod", FromSlot: "prod-backup"}, []string{"slot switch → prod/switch"}},
+			deploy.Checkpoint{Slot: "prod", FromSlot: "prod-backup"}, []string{"slot switch → prod/switch"}},
 		{"a switch before preflight picked the slot", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Mode, d.Slot = deploy.ModeSwitch, "prod-backup" }),
-			pipeline.Checkpoint{}, []string{"slot switch → prod-backup/switch"}},
-		{"a deploy to a slot", dep(1, deploy.Succeeded), pipeline.Checkpoint{Slot: "prod-backup"}, []string{"slot prod-backup/slot"}},
-		{"forced, to a slot", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Force = "outage" }), pipeline.Checkpoint{Slot: "prod"},
+			deploy.Checkpoint{}, []string{"slot switch → prod-backup/switch"}},
+		{"a deploy to a slot", dep(1, deploy.Succeeded), deploy.Checkpoint{Slot: "prod-backup"}, []string{"slot prod-backup/slot"}},
+		{"forced, to a slot", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Force = "outage" }), deploy.Checkpoint{Slot: "prod"},
 			[]string{"slot prod/slot", "forced/forced"}},
-		{"a pull-request build", dep(1, deploy.Building, func(d *deploy.Deploy) { d.Mode = deploy.ModePRBuild }), pipeline.Checkpoint{}, []string{"PR build/pr"}},
-		{"held says so as its step, not a badge", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held = true }), pipeline.Checkpoint{}, nil},
+		{"a pull-request build", dep(1, deploy.Building, func(d *deploy.Deploy) { d.Mode = deploy.ModePRBuild }), deploy.Checkpoint{}, []string{"PR build/pr"}},
+		{"held says so as its step, not a badge", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held = true }), deploy.Checkpoint{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -53,7 +52,7 @@ func TestBadges(t *testing.T) {
 			}
 		})
 	}
-	forced := badges(dep(1, deploy.Succeeded, func(d *deploy.Deploy) { d.Force = "hotfix for the outage" }), pipeline.Checkpoint{})
+	forced := badges(dep(1, deploy.Succeeded, func(d *deploy.Deploy) { d.Force = "hotfix for the outage" }), deploy.Checkpoint{})
 	if len(forced) != 1 || !strings.Contains(forced[0].Title, "hotfix for the outage") {
 		t.Errorf("a forced deploy's badge lacks the reason: %+v", forced)
 	}
@@ -64,19 +63,19 @@ func TestNote(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		d           deploy.Deploy
-		cp          pipeline.Checkpoint
+		cp          deploy.Checkpoint
 		text, title string
 	}{
-		{"succeeded", dep(1, deploy.Succeeded), pipeline.Checkpoint{}, "", ""},
-		{"failed", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Error = "build failed" }), pipeline.Checkpoint{}, "build failed", ""},
+		{"succeeded", dep(1, deploy.Succeeded), deploy.Checkpoint{}, "", ""},
+		{"failed", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Error = "build failed" }), deploy.Checkpoint{}, "build failed", ""},
 		{"rolled back, without repeating it", dep(1, deploy.RolledBack, func(d *deploy.Deploy) { d.Error = "rolled back: api: timeout" }),
-			pipeline.Checkpoint{}, "api: timeout", ""},
-		{"rolled back, the reason from the checkpoint", dep(1, deploy.RolledBack), pipeline.Checkpoint{RollbackReason: "crash loop"}, "crash loop", ""},
-		{"superseded", dep(1, deploy.Superseded, func(d *deploy.Deploy) { d.SupersededBy = 9 }), pipeline.Checkpoint{}, "superseded by #9 before it started", ""},
-		{"forced and failed", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Force, d.Error = "outage", "boom" }), pipeline.Checkpoint{},
+			deploy.Checkpoint{}, "api: timeout", ""},
+		{"rolled back, the reason from the checkpoint", dep(1, deploy.RolledBack), deploy.Checkpoint{RollbackReason: "crash loop"}, "crash loop", ""},
+		{"superseded", dep(1, deploy.Superseded, func(d *deploy.Deploy) { d.SupersededBy = 9 }), deploy.Checkpoint{}, "superseded by #9 before it started", ""},
+		{"forced and failed", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Force, d.Error = "outage", "boom" }), deploy.Checkpoint{},
 			"forced: outage · boom", ""},
-		{"forced, running", dep(1, deploy.Building, func(d *deploy.Deploy) { d.Force = "outage" }), pipeline.Checkpoint{}, "forced: outage", ""},
-		{"clipped by characters, the whole as the title", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Error = long }), pipeline.Checkpoint{},
+		{"forced, running", dep(1, deploy.Building, func(d *deploy.Deploy) { d.Force = "outage" }), deploy.Checkpoint{}, "forced: outage", ""},
+		{"clipped by characters, the whole as the title", dep(1, deploy.Failed, func(d *deploy.Deploy) { d.Error = long }), deploy.Checkpoint{},
 			strings.Repeat("é", 139) + "…", long},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,30 +93,30 @@ func TestProgress(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		d            deploy.Deploy
-		cp           pipeline.Checkpoint
+		cp           deploy.Checkpoint
 		lock         *store.StageLock
 		step, detail string
 	}{
-		{"queued", dep(1, deploy.Queued), pipeline.Checkpoint{}, nil, "queued", "starts when the stage is free"},
-		{"queued behind a lock", dep(1, deploy.Queued), pipeline.Checkpoint{}, lock, "queued", "waits for @sre-sam to unlock the stage"},
-		{"the lock's owner's command passes", dep(1, deploy.Queued, bySam), pipeline.Checkpoint{}, lock, "queued", "starts when the stage is free"},
-		{"held for the branch", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held = true }), pipeline.Checkpoint{}, nil,
+		{"queued", dep(1, deploy.Queued), deploy.Checkpoint{}, nil, "queued", "starts when the stage is free"},
+		{"queued behind a lock", dep(1, deploy.Queued), deploy.Checkpoint{}, lock, "queued", "waits for @sre-sam to unlock the stage"},
+		{"the lock's owner's command passes", dep(1, deploy.Queued, bySam), deploy.Checkpoint{}, lock, "queued", "starts when the stage is free"},
+		{"held for the branch", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held = true }), deploy.Checkpoint{}, nil,
 			"held", "starts once the prod branch moves to aaaaaaa"},
-		{"a held rollback", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held, d.Mode = true, deploy.ModeImage }), pipeline.Checkpoint{}, lock,
+		{"a held rollback", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held, d.Mode = true, deploy.ModeImage }), deploy.Checkpoint{}, lock,
 			"held", "starts as soon as the command that asked for it releases it"},
-		{"preflight", dep(1, deploy.Preflight), pipeline.Checkpoint{}, nil, "preflight", "checking that the stage is ready"},
-		{"building, no phase yet", dep(1, deploy.Building), pipeline.Checkpoint{}, nil, "building", ""},
-		{"building", dep(1, deploy.Building), pipeline.Checkpoint{BuildPhase: "BUILD"}, nil, "building", "phase BUILD"},
-		{"rolling out", dep(1, deploy.RollingOut), pipeline.Checkpoint{Progress: "api: 2 of 3 pods updated"}, nil, "rolling out", "api: 2 of 3 pods updated"},
-		{"rolling out to the idle slot", dep(1, deploy.RollingOut), pipeline.Checkpoint{Slot: "prod-backup", FromSlot: "prod", Progress: "api: 1 of 3 pods updated"}, nil,
+		{"preflight", dep(1, deploy.Preflight), deploy.Checkpoint{}, nil, "preflight", "checking that the stage is ready"},
+		{"building, no phase yet", dep(1, deploy.Building), deploy.Checkpoint{}, nil, "building", ""},
+		{"building", dep(1, deploy.Building), deploy.Checkpoint{BuildPhase: "BUILD"}, nil, "building", "phase BUILD"},
+		{"rolling out", dep(1, deploy.RollingOut), deploy.Checkpoint{Progress: "api: 2 of 3 pods updated"}, nil, "rolling out", "api: 2 of 3 pods updated"},
+		{"rolling out to the idle slot", dep(1, deploy.RollingOut), deploy.Checkpoint{Slot: "prod-backup", FromSlot: "prod", Progress: "api: 1 of 3 pods updated"}, nil,
 			"rolling out", "to idle slot prod-backup (prod keeps serving): api: 1 of 3 pods updated"},
-		{"a slot deploy switching", dep(1, deploy.RollingOut), pipeline.Checkpoint{Slot: "prod-backup", RolloutDone: true}, nil,
+		{"a slot deploy switching", dep(1, deploy.RollingOut), deploy.Checkpoint{Slot: "prod-backup", RolloutDone: true}, nil,
 			"switching slot", "pointing the Services at slot prod-backup"},
-		{"a slot switch", dep(1, deploy.RollingOut, func(d *deploy.Deploy) { d.Mode, d.Slot = deploy.ModeSwitch, "prod" }), pipeline.Checkpoint{}, nil,
+		{"a slot switch", dep(1, deploy.RollingOut, func(d *deploy.Deploy) { d.Mode, d.Slot = deploy.ModeSwitch, "prod" }), deploy.Checkpoint{}, nil,
 			"switching slot", "pointing the Services at slot prod"},
-		{"an image rollback rolling out", dep(1, deploy.RollingOut, func(d *deploy.Deploy) { d.Mode = deploy.ModeImage }), pipeline.Checkpoint{Progress: "api: 1 of 3 pods updated"}, nil,
+		{"an image rollback rolling out", dep(1, deploy.RollingOut, func(d *deploy.Deploy) { d.Mode = deploy.ModeImage }), deploy.Checkpoint{Progress: "api: 1 of 3 pods updated"}, nil,
 			"rolling out", "the earlier image, no build: api: 1 of 3 pods updated"},
-		{"rolling back a failed rollout", dep(1, deploy.RollingOut), pipeline.Checkpoint{RollingBack: true, Progress: "api: 3 of 3 pods updated"}, nil,
+		{"rolling back a failed rollout", dep(1, deploy.RollingOut), deploy.Checkpoint{RollingBack: true, Progress: "api: 3 of 3 pods updated"}, nil,
 			"rolling back", "putting the previous images back: api: 3 of 3 pods updated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/health"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,12 +58,9 @@ type Target struct {
 	Containers []string
 }
 
-// Image is the image of one container of one Deployment.
-type Image struct {
-	Deployment string `json:"deployment"`
-	Container  string `json:"container"`
-	Image      string `json:"image"`
-}
+// Image is the image one container of one Deployment runs (package deploy's type: the pipeline
+// records it in a deploy's checkpoint).
+type Image = deploy.Image
 
 // Cluster is one namespace of one cluster.
 type Cluster struct {

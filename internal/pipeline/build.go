@@ -43,9 +43,9 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 
 // build starts the build once (the idempotency token makes a repeated start return the same
 // build), then looks at it on a schedule until it ends.
-func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *Checkpoint) result {
+func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *deploy.Checkpoint) result {
 	now := r.o.Now()
-	s := cp.step("Build", now)
+	s := cp.Step("Build", now)
 	if cp.BuildID == "" {
 		id, err := r.cloud.StartBuild(ctx, t.session, buildInput(d, t))
 		if err != nil {
@@ -77,11 +77,11 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		if b.Message != "" {
 			why += ": " + b.Message
 		}
-		s.finish(StepFailed, why, now)
+		s.Finish(deploy.StepFailed, why, now)
 		return result{state: deploy.Failed, err: why}
 	}
 	if d.Mode == deploy.ModePRBuild {
-		s.finish(StepSucceeded, "", now)
+		s.Finish(deploy.StepSucceeded, "", now)
 		log.Info("pull-request build succeeded", "build", cp.BuildID)
 		return result{state: deploy.Succeeded}
 	}
@@ -91,7 +91,7 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		if err != nil {
 			var nf *amazon.NotFoundError
 			if errors.As(err, &nf) {
-				s.finish(StepFailed, "the build succeeded but pushed no image: "+err.Error(), now)
+				s.Finish(deploy.StepFailed, "the build succeeded but pushed no image: "+err.Error(), now)
 				return result{state: deploy.Failed, err: "build pushed no image: " + err.Error()}
 			}
 			return r.retry(cp, "resolving the image digest", err)
@@ -99,8 +99,8 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		image = t.app.ImageRepository + "@" + digest
 	}
 	cp.Image = image
-	s.finish(StepSucceeded, "", now)
-	cp.step("Rollout", now)
+	s.Finish(deploy.StepSucceeded, "", now)
+	cp.Step("Rollout", now)
 	log.Info("build succeeded", "build", cp.BuildID, "image", image)
 	return result{state: deploy.RollingOut}
 }
@@ -125,7 +125,7 @@ func (r *Runner) expectedBuild(ctx context.Context, d deploy.Deploy) time.Durati
 	}
 	var durs []time.Duration
 	for _, x := range ds {
-		if cp, err := DecodeCheckpoint(x.Checkpoint); err == nil && !cp.BuildStarted.IsZero() && cp.BuildEnded.After(cp.BuildStarted) {
+		if cp, err := deploy.DecodeCheckpoint(x.Checkpoint); err == nil && !cp.BuildStarted.IsZero() && cp.BuildEnded.After(cp.BuildStarted) {
 			durs = append(durs, cp.BuildEnded.Sub(cp.BuildStarted))
 		}
 	}

@@ -42,7 +42,7 @@ func TestImageModeRollsOutWithoutBuilding(t *testing.T) {
 			if calls := w.callsTo("codebuild"); len(calls) != 0 {
 				t.Errorf("CodeBuild calls: %+v", calls)
 			}
-			cp, _ := DecodeCheckpoint(d.Checkpoint)
+			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 			wantSteps(t, cp, tt.steps...)
 			if cp.Image != image || cp.BuildID != "" {
 				t.Errorf("checkpoint image %q, build %q; want %s and no build", cp.Image, cp.BuildID, image)
@@ -97,7 +97,7 @@ func TestStageOrder(t *testing.T) {
 			}
 			id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod", Force: tt.force})
 			d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
-			cp, _ := DecodeCheckpoint(d.Checkpoint)
+			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 			if tt.refused {
 				if d.State != deploy.Failed {
 					t.Fatalf("deploy = %s: %s, want refused", d.State, d.Error)
@@ -142,7 +142,7 @@ func TestPullRequestBuild(t *testing.T) {
 	if d.State != deploy.Succeeded {
 		t.Fatalf("pull-request build = %s: %s", d.State, d.Error)
 	}
-	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	wantSteps(t, cp, "Preflight:succeeded", "Build:succeeded")
 	if cp.Image != "" || cp.Replaced != nil {
 		t.Errorf("a pull-request build deployed: image %q, replaced %+v", cp.Image, cp.Replaced)

@@ -61,7 +61,7 @@ type Clusters interface {
 // Reporter tells GitHub how a deploy stands. It must not block or fail the deploy: it records
 // the report as durable work and returns.
 type Reporter interface {
-	Report(ctx context.Context, d deploy.Deploy, cp Checkpoint)
+	Report(ctx context.Context, d deploy.Deploy, cp deploy.Checkpoint)
 }
 
 // Observer hears of deploys that ended (for metrics).
@@ -154,7 +154,7 @@ func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("claiming: %w", err)
 	}
-	cp, err := DecodeCheckpoint(d.Checkpoint)
+	cp, err := deploy.DecodeCheckpoint(d.Checkpoint)
 	if err != nil {
 		return true, r.save(ctx, d, lease, cp, result{state: deploy.Failed, err: fmt.Sprintf("unreadable checkpoint: %v", err)})
 	}
@@ -199,17 +199,17 @@ type result struct {
 	retry string        // the transient failure the step will be tried again after
 }
 
-func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, cp Checkpoint, res result) error {
+func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, cp deploy.Checkpoint, res result) error {
 	state := d.State
 	if res.state != "" {
 		state = res.state
 	}
 	now := r.o.Now()
-	reportNow := state != d.State || (cp.progressKey(state) != cp.ReportedKey && now.Sub(cp.ReportedAt) >= r.o.ReportEvery)
+	reportNow := state != d.State || (progressKey(&cp, state) != cp.ReportedKey && now.Sub(cp.ReportedAt) >= r.o.ReportEvery)
 	if reportNow {
-		cp.ReportedKey, cp.ReportedAt = cp.progressKey(state), now
+		cp.ReportedKey, cp.ReportedAt = progressKey(&cp, state), now
 	}
-	err := r.st.Advance(ctx, lease, store.Update{State: res.state, Error: res.err, Checkpoint: cp.encode(),
+	err := r.st.Advance(ctx, lease, store.Update{State: res.state, Error: res.err, Checkpoint: cp.Encode(),
 		RunAfter: now.Add(res.after), Release: true})
 	if errors.Is(err, store.ErrConflict) {
 		// Another deploy of this app and stage runs: wait for it.
@@ -236,13 +236,14 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 	return nil
 }
 
-func (cp *Checkpoint) progressKey(state deploy.State) string {
+// progressKey is what a report shows of a step's progress: a new key is worth a report.
+func progressKey(cp *deploy.Checkpoint, state deploy.State) string {
 	return string(state) + "|" + cp.BuildPhase + "|" + cp.Progress + "|" + fmt.Sprint(cp.RollingBack) + "|" + fmt.Sprint(cp.RolloutDone)
 }
 
 // retry schedules a transient failure's next attempt, or fails the deploy when the step has
 // used its retries.
-func (r *Runner) retry(cp *Checkpoint, what string, err error) result {
+func (r *Runner) retry(cp *deploy.Checkpoint, what string, err error) result {
 	cp.Retries++
 	if cp.Retries > r.o.MaxRetries {
 		return result{state: deploy.Failed, err: fmt.Sprintf("%s: gave up after %d attempts: %v", what, cp.Retries, err)}

@@ -35,7 +35,7 @@ type recorder struct {
 	reports []string
 }
 
-func (r *recorder) Report(_ context.Context, d deploy.Deploy, cp Checkpoint) {
+func (r *recorder) Report(_ context.Context, d deploy.Deploy, cp deploy.Checkpoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reports = append(r.reports, fmt.Sprintf("%s %s", d.State, cp.Progress))
@@ -177,7 +177,7 @@ func TestDeploySucceedsPodByPod(t *testing.T) {
 	if d.State != deploy.Succeeded {
 		t.Fatalf("deploy = %s: %s", d.State, d.Error)
 	}
-	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	if !strings.HasPrefix(cp.Image, repoURI+"@sha256:") {
 		t.Errorf("image = %q, want the digest of what was built", cp.Image)
 	}
@@ -193,7 +193,7 @@ func TestDeploySucceedsPodByPod(t *testing.T) {
 	if b.SourceVersion != sha1 || b.Buildspec != "buildspec-eks.yaml" {
 		t.Errorf("build = %+v", b)
 	}
-	if len(cp.Steps) != 3 || cp.Steps[2].Name != "Rollout" || cp.Steps[2].Status != StepSucceeded {
+	if len(cp.Steps) != 3 || cp.Steps[2].Name != "Rollout" || cp.Steps[2].Status != deploy.StepSucceeded {
 		t.Errorf("steps = %+v", cp.Steps)
 	}
 	t.Logf("reports: %v", w.report.reports)

@@ -252,7 +252,7 @@ func (w *world) untouched(name, image string) {
 }
 
 // stepNames lists the checkpoint's steps as name:status.
-func stepNames(cp Checkpoint) []string {
+func stepNames(cp deploy.Checkpoint) []string {
 	var out []string
 	for _, s := range cp.Steps {
 		out = append(out, s.Name+":"+s.Status)
@@ -260,7 +260,7 @@ func stepNames(cp Checkpoint) []string {
 	return out
 }
 
-func wantSteps(t *testing.T, cp Checkpoint, want ...string) {
+func wantSteps(t *testing.T, cp deploy.Checkpoint, want ...string) {
 	t.Helper()
 	if got := stepNames(cp); !slices.Equal(got, want) {
 		t.Errorf("steps = %s, want %s", strings.Join(got, " "), strings.Join(want, " "))

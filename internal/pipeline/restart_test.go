@@ -89,12 +89,12 @@ func TestKilledAndRestarted(t *testing.T) {
 	}
 }
 
-func (w *world) checkpoint(id int64) Checkpoint {
+func (w *world) checkpoint(id int64) deploy.Checkpoint {
 	d, err := w.st.Deploy(context.Background(), id)
 	if err != nil {
-		return Checkpoint{}
+		return deploy.Checkpoint{}
 	}
-	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	return cp
 }
 

@@ -16,7 +16,7 @@ import (
 // rolling update; on failure it sets the recorded images back and follows that rollout too. On
 // a slot stage all of it happens in the idle slot, which serves no traffic: a failure there is
 // never seen by users, and success leads to the switch.
-func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *Checkpoint) result {
+func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *deploy.Checkpoint) result {
 	now := r.o.Now()
 	cluster, err := r.clusters.For(t.stage)
 	if err != nil {
@@ -26,7 +26,7 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 	if cp.RollingBack {
 		name = "Rollback"
 	}
-	s := cp.step(name, now)
+	s := cp.Step(name, now)
 	targets := t.kubeTargets(cp.Slot)
 	if cp.Replaced == nil {
 		// First record what runs now, in its own checkpoint, so a crash after the change
@@ -73,20 +73,20 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 		case health.Failed:
 			now = r.o.Now()
 			if cp.RollingBack {
-				s.finish(StepFailed, st.Message, now)
+				s.Finish(deploy.StepFailed, st.Message, now)
 				return result{state: deploy.Failed, err: fmt.Sprintf("rollout failed (%s) and so did the rollback: %s", cp.RollbackReason, st.Message)}
 			}
-			s.finish(StepFailed, fmt.Sprintf("%s: %s", kt.Deployment, st.Message), now)
+			s.Finish(deploy.StepFailed, fmt.Sprintf("%s: %s", kt.Deployment, st.Message), now)
 			log.Warn("rollout failed; rolling back", "deployment", kt.Deployment, "reason", st.Message)
 			cp.RollingBack, cp.RollbackReason = true, fmt.Sprintf("%s: %s", kt.Deployment, st.Message)
 			cp.ImagesSet, cp.Completed, cp.Progress = false, nil, ""
-			cp.step("Rollback", now)
+			cp.Step("Rollback", now)
 			return result{}
 		}
 		cp.Completed = append(cp.Completed, kt.Deployment)
 	}
 	now = r.o.Now()
-	s.finish(StepSucceeded, fmt.Sprintf("%d Deployment(s) updated", len(targets)), now)
+	s.Finish(deploy.StepSucceeded, fmt.Sprintf("%d Deployment(s) updated", len(targets)), now)
 	if cp.RollingBack {
 		why := "rolled back: " + cp.RollbackReason
 		if cp.Slot != "" {
@@ -96,7 +96,7 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 	}
 	if t.slotted() {
 		cp.RolloutDone, cp.Retries = true, 0
-		cp.step("Switch", now)
+		cp.Step("Switch", now)
 		return result{} // switch in the next step, from a fresh checkpoint
 	}
 	log.Info("deploy succeeded", "image", cp.Image)
@@ -106,13 +106,13 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 // switchSlot points every Service of the stage at cp.Slot. It is the whole of a slot switch
 // (a rollback of a slot stage) and the last step of a deploy to one. Switching to the slot a
 // Service already selects changes nothing, so a crash halfway is finished by running it again.
-func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *Checkpoint) result {
+func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *deploy.Checkpoint) result {
 	now := r.o.Now()
 	cluster, err := r.clusters.For(t.stage)
 	if err != nil {
 		return r.retry(cp, "connecting to the cluster", err)
 	}
-	s := cp.step("Switch", now)
+	s := cp.Step("Switch", now)
 	// Never send traffic to a slot with nothing to serve it (a slot Deployment scaled to zero
 	// "completes" its rollout too).
 	for _, kt := range t.kubeTargets(cp.Slot) {
@@ -123,7 +123,7 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 		if st.Desired == 0 || st.Ready < st.Desired {
 			why := fmt.Sprintf("slot %s cannot take traffic: Deployment %s has %d of %d pods ready; %s still serves from slot %s",
 				cp.Slot, kt.Deployment, st.Ready, st.Desired, d.Stage, cp.FromSlot)
-			s.finish(StepFailed, why, r.o.Now())
+			s.Finish(deploy.StepFailed, why, r.o.Now())
 			return result{state: deploy.Failed, err: why}
 		}
 	}
@@ -134,7 +134,7 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 		}
 	}
 	cp.Switched = true
-	s.finish(StepSucceeded, fmt.Sprintf("%d Service(s) now select slot %s (was %s)", len(t.as.Deployments), cp.Slot, cp.FromSlot), r.o.Now())
+	s.Finish(deploy.StepSucceeded, fmt.Sprintf("%d Service(s) now select slot %s (was %s)", len(t.as.Deployments), cp.Slot, cp.FromSlot), r.o.Now())
 	log.Info("slot switched", "slot", cp.Slot, "from", cp.FromSlot)
 	return result{state: deploy.Succeeded}
 }

@@ -48,7 +48,7 @@ func TestSlotDeployGoesToIdleSlotThenSwitches(t *testing.T) {
 	if d.State != deploy.Succeeded {
 		t.Fatalf("deploy = %s: %s", d.State, d.Error)
 	}
-	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	if cp.Slot != "prod-backup" || cp.FromSlot != "prod" || !cp.Switched {
 		t.Errorf("slot %q from %q (switched %v), want prod-backup from prod, switched", cp.Slot, cp.FromSlot, cp.Switched)
 	}
@@ -111,7 +111,7 @@ func TestFailedRolloutInIdleSlotKeepsLiveSlot(t *testing.T) {
 			t.Errorf("error %q does not say %q", d.Error, want)
 		}
 	}
-	cp, _ := DecodeCheckpoint(d.Checkpoint)
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	wantSteps(t, cp, "Preflight:succeeded", "Build:succeeded", "Rollout:failed", "Rollback:succeeded")
 	if cp.Image != repoURI+":broken" || cp.Switched {
 		t.Errorf("image %q, switched %v", cp.Image, cp.Switched)
@@ -160,7 +160,7 @@ func TestSlotSwitch(t *testing.T) {
 			tt.target(w)
 			id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Mode: deploy.ModeSwitch, Slot: "prod", Nonce: "rollback-1"})
 			d := w.drive(w.runner(w.st, "p1"), 30*time.Second, id)[0]
-			cp, _ := DecodeCheckpoint(d.Checkpoint)
+			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 			if n := len(w.callsTo("codebuild")); n != 0 {
 				t.Errorf("%d CodeBuild calls, want none", n)
 			}
@@ -225,7 +225,7 @@ func TestSlotPreflightReportsEveryProblem(t *testing.T) {
 			if d.State != deploy.Failed || d.Error != want {
 				t.Fatalf("deploy = %s:\n%q\nwant failed:\n%q", d.State, d.Error, want)
 			}
-			cp, _ := DecodeCheckpoint(d.Checkpoint)
+			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 			wantSteps(t, cp, "Preflight:failed")
 			if n := len(w.callsTo("codebuild")); n != 0 {
 				t.Errorf("%d CodeBuild calls, want none", n)

@@ -70,7 +70,7 @@ func (t target) otherSlot(slot string) string {
 }
 
 // step advances d by one step from its state.
-func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp *Checkpoint) result {
+func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp *deploy.Checkpoint) result {
 	t, err := r.resolve(d)
 	if err != nil {
 		return result{state: deploy.Failed, err: err.Error()}
@@ -78,7 +78,7 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp
 	switch d.State {
 	case deploy.Queued:
 		log.Info("deploy starting", "mode", string(d.Mode))
-		cp.step("Preflight", r.o.Now())
+		cp.Step("Preflight", r.o.Now())
 		return result{state: deploy.Preflight}
 	case deploy.Preflight:
 		return r.preflight(ctx, d, t, cp)
@@ -98,18 +98,18 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp
 // Deployments and containers, the Kubernetes Secret that holds the key decrypting .env at
 // start-up, and on a slot stage the Services and the slot to deploy to. Each problem names
 // what, where and the tier; all of them are reported at once.
-func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *Checkpoint) result {
+func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *deploy.Checkpoint) result {
 	now := r.o.Now()
-	s := cp.step("Preflight", now)
+	s := cp.Step("Preflight", now)
 	if d.Mode == deploy.ModePRBuild {
-		s.finish(StepSucceeded, fmt.Sprintf("pull request #%d, credentials tier pr", d.Trigger.PR), now)
-		cp.step("Build", now)
+		s.Finish(deploy.StepSucceeded, fmt.Sprintf("pull request #%d, credentials tier pr", d.Trigger.PR), now)
+		cp.Step("Build", now)
 		return result{state: deploy.Building}
 	}
 	if why, err := r.orderProblem(ctx, d, t); err != nil {
 		return r.retry(cp, "checking the stage order", err)
 	} else if why != "" {
-		s.finish(StepFailed, why, now)
+		s.Finish(deploy.StepFailed, why, now)
 		return result{state: deploy.Failed, err: why}
 	}
 	var missing []string
@@ -133,27 +133,27 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *C
 		missing = append(missing, problems...)
 	}
 	if len(missing) > 0 {
-		s.finish(StepFailed, strings.Join(missing, "; "), now)
+		s.Finish(deploy.StepFailed, strings.Join(missing, "; "), now)
 		return result{state: deploy.Failed, err: "preflight: " + strings.Join(missing, "; ")}
 	}
 	cp.Retries = 0
 	switch d.Mode {
 	case deploy.ModeSwitch:
-		s.finish(StepSucceeded, fmt.Sprintf("slot %s is healthy", cp.Slot), now)
-		cp.step("Switch", now)
+		s.Finish(deploy.StepSucceeded, fmt.Sprintf("slot %s is healthy", cp.Slot), now)
+		cp.Step("Switch", now)
 		return result{state: deploy.RollingOut}
 	case deploy.ModeImage:
-		s.finish(StepSucceeded, r.preflightDetail(t, cp), now)
+		s.Finish(deploy.StepSucceeded, r.preflightDetail(t, cp), now)
 		cp.Image = d.Image
-		cp.step("Rollout", now)
+		cp.Step("Rollout", now)
 		return result{state: deploy.RollingOut}
 	}
-	s.finish(StepSucceeded, r.preflightDetail(t, cp), now)
-	cp.step("Build", now)
+	s.Finish(deploy.StepSucceeded, r.preflightDetail(t, cp), now)
+	cp.Step("Build", now)
 	return result{state: deploy.Building}
 }
 
-func (r *Runner) preflightDetail(t target, cp *Checkpoint) string {
+func (r *Runner) preflightDetail(t target, cp *deploy.Checkpoint) string {
 	detail := fmt.Sprintf("secret `%s`, %d Deployment(s), Secret `%s`", t.as.SecretID, len(t.as.Deployments), t.as.EnvKeySecret)
 	if cp.Slot != "" {
 		detail += fmt.Sprintf("; deploying to idle slot %s (%s is live)", cp.Slot, cp.FromSlot)
@@ -184,7 +184,7 @@ func (r *Runner) orderProblem(ctx context.Context, d deploy.Deploy, t target) (s
 // the slot: the idle one for a deploy, the requested (or other) one for a switch. When no slot is
 // known to be live (a Service is set up wrong), there is no slot to pick, but both slots'
 // Deployments and the Secret are still checked, so that every problem is reported at once.
-func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cluster Cluster, cp *Checkpoint) ([]string, error) {
+func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cluster Cluster, cp *deploy.Checkpoint) ([]string, error) {
 	var missing []string
 	notFound := func(err error, why string) bool {
 		var nf *kube.NotFoundError

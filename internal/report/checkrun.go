@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 // CheckRunCreator runs jobs.KindCheckRunCreate: it gives a newly accepted deploy its check run,
@@ -57,7 +57,7 @@ func (c *CheckRunCreator) Run(ctx context.Context, j jobs.Job) error {
 	if err != nil {
 		return jobs.Terminal(err)
 	}
-	cp, _ := pipeline.DecodeCheckpoint(d.Checkpoint) // a bad checkpoint only loses the step table
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint) // a bad checkpoint only loses the step table
 	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, newCheckRun(view{D: d, CP: cp, Now: time.Now(), WebURL: c.webURL}))
 	if err != nil {
 		return githubapp.Classify(fmt.Errorf("creating check run for deploy %d on %s@%s: %w", d.ID, d.Repo, d.SHA, err))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 // commandDeploy is the deploy `/promote prod` asked for in comment 77 on release issue #5: the
@@ -24,48 +23,48 @@ func commandDeploy(state deploy.State) view {
 func TestGoldenCommand(t *testing.T) {
 	building := commandDeploy(deploy.Building)
 	building.CP.Steps = building.CP.Steps[:2]
-	building.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepRunning, Started: at(2), Detail: "phase BUILD", Link: buildLog}
+	building.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepRunning, Started: at(2), Detail: "phase BUILD", Link: buildLog}
 	building.CP.BuildPhase, building.CP.Image, building.Now = "BUILD", "", at(80)
 
 	succeeded := commandDeploy(deploy.Succeeded)
 	succeeded.D.FinishedAt = at(241)
-	succeeded.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
+	succeeded.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
 
 	failed := commandDeploy(deploy.Failed)
 	failed.D.Error = "build failed in BUILD: Error while executing command: docker build . Reason: exit status 1"
 	failed.D.FinishedAt = at(150)
 	failed.CP.Steps = failed.CP.Steps[:2]
-	failed.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepFailed, Started: at(2), Finished: at(150), Detail: failed.D.Error, Link: buildLog}
+	failed.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepFailed, Started: at(2), Finished: at(150), Detail: failed.D.Error, Link: buildLog}
 	failed.CP.Image = ""
 
 	rolledBack := commandDeploy(deploy.RolledBack)
 	rolledBack.D.Error = `rolled back: api: progress deadline exceeded: ReplicaSet "api-7d9c" has timed out progressing. (1 of 3 pods updated)`
 	rolledBack.D.FinishedAt = at(320)
 	rolledBack.CP.RollingBack = true
-	rolledBack.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepFailed, Started: at(194), Finished: at(290), Detail: "api: progress deadline exceeded"}
-	rolledBack.CP.Steps = append(rolledBack.CP.Steps, pipeline.StepRecord{Name: "Rollback", Status: pipeline.StepSucceeded, Started: at(290), Finished: at(320), Detail: "2 Deployment(s) updated"})
+	rolledBack.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepFailed, Started: at(194), Finished: at(290), Detail: "api: progress deadline exceeded"}
+	rolledBack.CP.Steps = append(rolledBack.CP.Steps, deploy.StepRecord{Name: "Rollback", Status: deploy.StepSucceeded, Started: at(290), Finished: at(320), Detail: "2 Deployment(s) updated"})
 
 	// The rollout failed and so did the rollback: prod does not run what it ran before.
 	rollbackFailed := commandDeploy(deploy.Failed)
 	rollbackFailed.D.Error = "rollout failed (api: progress deadline exceeded) and so did the rollback: progress deadline exceeded"
 	rollbackFailed.D.FinishedAt = at(400)
 	rollbackFailed.CP.RollingBack, rollbackFailed.CP.RollbackReason = true, "api: progress deadline exceeded"
-	rollbackFailed.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepFailed, Started: at(194), Finished: at(290), Detail: "api: progress deadline exceeded"}
-	rollbackFailed.CP.Steps = append(rollbackFailed.CP.Steps, pipeline.StepRecord{Name: "Rollback", Status: pipeline.StepFailed, Started: at(290), Finished: at(400), Detail: "progress deadline exceeded"})
+	rollbackFailed.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepFailed, Started: at(194), Finished: at(290), Detail: "api: progress deadline exceeded"}
+	rollbackFailed.CP.Steps = append(rollbackFailed.CP.Steps, deploy.StepRecord{Name: "Rollback", Status: deploy.StepFailed, Started: at(290), Finished: at(400), Detail: "progress deadline exceeded"})
 
 	// GitHub refused to move the branch, so the command cancelled the deploy before it started.
 	cancelled := commandDeploy(deploy.Cancelled)
 	cancelled.D.StartedAt, cancelled.D.FinishedAt = at(0), at(2)
 	cancelled.D.Error = "GitHub would not move `prod` to `c4295bd`: Protected branch update failed for refs/heads/prod. Nothing was deployed."
-	cancelled.CP = pipeline.Checkpoint{}
+	cancelled.CP = deploy.Checkpoint{}
 
 	imageRollback := commandDeploy(deploy.Succeeded)
 	imageRollback.D.SHA, imageRollback.D.Ref, imageRollback.D.Mode, imageRollback.D.Image = oldSHA, "prod", deploy.ModeImage, oldImage
 	imageRollback.D.FinishedAt = at(53)
 	imageRollback.Compare = newSHA
-	imageRollback.CP = pipeline.Checkpoint{Image: oldImage, ImagesSet: true, Steps: []pipeline.StepRecord{
-		{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/prod`, 2 Deployment(s), Secret `hello-env-key`"},
-		{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(2), Finished: at(53), Detail: "2 Deployment(s) updated"},
+	imageRollback.CP = deploy.Checkpoint{Image: oldImage, ImagesSet: true, Steps: []deploy.StepRecord{
+		{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/prod`, 2 Deployment(s), Secret `hello-env-key`"},
+		{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(2), Finished: at(53), Detail: "2 Deployment(s) updated"},
 	}}
 
 	for _, tt := range []struct {
@@ -101,7 +100,7 @@ func TestGoldenCommand(t *testing.T) {
 // queued for its stage, on its own check run, and not that it is running.
 func TestHeldTitle(t *testing.T) {
 	held := commandDeploy(deploy.Queued)
-	held.D.Held, held.D.StartedAt, held.CP = true, time.Time{}, pipeline.Checkpoint{}
+	held.D.Held, held.D.StartedAt, held.CP = true, time.Time{}, deploy.Checkpoint{}
 	checkGolden(t, "checkrun-held", checkRunText(held))
 	if c := conclusion(held.D.State); c != "" {
 		t.Errorf("a held deploy concludes %q; it has not run", c)

@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 // view is everything a rendered report needs, resolved, so rendering is a pure function that
 // golden files pin down.
 type view struct {
 	D       deploy.Deploy
-	CP      pipeline.Checkpoint
+	CP      deploy.Checkpoint
 	Now     time.Time
 	WebURL  string // https://github.com or https://HOST for GitHub Enterprise
 	Compare string // the sha live on the stage before this deploy ("" when none)
@@ -164,7 +163,7 @@ func conclusion(s deploy.State) string {
 	return ""
 }
 
-var stepIcons = map[string]string{pipeline.StepRunning: "⏳", pipeline.StepSucceeded: "✅", pipeline.StepFailed: "❌"}
+var stepIcons = map[string]string{deploy.StepRunning: "⏳", deploy.StepSucceeded: "✅", deploy.StepFailed: "❌"}
 
 // summary is the check run's Markdown body: who asked for what, a table of steps with their
 // durations and links, and links to the commit and the changes.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/kube"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -22,12 +21,12 @@ func fixture(state deploy.State) view {
 	d := deploy.Deploy{ID: 7, State: state, CreatedAt: at(0), StartedAt: at(1),
 		Request: deploy.Request{App: "hello", Stage: "test", Repo: "acme/hello", SHA: "c4295bd74fb0f4fda03689c3df3f2803b658fd85",
 			Trigger: deploy.Trigger{Event: "pull_request", PR: 2, Actor: "octocat"}}}
-	cp := pipeline.Checkpoint{
-		Steps: []pipeline.StepRecord{
-			{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/test`, 2 Deployment(s), Secret `hello-env-key`"},
-			{Name: "Build", Status: pipeline.StepSucceeded, Started: at(2), Finished: at(194),
+	cp := deploy.Checkpoint{
+		Steps: []deploy.StepRecord{
+			{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/test`, 2 Deployment(s), Secret `hello-env-key`"},
+			{Name: "Build", Status: deploy.StepSucceeded, Started: at(2), Finished: at(194),
 				Link: "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fcodebuild$252Fhello"},
-			{Name: "Rollout", Status: pipeline.StepRunning, Started: at(194), Detail: "api: 2 of 3 pods updated"},
+			{Name: "Rollout", Status: deploy.StepRunning, Started: at(194), Detail: "api: 2 of 3 pods updated"},
 		},
 		BuildPhase: "COMPLETED", BuildStarted: at(2), ExpectedBuild: 3 * time.Minute, Progress: "api: 2 of 3 pods updated",
 		Image:    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
@@ -41,27 +40,27 @@ func fixture(state deploy.State) view {
 func TestGolden(t *testing.T) {
 	building := fixture(deploy.Building)
 	building.CP.Steps = building.CP.Steps[:2]
-	building.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepRunning, Started: at(2), Detail: "phase BUILD",
+	building.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepRunning, Started: at(2), Detail: "phase BUILD",
 		Link: "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1"}
 	building.CP.BuildPhase, building.CP.Image, building.Now = "BUILD", "", at(80)
 
 	succeeded := fixture(deploy.Succeeded)
 	succeeded.D.FinishedAt = at(241)
-	succeeded.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
+	succeeded.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
 
 	failed := fixture(deploy.Failed)
 	failed.D.Error = "build failed in BUILD: Error while executing command: docker build . Reason: exit status 1"
 	failed.D.FinishedAt = at(150)
 	failed.CP.Steps = failed.CP.Steps[:2]
-	failed.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepFailed, Started: at(2), Finished: at(150), Detail: failed.D.Error,
+	failed.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepFailed, Started: at(2), Finished: at(150), Detail: failed.D.Error,
 		Link: "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1"}
 	failed.CP.Image = ""
 
 	rolledBack := fixture(deploy.RolledBack)
 	rolledBack.D.Error = `rolled back: api: progress deadline exceeded: ReplicaSet "api-7d9c" has timed out progressing. (1 of 3 pods updated)`
 	rolledBack.D.FinishedAt = at(320)
-	rolledBack.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepFailed, Started: at(194), Finished: at(290), Detail: `api: progress deadline exceeded`}
-	rolledBack.CP.Steps = append(rolledBack.CP.Steps, pipeline.StepRecord{Name: "Rollback", Status: pipeline.StepSucceeded, Started: at(290), Finished: at(320), Detail: "2 Deployment(s) updated"})
+	rolledBack.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepFailed, Started: at(194), Finished: at(290), Detail: `api: progress deadline exceeded`}
+	rolledBack.CP.Steps = append(rolledBack.CP.Steps, deploy.StepRecord{Name: "Rollback", Status: deploy.StepSucceeded, Started: at(290), Finished: at(320), Detail: "2 Deployment(s) updated"})
 
 	for _, tt := range []struct {
 		name string

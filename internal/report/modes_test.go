@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 )
 
 const (
@@ -27,12 +26,12 @@ func slotDeploy(state deploy.State) view {
 	d := deploy.Deploy{ID: 8, State: state, CreatedAt: at(0), StartedAt: at(1),
 		Request: deploy.Request{App: "hello", Stage: "prod", Repo: "acme/hello", SHA: newSHA, Ref: "prod",
 			Trigger: deploy.Trigger{Event: "push", Delivery: "p1", Actor: "lead"}}}
-	cp := pipeline.Checkpoint{
-		Steps: []pipeline.StepRecord{
-			{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: at(2),
+	cp := deploy.Checkpoint{
+		Steps: []deploy.StepRecord{
+			{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: at(2),
 				Detail: "secret `hello/prod`, 1 Deployment(s), Secret `hello-env-key`; deploying to idle slot prod-backup (prod is live)"},
-			{Name: "Build", Status: pipeline.StepSucceeded, Started: at(2), Finished: at(194), Link: buildLog},
-			{Name: "Rollout", Status: pipeline.StepRunning, Started: at(194), Detail: "api-prod-backup: 2 of 3 pods updated"},
+			{Name: "Build", Status: deploy.StepSucceeded, Started: at(2), Finished: at(194), Link: buildLog},
+			{Name: "Rollout", Status: deploy.StepRunning, Started: at(194), Detail: "api-prod-backup: 2 of 3 pods updated"},
 		},
 		BuildPhase: "COMPLETED", BuildStarted: at(2), Image: newImage, ImagesSet: true,
 		Progress: "api-prod-backup: 2 of 3 pods updated", Slot: "prod-backup", FromSlot: "prod",
@@ -46,10 +45,10 @@ func switchDeploy(state deploy.State) view {
 	d := deploy.Deploy{ID: 9, State: state, CreatedAt: at(0), StartedAt: at(1), FinishedAt: atMS(1850),
 		Request: deploy.Request{App: "hello", Stage: "prod", Repo: "acme/hello", SHA: oldSHA, Ref: "prod",
 			Trigger: onIssue, Mode: deploy.ModeSwitch, Slot: "prod"}}
-	cp := pipeline.Checkpoint{
-		Steps: []pipeline.StepRecord{
-			{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: atMS(1600), Detail: "slot prod is healthy"},
-			{Name: "Switch", Status: pipeline.StepSucceeded, Started: atMS(1600), Finished: atMS(1850),
+	cp := deploy.Checkpoint{
+		Steps: []deploy.StepRecord{
+			{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: atMS(1600), Detail: "slot prod is healthy"},
+			{Name: "Switch", Status: deploy.StepSucceeded, Started: atMS(1600), Finished: atMS(1850),
 				Detail: "1 Service(s) now select slot prod (was prod-backup)"},
 		},
 		Slot: "prod", FromSlot: "prod-backup", Switched: true,
@@ -61,8 +60,8 @@ func switchDeploy(state deploy.State) view {
 func switchRefused() view {
 	v := switchDeploy(deploy.Failed)
 	v.D.Error, v.D.FinishedAt = "preflight: slot prod is live already", atMS(1300)
-	v.CP = pipeline.Checkpoint{Slot: "prod", FromSlot: "prod", Steps: []pipeline.StepRecord{
-		{Name: "Preflight", Status: pipeline.StepFailed, Started: at(1), Finished: atMS(1300), Detail: "slot prod is live already"}}}
+	v.CP = deploy.Checkpoint{Slot: "prod", FromSlot: "prod", Steps: []deploy.StepRecord{
+		{Name: "Preflight", Status: deploy.StepFailed, Started: at(1), Finished: atMS(1300), Detail: "slot prod is live already"}}}
 	return v
 }
 
@@ -72,18 +71,18 @@ func switchRefused() view {
 func TestGoldenModes(t *testing.T) {
 	slotSucceeded := slotDeploy(deploy.Succeeded)
 	slotSucceeded.D.FinishedAt = atMS(236040)
-	slotSucceeded.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(194), Finished: at(236),
+	slotSucceeded.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(194), Finished: at(236),
 		Detail: "1 Deployment(s) updated"}
-	slotSucceeded.CP.Steps = append(slotSucceeded.CP.Steps, pipeline.StepRecord{Name: "Switch", Status: pipeline.StepSucceeded,
+	slotSucceeded.CP.Steps = append(slotSucceeded.CP.Steps, deploy.StepRecord{Name: "Switch", Status: deploy.StepSucceeded,
 		Started: at(236), Finished: atMS(236040), Detail: "1 Service(s) now select slot prod-backup (was prod)"})
 	slotSucceeded.CP.Progress, slotSucceeded.CP.RolloutDone, slotSucceeded.CP.Switched = "", true, true
 
 	imageRollback := view{D: deploy.Deploy{ID: 10, State: deploy.Succeeded, CreatedAt: at(0), StartedAt: at(1), FinishedAt: at(53),
 		Request: deploy.Request{App: "hello", Stage: "alpha", Repo: "acme/hello", SHA: oldSHA, Ref: "alpha", Trigger: onIssue,
 			Mode: deploy.ModeImage, Image: oldImage}},
-		CP: pipeline.Checkpoint{Image: oldImage, ImagesSet: true, Steps: []pipeline.StepRecord{
-			{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/alpha`, 1 Deployment(s), Secret `hello-env-key`"},
-			{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(2), Finished: at(53), Detail: "1 Deployment(s) updated"},
+		CP: deploy.Checkpoint{Image: oldImage, ImagesSet: true, Steps: []deploy.StepRecord{
+			{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: at(2), Detail: "secret `hello/alpha`, 1 Deployment(s), Secret `hello-env-key`"},
+			{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(2), Finished: at(53), Detail: "1 Deployment(s) updated"},
 		}},
 		Now: at(60), WebURL: "https://github.com", Compare: newSHA}
 
@@ -92,17 +91,17 @@ func TestGoldenModes(t *testing.T) {
 	forced.D.Force = "hotfix for the checkout outage; alpha is down for maintenance"
 	forced.D.Trigger = deploy.Trigger{Event: "issue_comment", Delivery: "c2", Issue: 5, Comment: 78, Actor: "admin"}
 	forced.CP.Steps[0].Detail = "secret `hello/prod`, 2 Deployment(s), Secret `hello-env-key`"
-	forced.CP.Steps[2] = pipeline.StepRecord{Name: "Rollout", Status: pipeline.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
+	forced.CP.Steps[2] = deploy.StepRecord{Name: "Rollout", Status: deploy.StepSucceeded, Started: at(194), Finished: at(241), Detail: "2 Deployment(s) updated"}
 
 	prBuilding := prBuild(deploy.Building)
 	prSucceeded := prBuild(deploy.Succeeded)
 	prSucceeded.D.FinishedAt = at(195)
-	prSucceeded.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepSucceeded, Started: at(2), Finished: at(195), Link: buildLog}
+	prSucceeded.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepSucceeded, Started: at(2), Finished: at(195), Link: buildLog}
 	prSucceeded.CP.BuildPhase = "COMPLETED"
 	prFailed := prBuild(deploy.Failed)
 	prFailed.D.Error = "build failed in BUILD: Error while executing command: npm test. Reason: exit status 1"
 	prFailed.D.FinishedAt = at(150)
-	prFailed.CP.Steps[1] = pipeline.StepRecord{Name: "Build", Status: pipeline.StepFailed, Started: at(2), Finished: at(150),
+	prFailed.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepFailed, Started: at(2), Finished: at(150),
 		Detail: prFailed.D.Error, Link: buildLog}
 
 	for _, tt := range []struct {
@@ -134,10 +133,10 @@ func prBuild(state deploy.State) view {
 	d := deploy.Deploy{ID: 12, State: state, CreatedAt: at(0), StartedAt: at(1),
 		Request: deploy.Request{App: "hello", Stage: deploy.PRStage(3), Repo: "acme/hello", SHA: newSHA, Ref: "login-page",
 			Mode: deploy.ModePRBuild, Trigger: deploy.Trigger{Event: "pull_request", Delivery: "pr1", PR: 3, Actor: "dev"}}}
-	cp := pipeline.Checkpoint{
-		Steps: []pipeline.StepRecord{
-			{Name: "Preflight", Status: pipeline.StepSucceeded, Started: at(1), Finished: at(1), Detail: "pull request #3, credentials tier pr"},
-			{Name: "Build", Status: pipeline.StepRunning, Started: at(2), Detail: "phase BUILD", Link: buildLog},
+	cp := deploy.Checkpoint{
+		Steps: []deploy.StepRecord{
+			{Name: "Preflight", Status: deploy.StepSucceeded, Started: at(1), Finished: at(1), Detail: "pull request #3, credentials tier pr"},
+			{Name: "Build", Status: deploy.StepRunning, Started: at(2), Detail: "phase BUILD", Link: buildLog},
 		},
 		BuildPhase: "BUILD", BuildStarted: at(2), ExpectedBuild: 3 * time.Minute, BuildLog: buildLog,
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -32,7 +31,7 @@ type Queue struct {
 }
 
 // Report implements pipeline.Reporter.
-func (q *Queue) Report(ctx context.Context, d deploy.Deploy, cp pipeline.Checkpoint) {
+func (q *Queue) Report(ctx context.Context, d deploy.Deploy, cp deploy.Checkpoint) {
 	j := jobs.Job{Kind: jobs.KindDeployReport, Key: fmt.Sprintf("deploy.report/%d/%s/%d", d.ID, d.State, cp.ReportedAt.UnixNano()),
 		Payload: fmt.Appendf(nil, `{"deploy_id":%d}`, d.ID)}
 	if _, _, err := q.Jobs.EnqueueJob(ctx, j); err != nil {
@@ -115,7 +114,7 @@ func (p *Progress) Run(ctx context.Context, j jobs.Job) error {
 	if d.CheckRunID == 0 {
 		return fmt.Errorf("deploy %d has no check run yet", d.ID) // its creation job runs first; retry
 	}
-	cp, err := pipeline.DecodeCheckpoint(d.Checkpoint)
+	cp, err := deploy.DecodeCheckpoint(d.Checkpoint)
 	if err != nil {
 		return jobs.Terminal(fmt.Errorf("deploy %d: %w", d.ID, err))
 	}

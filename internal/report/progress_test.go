@@ -15,7 +15,6 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
@@ -96,9 +95,9 @@ func (w *progressWorld) job() jobs.Job {
 // advance moves the deploy as the pipeline would, with steps up to the given ones.
 func (w *progressWorld) advance(t *testing.T, state deploy.State, steps ...string) {
 	t.Helper()
-	cp := pipeline.Checkpoint{}
+	cp := deploy.Checkpoint{}
 	for _, s := range steps {
-		cp.Steps = append(cp.Steps, pipeline.StepRecord{Name: s, Status: pipeline.StepSucceeded})
+		cp.Steps = append(cp.Steps, deploy.StepRecord{Name: s, Status: deploy.StepSucceeded})
 	}
 	b, _ := json.Marshal(cp)
 	if err := w.st.Advance(context.Background(), w.lease, store.Update{State: state, Checkpoint: b}); err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -103,7 +102,7 @@ func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o 
 			if d, ok := live[cs.Name]; ok {
 				s.Live = &d
 				s.Tag = tags[app.Repo][d.SHA]
-				if cp, err := pipeline.DecodeCheckpoint(d.Checkpoint); err == nil {
+				if cp, err := deploy.DecodeCheckpoint(d.Checkpoint); err == nil {
 					s.Slot = cp.Slot
 				}
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -92,20 +91,20 @@ func world(t *testing.T) (*fake, *config.Config) {
 		{Tag: "v2", SHA: "c3", State: store.ReleaseOpen}, {Tag: "v1.0.1", SHA: "p1", State: store.ReleaseShipped},
 		{Tag: "v1", SHA: "p1", State: store.ReleaseShipped}}}}
 	var id int64
-	add := func(app, stage, sha string, s deploy.State, cp pipeline.Checkpoint) {
+	add := func(app, stage, sha string, s deploy.State, cp deploy.Checkpoint) {
 		id++
 		b, _ := json.Marshal(cp)
 		f.deploys = append(f.deploys, deploy.Deploy{ID: id, State: s, Checkpoint: b,
 			Request: deploy.Request{App: app, Stage: stage, SHA: sha}})
 	}
-	add("api", "test", "t1", deploy.Succeeded, pipeline.Checkpoint{})
-	add("api", "alpha", "p1", deploy.Succeeded, pipeline.Checkpoint{})
-	add("api", "prod", "p1", deploy.Succeeded, pipeline.Checkpoint{Slot: "prod-backup", FromSlot: "prod"})
-	add("api", "test", "t2", deploy.RollingOut, pipeline.Checkpoint{})
+	add("api", "test", "t1", deploy.Succeeded, deploy.Checkpoint{})
+	add("api", "alpha", "p1", deploy.Succeeded, deploy.Checkpoint{})
+	add("api", "prod", "p1", deploy.Succeeded, deploy.Checkpoint{Slot: "prod-backup", FromSlot: "prod"})
+	add("api", "test", "t2", deploy.RollingOut, deploy.Checkpoint{})
 	for i := range 4 { // newer than the running deploy: it is the 5th newest on test
-		add("api", "test", "t"+string(rune('3'+i)), deploy.Superseded, pipeline.Checkpoint{})
+		add("api", "test", "t"+string(rune('3'+i)), deploy.Superseded, deploy.Checkpoint{})
 	}
-	add("web", "test", "w1", deploy.Succeeded, pipeline.Checkpoint{})
+	add("web", "test", "w1", deploy.Succeeded, deploy.Checkpoint{})
 	f.locks = []store.StageLock{{App: "api", Stage: "prod", Owner: "sam", Reason: "freeze"}, {App: "web", Stage: "alpha", Owner: "x"}}
 	return f, cfg
 }

@@ -1,10 +1,8 @@
-package pipeline
+package deploy
 
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/stagecoach/stagecoach/internal/kube"
 )
 
 // Checkpoint is what a deploy has started and seen, stored with the deploy after every step, so
@@ -23,14 +21,14 @@ type Checkpoint struct {
 	Image         string        `json:"image,omitempty"` // what is deployed: repository@sha256:... or repository:tag
 
 	// Rollout.
-	Replaced       []kube.Image `json:"replaced,omitempty"` // images before the change, for the rollback
-	ImagesSet      bool         `json:"images_set,omitempty"`
-	RolloutStarted time.Time    `json:"rollout_started,omitzero"`
-	Completed      []string     `json:"completed,omitempty"` // Deployments whose rollout completed
-	RollingBack    bool         `json:"rolling_back,omitempty"`
-	RollbackReason string       `json:"rollback_reason,omitempty"`
-	Progress       string       `json:"progress,omitempty"`     // e.g. "2 of 3 pods updated"
-	RolloutDone    bool         `json:"rollout_done,omitempty"` // a slot stage's rollout finished: switch next
+	Replaced       []Image   `json:"replaced,omitempty"` // images before the change, for the rollback
+	ImagesSet      bool      `json:"images_set,omitempty"`
+	RolloutStarted time.Time `json:"rollout_started,omitzero"`
+	Completed      []string  `json:"completed,omitempty"` // Deployments whose rollout completed
+	RollingBack    bool      `json:"rolling_back,omitempty"`
+	RollbackReason string    `json:"rollback_reason,omitempty"`
+	Progress       string    `json:"progress,omitempty"`     // e.g. "2 of 3 pods updated"
+	RolloutDone    bool      `json:"rollout_done,omitempty"` // a slot stage's rollout finished: switch next
 
 	// Slots: where the deploy goes (the idle slot, or a switch's target) and what was live.
 	Slot     string `json:"slot,omitempty"`
@@ -43,6 +41,14 @@ type Checkpoint struct {
 	// Reporting: what was last reported and when, to update at most every 30 s while a step runs.
 	ReportedKey string    `json:"reported_key,omitempty"`
 	ReportedAt  time.Time `json:"reported_at,omitzero"`
+}
+
+// Image is the image one container of one Kubernetes Deployment runs: what a rollout replaces and
+// a rollback puts back.
+type Image struct {
+	Deployment string `json:"deployment"`
+	Container  string `json:"container"`
+	Image      string `json:"image"`
 }
 
 // StepRecord is one step as reports show it.
@@ -72,7 +78,7 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 	return cp, err
 }
 
-func (cp *Checkpoint) encode() []byte {
+func (cp *Checkpoint) Encode() []byte {
 	b, err := json.Marshal(cp)
 	if err != nil {
 		panic("pipeline: checkpoint does not marshal: " + err.Error()) // plain data: cannot happen
@@ -81,7 +87,7 @@ func (cp *Checkpoint) encode() []byte {
 }
 
 // step returns the record of the named step, starting it at now if it is not there.
-func (cp *Checkpoint) step(name string, now time.Time) *StepRecord {
+func (cp *Checkpoint) Step(name string, now time.Time) *StepRecord {
 	for i := range cp.Steps {
 		if cp.Steps[i].Name == name {
 			return &cp.Steps[i]
@@ -91,7 +97,7 @@ func (cp *Checkpoint) step(name string, now time.Time) *StepRecord {
 	return &cp.Steps[len(cp.Steps)-1]
 }
 
-func (s *StepRecord) finish(status, detail string, now time.Time) {
+func (s *StepRecord) Finish(status, detail string, now time.Time) {
 	s.Status, s.Finished = status, now
 	if detail != "" {
 		s.Detail = detail
