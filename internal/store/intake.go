@@ -255,13 +255,6 @@ func deployIDFor(ctx context.Context, st *stmts, in Intake, rec Recorded, key st
 	return id, err
 }
 
-func deployIDPayload(id int64) json.RawMessage {
-	b := make([]byte, 0, 32)
-	b = append(b, `{"deploy_id":`...)
-	b = strconv.AppendInt(b, id, 10)
-	return append(b, '}')
-}
-
 // withDeployID sets deploy_id in a JSON object payload, keeping its other fields.
 func withDeployID(payload json.RawMessage, id int64) (json.RawMessage, error) {
 	fields := map[string]json.RawMessage{}
