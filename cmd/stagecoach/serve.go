@@ -91,28 +91,25 @@ func runServer(ctx context.Context, o serverOptions) error {
 	defer st.Close()
 
 	m := metrics.New(st, log)
+	execs, services, err := executors(cfg, st, m, log)
+	if err != nil {
+		return err
+	}
+	// The store wakes the runners of this process after every commit that made work due.
+	runner, err := worker.New(st, execs, worker.Options{Services: services}, log)
+	if err != nil {
+		return err
+	}
 	var deploys *pipeline.Runner
-	wakeDeploys := func() {
-		if deploys != nil {
-			deploys.Wake()
-		}
-	}
-	execs, err := executors(cfg, st, m, wakeDeploys, log)
-	if err != nil {
-		return err
-	}
-	runner, err := worker.New(st, execs, worker.Options{}, log)
-	if err != nil {
-		return err
-	}
 	if o.deploy {
-		if deploys, err = newPipeline(ctx, o, st, runner, m); err != nil {
+		if deploys, err = newPipeline(ctx, o, st, m); err != nil {
 			return err
 		}
+		st.OnCommit(store.WakeDeploys, deploys.Wake)
 	} else {
 		log.Warn("deploys are recorded but not run (--deploy=false)")
 	}
-	intake, err := webhook.New(secret, handlers.All(cfg), st, wakeOnAccept{m, runner, deploys}, log)
+	intake, err := webhook.New(secret, handlers.All(cfg), st, m, log)
 	if err != nil {
 		return err
 	}
@@ -198,7 +195,7 @@ func webhookSecret(cfg *config.Config, log *slog.Logger) ([]byte, error) {
 
 // newPipeline builds the deploy runner. Without apps there is nothing to deploy, and no AWS
 // configuration is looked for (which would probe the EC2 metadata service).
-func newPipeline(ctx context.Context, o serverOptions, st *store.Store, jobs *worker.Runner, m *metrics.Metrics) (*pipeline.Runner, error) {
+func newPipeline(ctx context.Context, o serverOptions, st *store.Store, m *metrics.Metrics) (*pipeline.Runner, error) {
 	cfg := o.cfg
 	var cloud pipeline.Cloud
 	if len(cfg.Apps) > 0 {
@@ -218,57 +215,41 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, jobs *wo
 	}
 	po := o.pipeline
 	po.Observer = m
-	return pipeline.New(st, cfg, cloud, clusters, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: o.log}, po, o.log), nil
+	return pipeline.New(st, cfg, cloud, clusters, po, o.log), nil
 }
 
-// executors is the one registration list of job executors. Without a GitHub App nothing can be
-// reported or answered: those jobs then wait in the store until one is configured. wakeDeploys
-// tells the pipeline a command released deploys or unlocked a stage.
-func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, wakeDeploys func(), log *slog.Logger) ([]worker.Executor, error) {
+// executors is the one registration list of job executors, with the services they wait for
+// when those stop answering. Without a GitHub App nothing can be reported or answered: those jobs
+// then wait in the store until one is configured.
+func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) ([]worker.Executor, []worker.Service, error) {
 	if !cfg.GitHub.Configured() {
 		log.Warn("no GitHub App configured: check runs wait until one is")
-		return nil, nil
+		return nil, nil, nil
 	}
 	key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading the GitHub App private key: %w", err)
+		return nil, nil, fmt.Errorf("reading the GitHub App private key: %w", err)
 	}
 	gh, err := githubapp.New(githubapp.Options{
 		AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL,
 		UserAgent: "stagecoach/" + version, Transport: m.GitHubTransport(http.DefaultTransport),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	web := report.WebURL(cfg.GitHub.APIURL)
-	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Wake: wakeDeploys, Log: log, Observer: m})
+	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Log: log, Observer: m})
 	releases := release.New(st, gh, cfg, web, log)
 	return []worker.Executor{
-		report.NewCheckRunCreator(st, gh, web, log),
-		report.NewProgress(st, gh, cfg, web, log),
+		report.NewCheckRunCreator(st, gh, web, log).Executor(),
+		report.NewProgress(st, gh, cfg, web, log).Executor(),
 		commands.Comments(),
 		commands.Buttons(),
 		releases.Tags(),
 		releases.Updates(),
-		installs.New(cfg, log),
-	}, nil
-}
-
-// wakeOnAccept counts deliveries and wakes the runners when one brought work.
-type wakeOnAccept struct {
-	m *metrics.Metrics
-	r *worker.Runner
-	p *pipeline.Runner
-}
-
-func (w wakeOnAccept) Delivered(event string, res webhook.Result) {
-	w.m.Delivered(event, res)
-	if res == webhook.Accepted {
-		w.r.Wake()
-		if w.p != nil {
-			w.p.Wake()
-		}
-	}
+		releases.LegacyUpdates(),
+		installs.New(cfg, log).Executor(),
+	}, []worker.Service{{Name: githubapp.Service, Probe: gh.Probe}}, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

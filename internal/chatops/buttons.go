@@ -2,7 +2,6 @@ package chatops
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
 
 // Buttons runs jobs.KindCheckRunAction: a press of a button on one of Stagecoach's check runs,
@@ -23,17 +23,12 @@ import (
 type Buttons struct{ x *Executor }
 
 // Buttons returns the button executor.
-func (x *Executor) Buttons() *Buttons { return &Buttons{x: x} }
+func (x *Executor) Buttons() worker.Executor {
+	b := &Buttons{x: x}
+	return worker.Handle(jobs.KindCheckRunAction, b.press)
+}
 
-// Kind implements worker.Executor.
-func (b *Buttons) Kind() string { return jobs.KindCheckRunAction }
-
-// Run implements worker.Executor.
-func (b *Buttons) Run(ctx context.Context, j jobs.Job) error {
-	var a jobs.CheckRunAction
-	if err := json.Unmarshal(j.Payload, &a); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
-	}
+func (b *Buttons) press(ctx context.Context, _ jobs.Job, a jobs.CheckRunAction) error {
 	x := b.x
 	gh, err := x.clients.Installation(a.InstallationID)
 	if err != nil {

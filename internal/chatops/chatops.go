@@ -29,14 +29,16 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/authz"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
 // Store is what commands read and record.
 type Store interface {
+	ghcreate.Log
 	RecordCommand(ctx context.Context, c store.CommandRecord) (store.CommandRecord, error)
-	FinishCommand(ctx context.Context, id int64, outcome, reason string, replyComment int64) error
+	FinishCommandWith(ctx context.Context, c store.CommandDone) error
 	SetCommandReply(ctx context.Context, id, replyComment int64) error
 
 	Deploy(ctx context.Context, id int64) (deploy.Deploy, error)
@@ -44,9 +46,7 @@ type Store interface {
 	LiveDeploys(ctx context.Context, app string) (map[string]deploy.Deploy, error)
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
 	RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]store.RecordedDeploy, error)
-	ReleaseDeploy(ctx context.Context, id int64) error
 	CancelDeploy(ctx context.Context, id int64, reason string) (bool, error)
-	SetComment(ctx context.Context, deployID, commentID int64) error
 
 	LockStage(ctx context.Context, l store.StageLock) (store.StageLock, bool, error)
 	UnlockStage(ctx context.Context, app, stage string) (store.StageLock, error)
@@ -58,16 +58,17 @@ type Store interface {
 	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
 }
 
-// Clients gives the GitHub client of an installation.
+// Clients gives the GitHub client of an installation, and the App's bot login (by which a reply
+// is found again after a crash).
 type Clients interface {
 	Installation(id int64) (*github.Client, error)
+	BotLogin(ctx context.Context) (string, error)
 }
 
 // Options are what the executors need besides the store and GitHub.
 type Options struct {
 	Config   *config.Config
 	WebURL   string           // GitHub's web root, for links
-	Wake     func()           // wakes the pipeline after deploys were released or a stage unlocked
 	Now      func() time.Time // default time.Now
 	Log      *slog.Logger
 	Observer Observer // hears of every command's outcome (metrics); may be nil
@@ -84,7 +85,6 @@ type Executor struct {
 	clients Clients
 	cfg     *config.Config
 	webURL  string
-	wake    func()
 	now     func() time.Time
 	log     *slog.Logger
 	obs     Observer
@@ -95,10 +95,7 @@ func New(st Store, clients Clients, o Options) *Executor {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Wake == nil {
-		o.Wake = func() {}
-	}
-	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), wake: o.Wake, now: o.Now,
+	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), now: o.Now,
 		log: o.Log, obs: o.Observer}
 }
 
@@ -152,8 +149,11 @@ func terminal(err error) (string, bool) {
 }
 
 // finish answers a command and records its outcome. The reply is one comment on the command's
-// issue, edited if an earlier attempt already made it. Held deploys get that comment as the one
-// their progress is reported in, and are released.
+// issue, edited if an earlier attempt already made it, and found again by its marker if an
+// earlier attempt made it but died before recording it. The outcome is recorded with the hand
+// over of the held deploys in one transaction (store.FinishCommandWith): the first gets the reply
+// as the comment its progress is reported in, and from then on only reports write it, in order,
+// up to how the deploy ended.
 func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec store.CommandRecord, out outcome) error {
 	reply := rec.ReplyCommentID
 	if o.Issue != 0 && out.reply != "" {
@@ -161,44 +161,52 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 		if !strings.HasPrefix(body, "@"+o.Actor+" ") {
 			body = fmt.Sprintf("@%s %s", o.Actor, out.reply) // address the person who asked
 		}
+		marker := replyMarker(o.Key)
+		body += "\n\n" + marker
 		if reply != 0 {
 			if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), reply, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
 				return githubapp.Classify(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
 			}
 		} else {
-			c, _, err := gh.Issues.CreateComment(ctx, o.owner(), o.name(), o.Issue, &github.IssueComment{Body: github.Ptr(body)})
+			id, _, err := ghcreate.Once(ctx, x.st, "reply/"+o.Key,
+				func(ctx context.Context) (int64, error) {
+					bot, err := x.clients.BotLogin(ctx)
+					if err != nil {
+						return 0, err
+					}
+					return ghcreate.Comment(ctx, gh, o.owner(), o.name(), o.Issue, bot, marker)
+				},
+				func(ctx context.Context) (int64, error) {
+					c, _, err := gh.Issues.CreateComment(ctx, o.owner(), o.name(), o.Issue, &github.IssueComment{Body: github.Ptr(body)})
+					return c.GetID(), err
+				})
 			if err != nil {
-				return githubapp.Classify(fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err))
+				return fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err)
 			}
-			reply = c.GetID()
+			reply = id
 			if err := x.st.SetCommandReply(ctx, rec.ID, reply); err != nil {
 				return err
 			}
 		}
 	}
-	for i, id := range out.deploys {
-		if i == 0 && reply != 0 {
-			if err := x.st.SetComment(ctx, id, reply); err != nil {
-				return err
-			}
-		}
-		if err := x.st.ReleaseDeploy(ctx, id); err != nil {
-			return err
-		}
-	}
-	if len(out.deploys) > 0 {
-		x.wake()
-	}
 	result, reason := "refused", out.reply
 	if out.accepted {
 		result, reason = "accepted", ""
+	}
+	if err := x.st.FinishCommandWith(ctx, store.CommandDone{ID: rec.ID, Outcome: result, Reason: reason, Reply: reply, Deploys: out.deploys}); err != nil {
+		return err
 	}
 	x.log.Info("command", "key", o.Key, "repo", o.Repo, "issue", o.Issue, "actor", o.Actor, "verb", rec.Verb, "stage", rec.Stage,
 		"outcome", result, "deploys", out.deploys, "delivery", o.Delivery)
 	if x.obs != nil {
 		x.obs.CommandDone(rec.Verb, result)
 	}
-	return x.st.FinishCommand(ctx, rec.ID, result, reason, reply)
+	return nil
+}
+
+// replyMarker finds the reply to a command again.
+func replyMarker(key string) string {
+	return fmt.Sprintf("<!-- stagecoach:reply %s -->", strings.ReplaceAll(key, "--", "-"))
 }
 
 // authorize decides whether the command's author may run verb on stage (on nil, a pull

@@ -107,7 +107,8 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { st.Close() })
 	w := &world{t: t, gh: gh, st: st, cfg: cfg, now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	st.Now = func() time.Time { return w.now }
-	w.x = New(st, f, Options{Config: cfg, WebURL: "https://github.com", Wake: func() { w.woke++ },
+	st.OnCommit(store.WakeDeploys, func() { w.woke++ }) // the store wakes the pipeline
+	w.x = New(st, f, Options{Config: cfg, WebURL: "https://github.com",
 		Now: func() time.Time { return w.now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return w
 }
@@ -243,7 +244,7 @@ func TestPromoteAlpha(t *testing.T) {
 	w := newWorld(t)
 	w.live("test", shaC, "dev", deploy.Checkpoint{})
 	got := w.say(5, "lead", "Tested, looks good.\n/promote alpha")
-	if want := "@lead ⏳ promoting `ccccccc` (live on test) to **alpha**: `alpha` now points at `ccccccc`. Progress follows in this comment."; got != want {
+	if want := "@lead ⏳ promoting `ccccccc` (live on test) to **alpha**: `alpha` now points at `ccccccc`. Progress follows in this comment.\n\n<!-- stagecoach:reply comment:acme/hello:1001 -->"; got != want {
 		t.Errorf("answer = %q\nwant     %q", got, want)
 	}
 	if sha, _ := w.gh.Ref(repo, "alpha"); sha != shaC {

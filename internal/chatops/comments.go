@@ -2,7 +2,6 @@ package chatops
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -11,31 +10,21 @@ import (
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
 
 // Comments runs jobs.KindComment: one new comment by a person on an issue or pull request of a
 // configured repository. The intake already left out edited comments (an edit could put words
 // in a command after it was approved, and GitHub does not say who edited) and comments by bots,
 // so the body here is exactly what its author wrote when creating it.
-type Comments struct{ x *Executor }
+func (x *Executor) Comments() worker.Executor { return worker.Handle(jobs.KindComment, x.comment) }
 
-// Comments returns the comment executor.
-func (x *Executor) Comments() *Comments { return &Comments{x: x} }
-
-// Kind implements worker.Executor.
-func (c *Comments) Kind() string { return jobs.KindComment }
-
-// Run implements worker.Executor.
-func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
-	var in jobs.Comment
-	if err := json.Unmarshal(j.Payload, &in); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
-	}
-	parsed := command.Parse(in.Body, c.x.cfg.StageNames())
+func (x *Executor) comment(ctx context.Context, _ jobs.Job, in jobs.Comment) error {
+	parsed := command.Parse(in.Body, x.cfg.StageNames())
 	if parsed.Command == nil && parsed.Reply == "" {
 		return nil // not for Stagecoach
 	}
-	gh, err := c.x.clients.Installation(in.InstallationID)
+	gh, err := x.clients.Installation(in.InstallationID)
 	if err != nil {
 		return jobs.Terminal(err)
 	}
@@ -51,7 +40,7 @@ func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
 	} else {
 		rec.Verb = "invalid"
 	}
-	rec, err = c.x.st.RecordCommand(ctx, rec)
+	rec, err = x.st.RecordCommand(ctx, rec)
 	if err != nil {
 		return err
 	}
@@ -66,10 +55,10 @@ func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
 	var out outcome
 	if parsed.Command == nil {
 		out = outcome{reply: parsed.Reply}
-	} else if out, err = c.x.run(ctx, gh, o, *parsed.Command, nil); err != nil {
+	} else if out, err = x.run(ctx, gh, o, *parsed.Command, nil); err != nil {
 		return err
 	}
-	return c.x.finish(ctx, gh, o, rec, out)
+	return x.finish(ctx, gh, o, rec, out)
 }
 
 // firstCommandLine is the command as written, for the audit trail.

@@ -84,7 +84,6 @@ func (x *Executor) unlock(ctx context.Context, gh *github.Client, o origin, cmd 
 			return outcome{}, err
 		}
 	}
-	x.wake() // deploys that queued behind the lock may start
 	reply := fmt.Sprintf("🔓 unlocked **%s**", cmd.Stage)
 	if !mine {
 		reply += fmt.Sprintf(" (it was locked by @%s%s)", held[0].Owner, lockReason(held[0]))

@@ -149,6 +149,9 @@ type Deploy struct {
 	UpdatedAt              time.Time `json:"updated_at"`
 	StartedAt              time.Time `json:"started_at,omitzero"`
 	FinishedAt             time.Time `json:"finished_at,omitzero"`
+	// ReportSeq counts the deploy's changes worth reporting; each report job carries the one it
+	// was recorded with, so a report that a later one follows leaves GitHub to it.
+	ReportSeq int64 `json:"-"`
 	// Checkpoint is the pipeline's record of what it has started (build id, replaced images),
 	// stored as-is so a restarted process resumes instead of starting over.
 	Checkpoint []byte `json:"-"`

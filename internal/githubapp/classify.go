@@ -11,9 +11,14 @@ import (
 	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
+// Service is the name jobs use for GitHub when it does not answer (jobs.UnavailableError).
+const Service = "github"
+
 // Classify turns a GitHub call's error into what the job runner should do with it: wait for a
-// rate limit to reset, retry a server or network failure with backoff, or give up on a request
-// GitHub refused for good (404, 422: retrying the same call cannot succeed).
+// rate limit exactly as long as GitHub says, wait for GitHub to answer again after a server or
+// network failure (the runner probes it and wakes the job), retry other failures with backoff,
+// or give up on a request GitHub refused for good (404, 422: retrying the same call cannot
+// succeed).
 func Classify(err error) error {
 	if err == nil {
 		return nil
@@ -36,8 +41,11 @@ func Classify(err error) error {
 		if after, ok := retryAfter(tokErr.Response); ok {
 			return &jobs.RetryAfterError{After: after, Err: err}
 		}
-		if code := tokErr.Response.StatusCode; code == http.StatusNotFound || code == http.StatusUnprocessableEntity {
+		switch code := tokErr.Response.StatusCode; {
+		case code == http.StatusNotFound || code == http.StatusUnprocessableEntity:
 			return jobs.Terminal(err) // the installation is gone
+		case code >= 500:
+			return jobs.Unavailable(Service, err)
 		}
 		return err
 	}
@@ -50,9 +58,13 @@ func Classify(err error) error {
 			return err // tokens are renewed on the next attempt
 		case code >= 400 && code < 500:
 			return jobs.Terminal(err)
+		case code >= 500:
+			return jobs.Unavailable(Service, err)
 		}
+		return err
 	}
-	return err // network errors and everything else: retry with backoff
+	// No answer at all (refused or dropped connections, timeouts): GitHub is unreachable.
+	return jobs.Unavailable(Service, err)
 }
 
 // retryAfter reads a rate-limited response's Retry-After (seconds) or X-RateLimit-Reset (epoch).

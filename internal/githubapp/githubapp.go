@@ -6,6 +6,7 @@ package githubapp
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +44,7 @@ type Factory struct {
 	rt      http.RoundTripper
 
 	mu    sync.Mutex
+	bot   string // BotLogin, once known
 	size  int
 	order *list.List // front = most recently used; values are *entry
 	byID  map[int64]*list.Element
@@ -147,4 +149,47 @@ func (t *userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("User-Agent", t.ua)
 	return t.next.RoundTrip(r)
+}
+
+// Probe asks GitHub whether it answers, with an anonymous GET /rate_limit: no credentials, and
+// it costs no rate limit. Any answer but a server error or a rate limit counts.
+func (f *Factory) Probe(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.base.String()+"rate_limit", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	resp, err := (&http.Client{Transport: f.rt, Timeout: f.timeout}).Do(req)
+	if err != nil {
+		return fmt.Errorf("probing GitHub: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("probing GitHub: %s", resp.Status)
+	}
+	return nil
+}
+
+// BotLogin is the login of the App's bot user ("<slug>[bot]"), the author of everything the App
+// creates: asked of GitHub once (GET /app), then remembered.
+func (f *Factory) BotLogin(ctx context.Context) (string, error) {
+	f.mu.Lock()
+	bot := f.bot
+	f.mu.Unlock()
+	if bot != "" {
+		return bot, nil
+	}
+	gh, err := f.App()
+	if err != nil {
+		return "", err
+	}
+	app, _, err := gh.Apps.Get(ctx, "")
+	if err != nil {
+		return "", Classify(fmt.Errorf("reading the App's slug: %w", err))
+	}
+	bot = app.GetSlug() + "[bot]"
+	f.mu.Lock()
+	f.bot = bot
+	f.mu.Unlock()
+	return bot, nil
 }

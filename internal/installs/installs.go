@@ -7,14 +7,13 @@ package installs
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
 
 // Executor runs jobs.KindInstallation.
@@ -26,15 +25,13 @@ type Executor struct {
 // New builds the executor.
 func New(cfg *config.Config, log *slog.Logger) *Executor { return &Executor{cfg: cfg, log: log} }
 
-// Kind implements worker.Executor.
-func (e *Executor) Kind() string { return jobs.KindInstallation }
+// Executor is the job executor.
+func (e *Executor) Executor() worker.Executor {
+	return worker.Handle(jobs.KindInstallation, e.Installed)
+}
 
-// Run implements worker.Executor.
-func (e *Executor) Run(_ context.Context, j jobs.Job) error {
-	var in jobs.Installation
-	if err := json.Unmarshal(j.Payload, &in); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
-	}
+// Installed says, in the log, what an installation of the App means for the configured apps.
+func (e *Executor) Installed(_ context.Context, _ jobs.Job, in jobs.Installation) error {
 	covered, missing := e.Coverage(in)
 	log := e.log.With("installation", in.InstallationID, "account", in.Account, "action", in.Action, "delivery", in.Delivery)
 	switch in.Action {

@@ -72,7 +72,7 @@ func TestRunWarns(t *testing.T) {
 			var logs bytes.Buffer
 			e := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 			payload, _ := json.Marshal(tt.in)
-			if err := e.Run(context.Background(), jobs.Job{Kind: jobs.KindInstallation, Payload: payload}); err != nil {
+			if err := e.Executor().Run(context.Background(), jobs.Job{Kind: jobs.KindInstallation, Payload: payload}); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(logs.String(), tt.want) {
@@ -80,7 +80,7 @@ func TestRunWarns(t *testing.T) {
 			}
 		})
 	}
-	if err := New(cfg, slog.New(slog.DiscardHandler)).Run(context.Background(), jobs.Job{Kind: jobs.KindInstallation, Payload: []byte("{")}); !jobs.IsTerminal(err) {
+	if err := New(cfg, slog.New(slog.DiscardHandler)).Executor().Run(context.Background(), jobs.Job{Kind: jobs.KindInstallation, Payload: []byte("{")}); !jobs.IsTerminal(err) {
 		t.Errorf("a malformed payload: %v, want a terminal error", err)
 	}
 }

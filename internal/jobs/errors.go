@@ -36,3 +36,23 @@ type RetryAfterError struct {
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// UnavailableError marks a failure because a service the job needs did not answer (a 5xx, a
+// dropped connection, a timeout). The runner retries it without counting it against the job,
+// and wakes it at once when the service answers again.
+type UnavailableError struct {
+	Service string
+	Err     error
+}
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable wraps err as service being unavailable; nil stays nil.
+func Unavailable(service string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnavailableError{Service: service, Err: err}
+}

@@ -15,8 +15,11 @@ const (
 	// Its payload is a CheckRunCreate.
 	KindCheckRunCreate = "checkrun.create"
 	// KindDeployReport brings a deploy's check run, GitHub Deployment and pull-request comment
-	// up to date with where the deploy stands. Its payload is a CheckRunCreate.
+	// up to date with where the deploy stands. Its payload is a DeployReport.
 	KindDeployReport = "deploy.report"
+	// KindDeployEnded says a deploy reached a final state; the release workflow consumes it.
+	// Payload: DeployEnded.
+	KindDeployEnded = "deploy.ended"
 	// KindTagCreated records a tag pushed or created in a configured repo. Payload: Tag.
 	KindTagCreated = "event.tag"
 	// KindComment records a new issue or pull-request comment. Payload: Comment.
@@ -25,8 +28,8 @@ const (
 	KindCheckRunAction = "event.check_run"
 	// KindInstallation records an installation of the GitHub App. Payload: Installation.
 	KindInstallation = "event.installation"
-	// KindReleaseUpdate brings a release issue up to date once a promotion's deploy ended: closes
-	// it with a summary when everything shipped. Payload: ReleaseUpdate.
+	// KindReleaseUpdate is what earlier versions recorded instead of KindDeployEnded; jobs of
+	// this kind still in a store are run as KindDeployEnded. Payload: ReleaseUpdate.
 	KindReleaseUpdate = "release.update"
 )
 
@@ -42,11 +45,37 @@ type Job struct {
 	// DeployKey, when set, names the deploy (deploy.Request.Key) this job is about; the store
 	// fills Payload's deploy_id from it once the deploy row exists.
 	DeployKey string `json:"-"`
+	// Lane, when set, orders the job after every earlier job of the same lane: it waits,
+	// unclaimable, until they are done (or failed for good), and then runs alone in its lane.
+	// A deploy's reports share its environment's lane (ReportLane), so they reach GitHub one at
+	// a time and in order, from whichever replica runs them.
+	Lane string `json:"-"`
 }
 
 // CheckRunCreate is the payload of KindCheckRunCreate.
 type CheckRunCreate struct {
 	DeployID int64 `json:"deploy_id"`
+}
+
+// DeployReport is the payload of KindDeployReport. Seq is the deploy's report sequence when the
+// job was recorded: a job whose deploy has a higher one has a later job behind it in its lane and
+// leaves the reporting to it.
+type DeployReport struct {
+	DeployID int64 `json:"deploy_id"`
+	Seq      int64 `json:"seq,omitempty"`
+}
+
+// DeployEnded is the payload of KindDeployEnded. Its fields are a superset of ReleaseUpdate's.
+type DeployEnded struct {
+	DeployID       int64  `json:"deploy_id"`
+	State          string `json:"state"`
+	App            string `json:"app"`
+	Stage          string `json:"stage"`
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Issue          int    `json:"issue,omitempty"` // where the command that asked for it was given
+	Command        bool   `json:"command,omitempty"`
+	Delivery       string `json:"delivery"` // the delivery that asked for it
 }
 
 // Tag is the payload of KindTagCreated.

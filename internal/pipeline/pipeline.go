@@ -58,12 +58,6 @@ type Clusters interface {
 	For(stage *config.Stage) (Cluster, error)
 }
 
-// Reporter tells GitHub how a deploy stands. It must not block or fail the deploy: it records
-// the report as durable work and returns.
-type Reporter interface {
-	Report(ctx context.Context, d deploy.Deploy, cp deploy.Checkpoint)
-}
-
 // Observer hears of deploys that ended (for metrics).
 type Observer interface {
 	DeployEnded(d deploy.Deploy, took time.Duration)
@@ -92,14 +86,14 @@ type Runner struct {
 	cfg      *config.Config
 	cloud    Cloud
 	clusters Clusters
-	report   Reporter
 	o        Options
 	log      *slog.Logger
 	poll     *poller.Poller
 }
 
-// New builds a runner.
-func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, report Reporter, o Options, log *slog.Logger) *Runner {
+// New builds a runner. What it reports to GitHub is recorded by the store with each change
+// (store.Update.Report).
+func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, o Options, log *slog.Logger) *Runner {
 	if o.Owner == "" {
 		o.Owner = fmt.Sprintf("pipeline-%016x", rand.Uint64())
 	}
@@ -133,7 +127,7 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, report Re
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, report: report, o: o, log: log, poll: poller.New()}
+	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, o: o, log: log, poll: poller.New()}
 }
 
 // Wake makes an idle runner look for due deploys now.
@@ -209,8 +203,10 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 	if reportNow {
 		cp.ReportedKey, cp.ReportedAt = progressKey(&cp, state), now
 	}
+	// The change and the reports it implies are one transaction (store.Advance): a crash can
+	// lose neither the report of a step nor the deploy's end.
 	err := r.st.Advance(ctx, lease, store.Update{State: res.state, Error: res.err, Checkpoint: cp.Encode(),
-		RunAfter: now.Add(res.after), Release: true})
+		RunAfter: now.Add(res.after), Release: true, Report: reportNow})
 	if errors.Is(err, store.ErrConflict) {
 		// Another deploy of this app and stage runs: wait for it.
 		return r.st.Advance(ctx, lease, store.Update{RunAfter: now.Add(2 * time.Second), Release: true})
@@ -223,9 +219,6 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 		return err
 	}
 	d.State, d.Error = state, res.err
-	if reportNow && r.report != nil {
-		r.report.Report(ctx, d, cp)
-	}
 	if state.Final() && r.o.Observer != nil {
 		start := d.StartedAt
 		if start.IsZero() {

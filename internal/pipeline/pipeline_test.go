@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,18 +28,6 @@ const (
 	sha1        = "c4295bd74fb0f4fda03689c3df3f2803b658fd85"
 )
 
-// recorder is a Reporter that keeps every report.
-type recorder struct {
-	mu      sync.Mutex
-	reports []string
-}
-
-func (r *recorder) Report(_ context.Context, d deploy.Deploy, cp deploy.Checkpoint) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reports = append(r.reports, fmt.Sprintf("%s %s", d.State, cp.Progress))
-}
-
 // world is one scenario's real parts: a SQLite store, the AWS test servers and a namespace on
 // the real control plane with the app's Deployments.
 type world struct {
@@ -50,7 +37,6 @@ type world struct {
 	cfg     *config.Config
 	kc      *kubetest.Cluster
 	ns      string
-	report  *recorder
 	dbPath  string
 	cfgText string
 }
@@ -58,7 +44,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	kc := kubetest.Start(t)
-	w := &world{t: t, kc: kc, ns: kc.Namespace(t), aws: awstest.New(t), report: &recorder{}}
+	w := &world{t: t, kc: kc, ns: kc.Namespace(t), aws: awstest.New(t)}
 	w.aws.CodeBuild.SetScript(awstest.Script{PhaseDuration: 50 * time.Millisecond})
 	w.aws.STS.Allow(nonprodRole, "")
 	w.aws.Secrets.Add("hello/test")
@@ -113,7 +99,7 @@ func (w *world) openStore() *store.Store {
 }
 
 func (w *world) runner(st *store.Store, owner string) *Runner {
-	return New(st, w.cfg, amazon.New(w.aws.Config(), w.cfg.Credentials), &KubeClusters{}, w.report,
+	return New(st, w.cfg, amazon.New(w.aws.Config(), w.cfg.Credentials), &KubeClusters{},
 		Options{Owner: owner, LeaseTTL: 3 * time.Second, Poll: 20 * time.Millisecond, MinPoll: 100 * time.Millisecond, EndPoll: 100 * time.Millisecond,
 			MaxPoll: 500 * time.Millisecond, FollowBudget: 2 * time.Second, ReportEvery: time.Second},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -196,9 +182,14 @@ func TestDeploySucceedsPodByPod(t *testing.T) {
 	if len(cp.Steps) != 3 || cp.Steps[2].Name != "Rollout" || cp.Steps[2].Status != deploy.StepSucceeded {
 		t.Errorf("steps = %+v", cp.Steps)
 	}
-	t.Logf("reports: %v", w.report.reports)
-	if len(w.report.reports) < 4 || !strings.HasPrefix(w.report.reports[len(w.report.reports)-1], "succeeded") {
-		t.Errorf("reports = %v", w.report.reports)
+	// Every step change recorded its report with it, and the end its deploy.ended job.
+	pending, err := w.st.PendingJobs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("jobs recorded: %v", pending)
+	if pending["deploy.report"] < 4 || pending["deploy.ended"] != 1 {
+		t.Errorf("jobs = %v, want a report of each of the 4 step changes and the deploy's end", pending)
 	}
 }
 
@@ -268,7 +259,7 @@ func TestNewestWinsWhileADeployRuns(t *testing.T) {
 }
 
 func TestPollSchedule(t *testing.T) {
-	r := New(nil, nil, nil, nil, nil, Options{}, nil)
+	r := New(nil, nil, nil, nil, Options{}, nil)
 	for _, tt := range []struct {
 		elapsed, expected, want time.Duration
 	}{

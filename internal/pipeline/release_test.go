@@ -36,7 +36,7 @@ const (
 func newReleaseWorld(t *testing.T, promoteFrom string) *world {
 	t.Helper()
 	kc := kubetest.Start(t)
-	w := &world{t: t, kc: kc, ns: kc.Namespace(t), report: &recorder{}}
+	w := &world{t: t, kc: kc, ns: kc.Namespace(t)}
 	w.freshAWS("hello/alpha", "hello/prod")
 	order := ""
 	if promoteFrom != "" {

@@ -121,7 +121,7 @@ func TestPipelineChildProcess(t *testing.T) {
 	}
 	awsCfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(os.Getenv("STAGECOACH_PIPELINE_AWS")),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDSTAGECOACHTEST", "test-secret-key", "")}
-	r := New(st, cfg, amazon.New(awsCfg, cfg.Credentials), &KubeClusters{}, nil,
+	r := New(st, cfg, amazon.New(awsCfg, cfg.Credentials), &KubeClusters{},
 		Options{Owner: "child", LeaseTTL: 3 * time.Second, Poll: 20 * time.Millisecond, MinPoll: 100 * time.Millisecond, EndPoll: 100 * time.Millisecond,
 			MaxPoll: 500 * time.Millisecond, FollowBudget: 2 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	_ = r.Run(context.Background()) // until killed

@@ -22,13 +22,16 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
-// Store is what the release workflow reads and records.
+// Store is what the release workflow reads and records, and where it records what it creates on
+// GitHub before creating it (package ghcreate).
 type Store interface {
 	status.Store
+	ghcreate.Log
 	CreateRelease(ctx context.Context, r store.Release) (store.Release, bool, error)
 	ClaimRelease(ctx context.Context, id int64, key, sha string) (bool, error)
 	UpdateRelease(ctx context.Context, r store.Release) error
@@ -37,9 +40,11 @@ type Store interface {
 	DeploysByDelivery(ctx context.Context, delivery string) ([]deploy.Deploy, error)
 }
 
-// Clients gives the GitHub client of an installation.
+// Clients gives the GitHub client of an installation, and the App's bot login (by which what it
+// created is found again).
 type Clients interface {
 	Installation(id int64) (*github.Client, error)
+	BotLogin(ctx context.Context) (string, error)
 }
 
 // CheckName is the name of release check runs.

@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,28 +9,20 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
 
 // Tags runs jobs.KindTagCreated: a tag created or pushed in a configured repository.
-type Tags struct{ w *Workflow }
+func (w *Workflow) Tags() worker.Executor { return worker.Handle(jobs.KindTagCreated, w.Tag) }
 
-// Tags returns the tag executor.
-func (w *Workflow) Tags() *Tags { return &Tags{w: w} }
-
-// Kind implements worker.Executor.
-func (t *Tags) Kind() string { return jobs.KindTagCreated }
-
-// Run implements worker.Executor.
-func (t *Tags) Run(ctx context.Context, j jobs.Job) error {
-	var in jobs.Tag
-	if err := json.Unmarshal(j.Payload, &in); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
-	}
-	w := t.w
+// Tag opens the release of a release tag: its issue and check run, or the check run that says
+// why it cannot be promoted.
+func (w *Workflow) Tag(ctx context.Context, j jobs.Job, in jobs.Tag) error {
 	target := w.cfg.Stage(w.cfg.Release.Stage)
 	if target == nil || !w.cfg.MatchRelease(in.Tag) {
 		w.log.Info("tag is no release tag", "repo", in.Repo, "tag", in.Tag, "patterns", w.cfg.Release.Tags)
@@ -177,16 +168,14 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 func (w *Workflow) refuse(ctx context.Context, gh *github.Client, rel store.Release, v View) error {
 	rel.State, rel.Reason = store.ReleaseRefused, v.Refusal
 	if rel.CheckRunID == 0 {
-		owner, name := splitRepo(rel.Repo)
-		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
-			Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
+		var err error
+		rel.CheckRunID, err = w.checkRunOnce(ctx, gh, rel, github.CreateCheckRunOptions{
 			Status: github.Ptr("completed"), Conclusion: github.Ptr("failure"),
 			Output: &github.CheckRunOutput{Title: github.Ptr(v.refusedTitle()), Summary: github.Ptr(v.RefusedSummary())},
 		})
 		if err != nil {
-			return githubapp.Classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+			return err
 		}
-		rel.CheckRunID = run.GetID()
 	}
 	w.log.Info("release refused", "repo", rel.Repo, "tag", rel.Tag, "sha", rel.SHA, "reason", rel.Reason)
 	return w.st.UpdateRelease(ctx, rel)
@@ -200,34 +189,65 @@ func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Releas
 		if err := w.ensureLabel(ctx, gh, owner, name); err != nil {
 			return err
 		}
-		issue, _, err := gh.Issues.Create(ctx, owner, name, &github.IssueRequest{
-			Title: github.Ptr("Release " + rel.Tag), Body: github.Ptr(v.IssueBody()), Labels: &[]string{w.cfg.Release.Label},
-		})
+		// Found again after a crash by its label and the marker in its body (View.marker).
+		number, _, err := ghcreate.Once(ctx, w.st, fmt.Sprintf("release/%d/issue", rel.ID),
+			func(ctx context.Context) (int64, error) {
+				bot, err := w.clients.BotLogin(ctx)
+				if err != nil {
+					return 0, err
+				}
+				return ghcreate.Issue(ctx, gh, owner, name, w.cfg.Release.Label, bot, v.marker())
+			},
+			func(ctx context.Context) (int64, error) {
+				issue, _, err := gh.Issues.Create(ctx, owner, name, &github.IssueRequest{
+					Title: github.Ptr("Release " + rel.Tag), Body: github.Ptr(v.IssueBody()), Labels: &[]string{w.cfg.Release.Label},
+				})
+				return int64(issue.GetNumber()), err
+			})
 		if err != nil {
-			return githubapp.Classify(fmt.Errorf("opening the release issue of %s: %w", rel.Tag, err))
+			return fmt.Errorf("opening the release issue of %s: %w", rel.Tag, err)
 		}
-		rel.Issue = issue.GetNumber()
+		rel.Issue = int(number)
 		v.Release.Issue = rel.Issue
 		if err := w.st.UpdateRelease(ctx, rel); err != nil {
 			return err
 		}
 	}
 	if rel.CheckRunID == 0 {
-		run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
-			Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
+		var err error
+		rel.CheckRunID, err = w.checkRunOnce(ctx, gh, rel, github.CreateCheckRunOptions{
 			DetailsURL: github.Ptr(v.issueURL()), Status: github.Ptr("completed"), Conclusion: github.Ptr("success"),
 			Output: &github.CheckRunOutput{Title: github.Ptr(v.readyTitle()), Summary: github.Ptr(v.ReadySummary())},
 			Actions: []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: jobs.ActionPromote,
 				Description: clip("Move "+v.To+" to "+rel.Tag+" and deploy", 40)}},
 		})
 		if err != nil {
-			return githubapp.Classify(fmt.Errorf("creating the release check run of %s: %w", rel.Tag, err))
+			return err
 		}
-		rel.CheckRunID = run.GetID()
 	}
 	rel.State = store.ReleaseOpen
 	w.log.Info("release opened", "repo", rel.Repo, "tag", rel.Tag, "sha", rel.SHA, "issue", rel.Issue)
 	return w.st.UpdateRelease(ctx, rel)
+}
+
+// checkRunOnce creates the release's check run on its commit exactly once (found again after a
+// crash by its external_id).
+func (w *Workflow) checkRunOnce(ctx context.Context, gh *github.Client, rel store.Release, opts github.CreateCheckRunOptions) (int64, error) {
+	owner, name := splitRepo(rel.Repo)
+	ext := "release:" + strconv.FormatInt(rel.ID, 10)
+	opts.Name, opts.HeadSHA, opts.ExternalID = CheckName, rel.SHA, github.Ptr(ext)
+	id, _, err := ghcreate.Once(ctx, w.st, fmt.Sprintf("release/%d/checkrun/%s", rel.ID, rel.SHA),
+		func(ctx context.Context) (int64, error) {
+			return ghcreate.CheckRun(ctx, gh, owner, name, rel.SHA, CheckName, ext)
+		},
+		func(ctx context.Context) (int64, error) {
+			run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, opts)
+			return run.GetID(), err
+		})
+	if err != nil {
+		return 0, fmt.Errorf("the release check run of %s: %w", rel.Tag, err)
+	}
+	return id, nil
 }
 
 // ensureLabel creates the release label unless the repository has it.

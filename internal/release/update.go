@@ -2,39 +2,40 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
 
-// Updates runs jobs.KindReleaseUpdate: a deploy to the release stage that a command asked for
-// on an issue ended. When the issue is a release issue and every deploy of that promotion
-// ended, the release is shipped (a summary, the issue closed, a check run saying it is live) or
-// failed (a comment with the reason and the rollback's result; the issue stays open).
-type Updates struct{ w *Workflow }
+// Updates runs jobs.KindDeployEnded (and jobs.KindReleaseUpdate, which earlier versions
+// recorded): a deploy ended. When it is a deploy to the release stage that a command asked for
+// on a release issue, and every deploy of that promotion ended, the release is shipped (a
+// summary, the issue closed, a check run saying it is live) or failed (a comment with the reason
+// and the rollback's result; the issue stays open). The deploys asked for on one issue end in
+// one lane, so one promotion is judged by one job at a time.
+func (w *Workflow) Updates() worker.Executor {
+	return worker.Handle(jobs.KindDeployEnded, w.DeployEnded)
+}
 
-// Updates returns the release update executor.
-func (w *Workflow) Updates() *Updates { return &Updates{w: w} }
+// LegacyUpdates runs the jobs.KindReleaseUpdate jobs an earlier version left in the store.
+func (w *Workflow) LegacyUpdates() worker.Executor {
+	return worker.Handle(jobs.KindReleaseUpdate, w.DeployEnded)
+}
 
-// Kind implements worker.Executor.
-func (u *Updates) Kind() string { return jobs.KindReleaseUpdate }
-
-// Run implements worker.Executor.
-func (u *Updates) Run(ctx context.Context, j jobs.Job) error {
-	var in jobs.ReleaseUpdate
-	if err := json.Unmarshal(j.Payload, &in); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
+// DeployEnded updates the release issue a promotion's deploy came from, once all of them ended.
+func (w *Workflow) DeployEnded(ctx context.Context, _ jobs.Job, in jobs.DeployEnded) error {
+	if in.Issue == 0 || (in.Stage != "" && in.Stage != w.cfg.Release.Stage) || (in.State != "" && !in.Command) {
+		return nil // not a promotion asked for on an issue
 	}
-	w := u.w
 	rel, err := w.st.ReleaseByIssue(ctx, in.Repo, in.Issue)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // a command on an issue that is no release issue
@@ -103,22 +104,33 @@ func (w *Workflow) ship(ctx context.Context, gh *github.Client, rel store.Releas
 	owner, name := splitRepo(rel.Repo)
 	to := w.cfg.Release.Stage
 	summary := ShippedComment(rel, to, ds, p.ended.Sub(p.started), w.webURL)
-	if _, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(summary)}); err != nil {
-		return githubapp.Classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
+	// Three calls, each a sub-step recorded once done: a later call failing never posts the
+	// summary again.
+	marker := fmt.Sprintf("<!-- stagecoach:release-shipped %d -->", rel.ID)
+	if err := w.commentOnce(ctx, gh, rel, fmt.Sprintf("release/%d/shipped-comment", rel.ID), marker, summary+"\n"+marker); err != nil {
+		return err
 	}
 	if _, _, err := gh.Issues.Edit(ctx, owner, name, rel.Issue, &github.IssueRequest{State: github.Ptr("closed"), StateReason: github.Ptr("completed")}); err != nil {
 		return githubapp.Classify(fmt.Errorf("closing release issue #%d: %w", rel.Issue, err))
 	}
-	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
-		Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr("release:" + strconv.FormatInt(rel.ID, 10)),
-		DetailsURL: github.Ptr(fmt.Sprintf("%s/%s/issues/%d", w.webURL, rel.Repo, rel.Issue)),
-		Status:     github.Ptr("completed"), Conclusion: github.Ptr("success"),
-		Output: &github.CheckRunOutput{Title: github.Ptr(fmt.Sprintf("%s is live on %s", rel.Tag, to)), Summary: github.Ptr(summary)},
-	})
+	ext := fmt.Sprintf("release:%d:shipped", rel.ID)
+	runID, _, err := ghcreate.Once(ctx, w.st, fmt.Sprintf("release/%d/shipped-checkrun", rel.ID),
+		func(ctx context.Context) (int64, error) {
+			return ghcreate.CheckRun(ctx, gh, owner, name, rel.SHA, CheckName, ext)
+		},
+		func(ctx context.Context) (int64, error) {
+			run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
+				Name: CheckName, HeadSHA: rel.SHA, ExternalID: github.Ptr(ext),
+				DetailsURL: github.Ptr(fmt.Sprintf("%s/%s/issues/%d", w.webURL, rel.Repo, rel.Issue)),
+				Status:     github.Ptr("completed"), Conclusion: github.Ptr("success"),
+				Output: &github.CheckRunOutput{Title: github.Ptr(fmt.Sprintf("%s is live on %s", rel.Tag, to)), Summary: github.Ptr(summary)},
+			})
+			return run.GetID(), err
+		})
 	if err != nil {
-		return githubapp.Classify(fmt.Errorf("marking release %s shipped: %w", rel.Tag, err))
+		return fmt.Errorf("marking release %s shipped: %w", rel.Tag, err)
 	}
-	rel.State, rel.ShippedAt, rel.CheckRunID, rel.Reason = store.ReleaseShipped, p.ended, run.GetID(), ""
+	rel.State, rel.ShippedAt, rel.CheckRunID, rel.Reason = store.ReleaseShipped, p.ended, runID, ""
 	w.log.Info("release shipped", "repo", rel.Repo, "tag", rel.Tag, "issue", rel.Issue, "took", p.ended.Sub(p.started))
 	return w.st.UpdateRelease(ctx, rel)
 }
@@ -126,14 +138,35 @@ func (w *Workflow) ship(ctx context.Context, gh *github.Client, rel store.Releas
 // fail says on the issue why the promotion failed and what the rollback did; the issue stays
 // open for another try.
 func (w *Workflow) fail(ctx context.Context, gh *github.Client, rel store.Release, p promotion) error {
-	owner, name := splitRepo(rel.Repo)
-	body := FailedComment(rel, w.cfg.Release.Stage, *p.failed)
-	if _, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
-		return githubapp.Classify(fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err))
+	marker := fmt.Sprintf("<!-- stagecoach:release-failed %d -->", p.failed.ID)
+	body := FailedComment(rel, w.cfg.Release.Stage, *p.failed) + "\n" + marker
+	if err := w.commentOnce(ctx, gh, rel, fmt.Sprintf("release/%d/failed-comment/%d", rel.ID, p.failed.ID), marker, body); err != nil {
+		return err
 	}
 	rel.State, rel.Reason = store.ReleaseFailed, p.failed.Error
 	w.log.Warn("release promotion failed", "repo", rel.Repo, "tag", rel.Tag, "issue", rel.Issue, "reason", p.failed.Error)
 	return w.st.UpdateRelease(ctx, rel)
+}
+
+// commentOnce comments on the release issue exactly once (found again by marker after a crash).
+func (w *Workflow) commentOnce(ctx context.Context, gh *github.Client, rel store.Release, key, marker, body string) error {
+	owner, name := splitRepo(rel.Repo)
+	_, _, err := ghcreate.Once(ctx, w.st, key,
+		func(ctx context.Context) (int64, error) {
+			bot, err := w.clients.BotLogin(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return ghcreate.Comment(ctx, gh, owner, name, rel.Issue, bot, marker)
+		},
+		func(ctx context.Context) (int64, error) {
+			c, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(body)})
+			return c.GetID(), err
+		})
+	if err != nil {
+		return fmt.Errorf("commenting on release issue #%d: %w", rel.Issue, err)
+	}
+	return nil
 }
 
 // ShippedComment is the summary a release issue is closed with: what shipped, how long it took.

@@ -14,13 +14,33 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // deploys is an in-memory Deploys.
 type deploys struct {
-	mu sync.Mutex
-	m  map[int64]deploy.Deploy
+	mu     sync.Mutex
+	m      map[int64]deploy.Deploy
+	writes map[string]int64
+}
+
+func (d *deploys) BeginWrite(_ context.Context, key string) (store.Write, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.writes == nil {
+		d.writes = map[string]int64{}
+	}
+	id, ok := d.writes[key]
+	d.writes[key] = id
+	return store.Write{Attempted: ok, ObjectID: id}, nil
+}
+
+func (d *deploys) EndWrite(_ context.Context, key string, id int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writes[key] = id
+	return nil
 }
 
 func (d *deploys) Deploy(_ context.Context, id int64) (deploy.Deploy, error) {
@@ -49,11 +69,11 @@ func setup(t *testing.T, ds ...deploy.Deploy) (*CheckRunCreator, *githubtest.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &deploys{m: map[int64]deploy.Deploy{}}
+	ds0 := &deploys{m: map[int64]deploy.Deploy{}}
 	for _, d := range ds {
-		store.m[d.ID] = d
+		ds0.m[d.ID] = d
 	}
-	return NewCheckRunCreator(store, f, "https://github.com", slog.New(slog.NewTextHandler(io.Discard, nil))), gh, store
+	return NewCheckRunCreator(ds0, f, "https://github.com", slog.New(slog.NewTextHandler(io.Discard, nil))), gh, ds0
 }
 
 func job(id int64) jobs.Job {
@@ -68,7 +88,7 @@ func testDeploy(id int64, state deploy.State) deploy.Deploy {
 
 func TestCreatesQueuedCheckRun(t *testing.T) {
 	c, gh, store := setup(t, testDeploy(11, deploy.Queued))
-	if err := c.Run(context.Background(), job(11)); err != nil {
+	if err := c.Executor().Run(context.Background(), job(11)); err != nil {
 		t.Fatal(err)
 	}
 	runs := gh.CheckRuns("acme/hello")
@@ -84,7 +104,7 @@ func TestCreatesQueuedCheckRun(t *testing.T) {
 		t.Errorf("deploy check run = %d, want %d", d.CheckRunID, r.ID)
 	}
 	// Running it again (an attempt whose success was not recorded) makes no second check run.
-	if err := c.Run(context.Background(), job(11)); err != nil {
+	if err := c.Executor().Run(context.Background(), job(11)); err != nil {
 		t.Fatal(err)
 	}
 	if n := gh.Count("checks/create"); n != 1 {
@@ -94,7 +114,7 @@ func TestCreatesQueuedCheckRun(t *testing.T) {
 
 func TestSupersededBeforeReportIsSkipped(t *testing.T) {
 	c, gh, _ := setup(t, testDeploy(11, deploy.Superseded))
-	if err := c.Run(context.Background(), job(11)); err != nil {
+	if err := c.Executor().Run(context.Background(), job(11)); err != nil {
 		t.Fatal(err)
 	}
 	r := gh.CheckRuns("acme/hello")[0]
@@ -120,7 +140,7 @@ func TestErrorsAreClassified(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, gh, _ := setup(t, testDeploy(11, deploy.Queued))
 			tt.fault(gh)
-			err := c.Run(context.Background(), job(11))
+			err := c.Executor().Run(context.Background(), job(11))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -139,7 +159,7 @@ func TestMissingInstallationIsTerminal(t *testing.T) {
 	d := testDeploy(11, deploy.Queued)
 	d.InstallationID = 0
 	c, _, _ := setup(t, d)
-	if err := c.Run(context.Background(), job(11)); !jobs.IsTerminal(err) {
+	if err := c.Executor().Run(context.Background(), job(11)); !jobs.IsTerminal(err) {
 		t.Errorf("got %v, want terminal", err)
 	}
 }

@@ -15,9 +15,10 @@ type view struct {
 	D       deploy.Deploy
 	CP      deploy.Checkpoint
 	Now     time.Time
-	WebURL  string // https://github.com or https://HOST for GitHub Enterprise
-	Compare string // the sha live on the stage before this deploy ("" when none)
-	Next    string // the stage this one promotes to ("" when none)
+	WebURL  string         // https://github.com or https://HOST for GitHub Enterprise
+	Compare string         // the sha live on the stage before this deploy ("" when none)
+	Next    string         // the stage this one promotes to ("" when none)
+	By      *deploy.Deploy // the deploy that superseded this one, when it was
 }
 
 func (v view) commitURL() string {
@@ -327,10 +328,29 @@ func (v view) commandComment() string {
 		head = fmt.Sprintf("↩️ Deploying %s to **%s** failed and was rolled back", what, d.Stage)
 	case deploy.Cancelled:
 		head = fmt.Sprintf("🚫 Deploying %s to **%s** was cancelled", what, d.Stage)
+	case deploy.Superseded:
+		head = fmt.Sprintf("⏭️ Deploying %s to **%s** was superseded before it started", what, d.Stage)
+		if by := v.By; by != nil {
+			head = fmt.Sprintf("⏭️ Deploying %s to **%s** was superseded by deploy #%d of `%s` (by %s%s) before it started; nothing was deployed for this command",
+				what, d.Stage, by.ID, deploy.ShortSHA(by.SHA), actor(by.Trigger.Actor), viaShort(by.Trigger))
+		}
 	default:
 		head = fmt.Sprintf("⏳ Deploying %s to **%s** — %s", what, d.Stage, v.title())
 	}
 	return fmt.Sprintf("%s\n### %s\n\n%s", commandMarker(d), head, v.summary())
+}
+
+// viaShort says in a few words what asked for a deploy, for a line about another deploy.
+func viaShort(t deploy.Trigger) string {
+	switch {
+	case t.Command() && t.Issue != 0:
+		return fmt.Sprintf(" on #%d", t.Issue)
+	case t.PR != 0:
+		return fmt.Sprintf(", merging #%d", t.PR)
+	case t.Event == "push":
+		return ", a push"
+	}
+	return ""
 }
 
 // statusDescription is a Deployment status's description: GitHub allows 140 characters.

@@ -2,62 +2,36 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/worker"
 )
-
-// Enqueuer records jobs.
-type Enqueuer interface {
-	EnqueueJob(ctx context.Context, j jobs.Job) (int64, bool, error)
-}
-
-// Queue is the pipeline's Reporter: it records a report job and returns, so GitHub being slow
-// or down never holds a deploy up.
-type Queue struct {
-	Jobs Enqueuer
-	Wake func() // wakes the job runner; may be nil
-	Log  *slog.Logger
-}
-
-// Report implements pipeline.Reporter.
-func (q *Queue) Report(ctx context.Context, d deploy.Deploy, cp deploy.Checkpoint) {
-	j := jobs.Job{Kind: jobs.KindDeployReport, Key: fmt.Sprintf("deploy.report/%d/%s/%d", d.ID, d.State, cp.ReportedAt.UnixNano()),
-		Payload: fmt.Appendf(nil, `{"deploy_id":%d}`, d.ID)}
-	if _, _, err := q.Jobs.EnqueueJob(ctx, j); err != nil {
-		q.Log.Error("recording a report", "deploy", d.ID, "err", err)
-		return
-	}
-	if q.Wake != nil {
-		q.Wake()
-	}
-}
 
 // ProgressStore is what the progress reporter reads and records.
 type ProgressStore interface {
 	Deploys
-	Enqueuer
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
 	SetGitHubDeployment(ctx context.Context, deployID, githubID int64, status string) error
 	SetComment(ctx context.Context, deployID, commentID int64) error
+	NewerSuccessReported(ctx context.Context, app, stage string, id int64) (bool, error)
 }
 
 // Progress runs jobs.KindDeployReport: it edits the deploy's check run (with its buttons once the
 // deploy ended), moves its GitHub Deployment through queued → in_progress → success/failure
 // (GitHub marks the previous one inactive), and comments: on a merged pull request once its
 // deploy to a merge stage ends, and on the issue a command came from at every step (one comment
-// each, edited in place). When a deploy to the release stage that a command asked for ends, it
-// records a job for the release workflow, which closes or updates the release issue.
+// each, edited in place, ending with how the deploy ended: succeeded, failed, rolled back,
+// superseded by which deploy, or cancelled).
 type Progress struct {
 	st      ProgressStore
 	clients Clients
@@ -65,15 +39,12 @@ type Progress struct {
 	webURL  string
 	log     *slog.Logger
 	now     func() time.Time
-
-	mu    sync.Mutex
-	locks map[int64]*sync.Mutex // one report of a deploy at a time in this process
 }
 
 // NewProgress builds the executor. webURL is GitHub's web root (https://github.com, or the
 // GitHub Enterprise host) for commit and compare links.
 func NewProgress(st ProgressStore, clients Clients, cfg *config.Config, webURL string, log *slog.Logger) *Progress {
-	return &Progress{st: st, clients: clients, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), log: log, now: time.Now, locks: map[int64]*sync.Mutex{}}
+	return &Progress{st: st, clients: clients, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), log: log, now: time.Now}
 }
 
 // WebURL derives GitHub's web root from its API root.
@@ -85,34 +56,20 @@ func WebURL(apiURL string) string {
 	return strings.TrimSuffix(u, "/api/v3")
 }
 
-// Kind implements worker.Executor.
-func (p *Progress) Kind() string { return jobs.KindDeployReport }
-
-func (p *Progress) lock(id int64) func() {
-	p.mu.Lock()
-	l, ok := p.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[id] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+// Executor is the job executor.
+func (p *Progress) Executor() worker.Executor {
+	return worker.Handle(jobs.KindDeployReport, p.Report)
 }
 
-// Run implements worker.Executor.
-func (p *Progress) Run(ctx context.Context, j jobs.Job) error {
-	var in jobs.CheckRunCreate
-	if err := json.Unmarshal(j.Payload, &in); err != nil {
-		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
-	}
-	defer p.lock(in.DeployID)()
+// Report brings GitHub up to where the deploy stands. The deploy's lane runs it after every
+// earlier report of its environment and never beside another, on any replica.
+func (p *Progress) Report(ctx context.Context, _ jobs.Job, in jobs.DeployReport) error {
 	d, err := p.st.Deploy(ctx, in.DeployID)
 	if err != nil {
 		return fmt.Errorf("loading deploy %d: %w", in.DeployID, err)
 	}
-	if d.CheckRunID == 0 {
-		return fmt.Errorf("deploy %d has no check run yet", d.ID) // its creation job runs first; retry
+	if in.Seq < d.ReportSeq {
+		return nil // a later report of this deploy follows in the lane and shows more
 	}
 	cp, err := deploy.DecodeCheckpoint(d.Checkpoint)
 	if err != nil {
@@ -133,6 +90,17 @@ func (p *Progress) Run(ctx context.Context, j jobs.Job) error {
 			break
 		}
 	}
+	if d.State == deploy.Superseded && d.SupersededBy != 0 {
+		if by, err := p.st.Deploy(ctx, d.SupersededBy); err == nil {
+			v.By = &by
+		}
+	}
+	if d.CheckRunID == 0 {
+		// The job that creates it ran first in the lane and failed for good: try once more.
+		if v.D.CheckRunID, err = ensureCheckRun(ctx, p.st, gh, owner, repo, v); err != nil {
+			return err
+		}
+	}
 	if err := p.checkRun(ctx, gh, owner, repo, v); err != nil {
 		return err
 	}
@@ -141,30 +109,12 @@ func (p *Progress) Run(ctx context.Context, j jobs.Job) error {
 			return err
 		}
 	}
-	if err := p.comment(ctx, gh, owner, repo, v); err != nil {
-		return err
-	}
-	return p.releaseHook(ctx, d)
+	return p.comment(ctx, gh, owner, repo, v)
 }
 
 func hasStage(app *config.App, stage string) bool {
 	_, ok := app.Stages[stage]
 	return ok
-}
-
-// releaseHook hands a finished, command-asked deploy to the release stage to the release
-// workflow, which knows whether its issue is a release issue.
-func (p *Progress) releaseHook(ctx context.Context, d deploy.Deploy) error {
-	if !d.State.Final() || d.Stage != p.cfg.Release.Stage || !d.Trigger.Command() || d.Trigger.Issue == 0 {
-		return nil
-	}
-	j := jobs.Job{Kind: jobs.KindReleaseUpdate, Key: fmt.Sprintf("release.update/%d/%s", d.ID, d.State),
-		Payload: mustJSON(jobs.ReleaseUpdate{Repo: d.Repo, InstallationID: d.InstallationID, Issue: d.Trigger.Issue,
-			Delivery: d.Trigger.Delivery, DeployID: d.ID})}
-	if _, _, err := p.st.EnqueueJob(ctx, j); err != nil {
-		return fmt.Errorf("recording the release update of deploy %d: %w", d.ID, err)
-	}
-	return nil
 }
 
 // previous is the sha that was live on the stage before d, for the compare link.
@@ -216,8 +166,19 @@ func deploymentState(s deploy.State) string {
 func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, repo string, v view) error {
 	d := v.D
 	want := deploymentState(d.State)
-	if want == "" || want == d.GitHubDeploymentStatus {
+	if want == "" || want == d.GitHubDeploymentStatus || d.GitHubDeploymentStatus == "inactive" {
 		return nil
+	}
+	if want == "success" {
+		// A newer deploy of the app to this environment was reported live already: this one's
+		// success must not make GitHub show the older commit as what runs there.
+		newer, err := p.st.NewerSuccessReported(ctx, d.App, d.Stage, d.ID)
+		if err != nil {
+			return err
+		}
+		if newer {
+			want = "inactive"
+		}
 	}
 	id := d.GitHubDeploymentID
 	if id == 0 {
@@ -225,15 +186,22 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 		if st := p.cfg.Stage(d.Stage); st != nil {
 			prod = st.Credentials == "prod"
 		}
-		gd, _, err := gh.Repositories.CreateDeployment(ctx, owner, repo, &github.DeploymentRequest{
-			Ref: github.Ptr(d.SHA), Environment: github.Ptr(d.Stage), Description: github.Ptr(clip(fmt.Sprintf("Stagecoach deploy #%d of %s", d.ID, d.App), 140)),
-			AutoMerge: github.Ptr(false), RequiredContexts: &[]string{}, ProductionEnvironment: github.Ptr(prod),
-			Payload: map[string]any{"stagecoach_deploy": d.ID, "app": d.App},
-		})
+		var err error
+		id, _, err = ghcreate.Once(ctx, p.st, fmt.Sprintf("deployment/deploy/%d", d.ID),
+			func(ctx context.Context) (int64, error) {
+				return ghcreate.Deployment(ctx, gh, owner, repo, d.SHA, d.Stage, "stagecoach_deploy", d.ID)
+			},
+			func(ctx context.Context) (int64, error) {
+				gd, _, err := gh.Repositories.CreateDeployment(ctx, owner, repo, &github.DeploymentRequest{
+					Ref: github.Ptr(d.SHA), Environment: github.Ptr(d.Stage), Description: github.Ptr(clip(fmt.Sprintf("Stagecoach deploy #%d of %s", d.ID, d.App), 140)),
+					AutoMerge: github.Ptr(false), RequiredContexts: &[]string{}, ProductionEnvironment: github.Ptr(prod),
+					Payload: map[string]any{"stagecoach_deploy": d.ID, "app": d.App},
+				})
+				return gd.GetID(), err
+			})
 		if err != nil {
-			return githubapp.Classify(fmt.Errorf("creating the GitHub Deployment of deploy %d: %w", d.ID, err))
+			return fmt.Errorf("the GitHub Deployment of deploy %d: %w", d.ID, err)
 		}
-		id = gd.GetID()
 		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, ""); err != nil {
 			return err
 		}
@@ -245,7 +213,7 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 	if last == "" && want != "queued" {
 		statuses = append(statuses, "queued")
 	}
-	if (last == "" || last == "queued") && (want == "success" || want == "failure") && len(v.CP.Steps) > 1 {
+	if (last == "" || last == "queued") && (want == "success" || want == "failure" || want == "inactive") && len(v.CP.Steps) > 1 {
 		statuses = append(statuses, "in_progress")
 	}
 	statuses = append(statuses, want)
@@ -254,8 +222,15 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 		if v.CP.BuildLog != "" {
 			req.LogURL = github.Ptr(v.CP.BuildLog)
 		}
-		if _, _, err := gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
-			return githubapp.Classify(fmt.Errorf("setting the GitHub Deployment status of deploy %d: %w", d.ID, err))
+		if _, _, err := ghcreate.Once(ctx, p.st, fmt.Sprintf("deployment-status/deploy/%d/%s", d.ID, state),
+			func(ctx context.Context) (int64, error) {
+				return ghcreate.DeploymentStatus(ctx, gh, owner, repo, id, state)
+			},
+			func(ctx context.Context) (int64, error) {
+				s, _, err := gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req)
+				return s.GetID(), err
+			}); err != nil {
+			return fmt.Errorf("the GitHub Deployment status of deploy %d: %w", d.ID, err)
 		}
 		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, state); err != nil {
 			return err
@@ -267,14 +242,21 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 func (p *Progress) comment(ctx context.Context, gh *github.Client, owner, repo string, v view) error {
 	d := v.D
 	var issue int
-	var body string
+	var body, key, marker string
 	switch st := p.cfg.Stage(d.Stage); {
-	case d.Mode == deploy.ModePRBuild || d.State == deploy.Superseded:
+	case d.Mode == deploy.ModePRBuild:
 		return nil
 	case d.Trigger.Command() && d.Trigger.Issue != 0:
+		if d.Held {
+			return nil // the command answers first, then hands its reply over (store.FinishCommandWith)
+		}
 		issue, body = d.Trigger.Issue, v.commandComment()
+		key, marker = fmt.Sprintf("comment/deploy/%d", d.ID), commandMarker(d)
+	case d.State == deploy.Superseded:
+		return nil
 	case d.Trigger.PR != 0 && st != nil && st.Trigger == config.TriggerMerge && d.State.Final():
 		issue, body = d.Trigger.PR, v.comment()
+		key, marker = fmt.Sprintf("comment/pr/%s#%d/%s/%s", d.Repo, d.Trigger.PR, d.App, d.Stage), commentMarker(d)
 	default:
 		return nil
 	}
@@ -284,18 +266,27 @@ func (p *Progress) comment(ctx context.Context, gh *github.Client, owner, repo s
 		}
 		return nil
 	}
-	c, _, err := gh.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: github.Ptr(body)})
+	id, created, err := ghcreate.Once(ctx, p.st, key,
+		func(ctx context.Context) (int64, error) {
+			bot, err := p.clients.BotLogin(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return ghcreate.Comment(ctx, gh, owner, repo, issue, bot, marker)
+		},
+		func(ctx context.Context) (int64, error) {
+			c, _, err := gh.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: github.Ptr(body)})
+			return c.GetID(), err
+		})
 	if err != nil {
-		return githubapp.Classify(fmt.Errorf("commenting on #%d: %w", issue, err))
+		return fmt.Errorf("the comment on #%d: %w", issue, err)
 	}
-	return p.st.SetComment(ctx, d.ID, c.GetID())
-}
-
-// mustJSON marshals a job payload of plain fields, which cannot fail.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("report: marshal %T: %v", v, err))
+	if !created {
+		// Made by an earlier attempt, or the pull request's one comment for this app and stage
+		// made for an earlier deploy: bring it up to date.
+		if _, _, err := gh.Issues.EditComment(ctx, owner, repo, id, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
+			return githubapp.Classify(fmt.Errorf("editing the comment on #%d: %w", issue, err))
+		}
 	}
-	return b
+	return p.st.SetComment(ctx, d.ID, id)
 }

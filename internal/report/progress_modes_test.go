@@ -31,7 +31,7 @@ func withHello() *config.Config {
 
 func (w *progressWorld) report(t *testing.T) {
 	t.Helper()
-	if err := w.progress.Run(context.Background(), w.job()); err != nil {
+	if err := w.progress.Executor().Run(context.Background(), w.job()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -204,10 +204,10 @@ func TestFinishedCheckRunButtons(t *testing.T) {
 	}
 }
 
-// TestReleaseHook proves a command-asked deploy to the release stage hands its end to the
-// release workflow as one jobs.KindReleaseUpdate job, however often it is reported, and that
-// nothing else does: a deploy to another stage, one no command asked for, or one still running.
-func TestReleaseHook(t *testing.T) {
+// TestDeployEndIsRecordedWithIt proves a deploy's end is handed to the release workflow as one
+// jobs.KindDeployEnded job, recorded by the store in the transaction that ends the deploy (not by a
+// report that could be lost), however often it is reported, and never for a deploy still running.
+func TestDeployEndIsRecordedWithIt(t *testing.T) {
 	push := mergedPR
 	push.Stage, push.Ref, push.Trigger = "prod", "prod", deploy.Trigger{Event: "push", Delivery: "p1", Actor: "lead"}
 	for _, tt := range []struct {
@@ -219,8 +219,8 @@ func TestReleaseHook(t *testing.T) {
 		{"command to prod succeeded", commandRequest("prod"), deploy.Succeeded, 1},
 		{"command to prod failed", commandRequest("prod"), deploy.Failed, 1},
 		{"command to prod rolling out", commandRequest("prod"), deploy.RollingOut, 0},
-		{"command to alpha succeeded", commandRequest("alpha"), deploy.Succeeded, 0},
-		{"push to prod succeeded", push, deploy.Succeeded, 0},
+		{"command to alpha succeeded", commandRequest("alpha"), deploy.Succeeded, 1},
+		{"push to prod succeeded", push, deploy.Succeeded, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, config.Default())
@@ -233,23 +233,24 @@ func TestReleaseHook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := pending[jobs.KindReleaseUpdate]; got != tt.want {
-				t.Fatalf("%d %s jobs, want %d", got, jobs.KindReleaseUpdate, tt.want)
+			if got := pending[jobs.KindDeployEnded]; got != tt.want {
+				t.Fatalf("%d %s jobs, want %d", got, jobs.KindDeployEnded, tt.want)
 			}
 			if tt.want == 0 {
 				return
 			}
-			j, _, err := w.st.ClaimJob(context.Background(), "test", []string{jobs.KindReleaseUpdate}, time.Minute)
+			j, _, err := w.st.ClaimJob(context.Background(), "test", []string{jobs.KindDeployEnded}, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got jobs.ReleaseUpdate
+			var got jobs.DeployEnded
 			if err := json.Unmarshal(j.Payload, &got); err != nil {
 				t.Fatal(err)
 			}
-			want := jobs.ReleaseUpdate{Repo: "acme/hello", InstallationID: 1, Issue: 5, Delivery: onIssue.Delivery, DeployID: w.id}
+			want := jobs.DeployEnded{DeployID: w.id, State: string(tt.end), App: "hello", Stage: tt.req.Stage, Repo: "acme/hello",
+				InstallationID: 1, Issue: tt.req.Trigger.Issue, Command: tt.req.Trigger.Command(), Delivery: tt.req.Trigger.Delivery}
 			if got != want {
-				t.Errorf("release update %+v, want %+v", got, want)
+				t.Errorf("deploy ended %+v, want %+v", got, want)
 			}
 		})
 	}

@@ -74,7 +74,8 @@ func (w *progressWorld) add(t *testing.T, r deploy.Request) {
 		t.Fatal(err)
 	}
 	w.id = rec.Deploys[0].ID
-	if err := w.creator.Run(ctx, w.job()); err != nil {
+	b, _ := json.Marshal(jobs.CheckRunCreate{DeployID: w.id})
+	if err := w.creator.Executor().Run(ctx, jobs.Job{Kind: jobs.KindCheckRunCreate, Payload: b}); err != nil {
 		t.Fatal(err)
 	}
 	d, lease, err := w.st.ClaimDeploy(ctx, "test", time.Hour)
@@ -87,8 +88,10 @@ func (w *progressWorld) add(t *testing.T, r deploy.Request) {
 	w.lease = lease
 }
 
+// job is the report of the deploy as it stands, as the store records it with a change.
 func (w *progressWorld) job() jobs.Job {
-	b, _ := json.Marshal(jobs.CheckRunCreate{DeployID: w.id})
+	d, _ := w.st.Deploy(context.Background(), w.id)
+	b, _ := json.Marshal(jobs.DeployReport{DeployID: w.id, Seq: d.ReportSeq})
 	return jobs.Job{Kind: jobs.KindDeployReport, Payload: b}
 }
 
@@ -124,14 +127,14 @@ func TestDeploymentStatusesCatchUp(t *testing.T) {
 	w.advance(t, deploy.Building, "Preflight", "Build")
 	w.advance(t, deploy.RollingOut, "Preflight", "Build", "Rollout")
 	w.advance(t, deploy.Succeeded, "Preflight", "Build", "Rollout")
-	if err := w.progress.Run(context.Background(), w.job()); err != nil {
+	if err := w.progress.Executor().Run(context.Background(), w.job()); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.statuses(); got != "queued,in_progress,success" {
 		t.Errorf("statuses = %s", got)
 	}
 	// Running the report again sends nothing more and edits the one comment.
-	if err := w.progress.Run(context.Background(), w.job()); err != nil {
+	if err := w.progress.Executor().Run(context.Background(), w.job()); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.statuses(); got != "queued,in_progress,success" {
@@ -151,7 +154,7 @@ func TestDeploymentStatusesCatchUp(t *testing.T) {
 func TestPreflightFailureIsNeverInProgress(t *testing.T) {
 	w := newProgressWorld(t)
 	w.advance(t, deploy.Failed, "Preflight")
-	if err := w.progress.Run(context.Background(), w.job()); err != nil {
+	if err := w.progress.Executor().Run(context.Background(), w.job()); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.statuses(); got != "queued,failure" {

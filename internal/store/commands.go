@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
 // CommandRecord is one command a person gave (a comment or a check-run button) and what became
@@ -103,4 +105,56 @@ func (s *Store) Commands(ctx context.Context, repo string, limit int) ([]Command
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// CommandDone is how a command ended: its outcome and reason, the comment that answered it, and
+// the deploys it asked for, which it hands over to the pipeline and to reporting.
+type CommandDone struct {
+	ID      int64
+	Outcome string
+	Reason  string
+	Reply   int64   // the reply comment; 0 when there is none
+	Deploys []int64 // the deploys the command recorded held
+}
+
+// FinishCommandWith records a command's outcome and hands its deploys over, in one transaction:
+// the first deploy gets the reply as the comment its progress is reported in, every deploy is
+// let go (held no more; a queued one may start), and each gets a report, which brings the reply
+// to where its deploy stands, even one superseded or cancelled while it was held. A retried
+// command job finds the outcome recorded and does nothing twice; until then, nobody but the
+// command writes the reply.
+func (s *Store) FinishCommandWith(ctx context.Context, c CommandDone) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE commands SET outcome = $1, reason = $2, reply_comment_id = $3,
+			updated_at = $4 WHERE id = $5`, c.Outcome, c.Reason, c.Reply, now, c.ID); err != nil {
+			return err
+		}
+		st := s.stmts.in(ctx, tx)
+		for i, id := range c.Deploys {
+			comment := int64(-1) // keep
+			if i == 0 && c.Reply != 0 {
+				comment = c.Reply
+			}
+			d, err := scanDeploy(tx.QueryRowContext(ctx, `UPDATE deploys SET held = 0, report_seq = report_seq + 1,
+				pr_comment_id = CASE WHEN $1 >= 0 THEN $1 ELSE pr_comment_id END,
+				run_after = CASE WHEN state = 'queued' AND held = 1 THEN $2 ELSE run_after END, updated_at = $2
+				WHERE id = $3 RETURNING `+deployCols, comment, now, id))
+			if err != nil {
+				return fmt.Errorf("deploy %d: %w", id, err)
+			}
+			// Only the report: a deploy that ended while held had its end recorded then.
+			if _, err := insertJob(ctx, &st, jobs.ForDeploy(d)[0], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: recording the outcome of command %d: %w", c.ID, err)
+	}
+	if len(c.Deploys) > 0 {
+		s.wake(WakeJobs | WakeDeploys)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
 // Lease is the right to advance one deploy or job. Token changes on every claim, and every
@@ -31,7 +32,7 @@ type Filter struct {
 const deployCols = `id, app, stage, repo, sha, ref, installation_id, trigger_event, trigger_delivery, trigger_pr,
 	trigger_actor, state, superseded_by, check_run_id, error, checkpoint, created_at, updated_at, started_at, finished_at,
 	github_deployment_id, github_deployment_status, pr_comment_id, mode, image, slot, force_reason, trigger_issue,
-	trigger_comment, held`
+	trigger_comment, held, report_seq`
 
 type scanner interface{ Scan(...any) error }
 
@@ -42,7 +43,7 @@ func scanDeploy(row scanner) (deploy.Deploy, error) {
 	err := row.Scan(&d.ID, &d.App, &d.Stage, &d.Repo, &d.SHA, &d.Ref, &d.InstallationID, &d.Trigger.Event,
 		&d.Trigger.Delivery, &pr, &d.Trigger.Actor, &state, &d.SupersededBy, &d.CheckRunID, &d.Error, &d.Checkpoint,
 		&created, &updated, &started, &finished, &d.GitHubDeploymentID, &d.GitHubDeploymentStatus, &d.CommentID,
-		&mode, &d.Image, &d.Slot, &d.Force, &issue, &d.Trigger.Comment, &held)
+		&mode, &d.Image, &d.Slot, &d.Force, &issue, &d.Trigger.Comment, &held, &d.ReportSeq)
 	if err != nil {
 		return deploy.Deploy{}, err
 	}
@@ -214,11 +215,15 @@ type Update struct {
 	Checkpoint []byte    // nil keeps the stored checkpoint
 	RunAfter   time.Time // when to look at the deploy again (zero: now)
 	Release    bool      // drop the lease (always done for final states)
+	// Report says the change is worth telling GitHub about (always so for a new state): the
+	// jobs it implies (jobs.ForDeploy) are recorded with it, in the same transaction.
+	Report bool
 }
 
-// Advance applies u to the leased deploy. It fails with ErrLeaseLost when the lease is no longer
-// this worker's or the deploy ended meanwhile (superseded, cancelled), and with ErrConflict when
-// the change would break the one-running-per-stage invariant.
+// Advance applies u to the leased deploy, with the jobs the change implies. It fails with
+// ErrLeaseLost when the lease is no longer this worker's or the deploy ended meanwhile
+// (superseded, cancelled), and with ErrConflict when the change would break the
+// one-running-per-stage invariant.
 func (s *Store) Advance(ctx context.Context, l Lease, u Update) error {
 	now := s.now()
 	sets := []string{"updated_at = $1", "run_after = $2", "error = $3"}
@@ -233,6 +238,7 @@ func (s *Store) Advance(ctx context.Context, l Lease, u Update) error {
 			sets = append(sets, "finished_at = "+arg(now))
 			u.Release = true
 		}
+		u.Report = true
 	}
 	if u.Checkpoint != nil {
 		sets = append(sets, "checkpoint = "+arg(u.Checkpoint))
@@ -240,14 +246,41 @@ func (s *Store) Advance(ctx context.Context, l Lease, u Update) error {
 	if u.Release {
 		sets = append(sets, "lease_owner = ''", "lease_expires = 0")
 	}
+	if u.Report {
+		sets = append(sets, "report_seq = report_seq + 1")
+	}
 	q := "UPDATE deploys SET " + strings.Join(sets, ", ") +
 		" WHERE id = " + arg(l.ID) + " AND lease_owner = " + arg(l.Owner) + " AND lease_token = " + arg(l.Token) +
 		" AND state NOT IN " + finalStates
-	res, err := s.write.ExecContext(ctx, q, args...)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("deploy %d to %s: %w", l.ID, u.State, ErrConflict)
+	if !u.Report {
+		res, err := s.write.ExecContext(ctx, q, args...)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("deploy %d to %s: %w", l.ID, u.State, ErrConflict)
+		}
+		return leaseResult(res, err, "advance", l)
 	}
-	return leaseResult(res, err, "advance", l)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		d, err := scanDeploy(tx.QueryRowContext(ctx, q+" RETURNING "+deployCols, args...))
+		if err != nil {
+			return err
+		}
+		st := s.stmts.in(ctx, tx)
+		return insertJobs(ctx, &st, jobs.ForDeploy(d), now)
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("advance of %d: %w", l.ID, ErrLeaseLost)
+	case isUniqueViolation(err):
+		return fmt.Errorf("deploy %d to %s: %w", l.ID, u.State, ErrConflict)
+	case err != nil:
+		return fmt.Errorf("store: advance of %d: %w", l.ID, err)
+	}
+	wake := WakeJobs
+	if u.State.Final() {
+		wake |= WakeDeploys // the stage is free for its queued deploy
+	}
+	s.wake(wake)
+	return nil
 }
 
 func leaseResult(res sql.Result, err error, op string, l Lease) error {

@@ -17,6 +17,7 @@ import (
 // them to its transaction once (sql.Tx.StmtContext), so SQLite parses none of them per record.
 const (
 	lockStage = iota // the dialect's stageLock; nil where there is none
+	lockLane         // the same lock for a job lane; nil where there is none
 	insDelivery
 	selDeploy
 	retireKey
@@ -43,16 +44,19 @@ var stmtText = [nStmts]string{
 		trigger_actor = $4, updated_at = $5 WHERE id = $6`,
 	// Newest wins: a queued deploy of the same app and stage is superseded, never deleted. Its
 	// lease goes too; the token stays, and the final state makes the holder's next write fail.
-	supersede: `UPDATE deploys SET state = 'superseded', updated_at = $1, finished_at = $1,
-		lease_owner = '', lease_expires = 0 WHERE app = $2 AND stage = $3 AND state = 'queued' RETURNING id`,
+	supersede: `UPDATE deploys SET state = 'superseded', updated_at = $1, finished_at = $1, report_seq = report_seq + 1,
+		lease_owner = '', lease_expires = 0 WHERE app = $2 AND stage = $3 AND state = 'queued' RETURNING ` + deployCols,
 	insDeploy: `INSERT INTO deploys (dedup_key, app, stage, repo, sha, ref, installation_id,
 		trigger_event, trigger_delivery, trigger_pr, trigger_actor, state, created_at, updated_at, run_after,
 		mode, image, slot, force_reason, trigger_issue, trigger_comment, held)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12, $12, $13, $14, $15, $16, $17, $18, $19)
 		RETURNING id`,
 	setSupersededBy: `UPDATE deploys SET superseded_by = $1 WHERE id = $2`,
-	insJob: `INSERT INTO jobs (kind, job_key, payload, run_after, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_key) DO NOTHING`,
+	// A job of a lane with unfinished jobs waits for them (see finishLane).
+	insJob: `INSERT INTO jobs (kind, job_key, payload, run_after, created_at, updated_at, lane, state)
+		VALUES ($1, $2, $3, $4, $5, $5, CAST($6 AS TEXT), CASE WHEN CAST($6 AS TEXT) <> '' AND EXISTS (SELECT 1 FROM jobs
+			WHERE lane = CAST($6 AS TEXT) AND state IN ('waiting', 'pending', 'running')) THEN 'waiting' ELSE 'pending' END)
+		ON CONFLICT (job_key) DO NOTHING`,
 	selJob: `SELECT id FROM jobs WHERE job_key = $1`,
 }
 
@@ -61,7 +65,7 @@ type stmts [nStmts]*sql.Stmt
 
 func (st *stmts) prepare(ctx context.Context, db *sql.DB, d dialect) error {
 	text := stmtText
-	text[lockStage] = d.stageLock
+	text[lockStage], text[lockLane] = d.stageLock, d.stageLock
 	for i, q := range text {
 		if q == "" {
 			continue
@@ -120,9 +124,7 @@ func (s *Store) recordOne(ctx context.Context, st *stmts, in Intake) (Recorded, 
 		}
 		rec.Deploys = append(rec.Deploys, rd)
 		if rd.New {
-			j := jobs.Job{Kind: jobs.KindCheckRunCreate, Key: "checkrun.create/" + strconv.FormatInt(rd.ID, 10),
-				Payload: deployIDPayload(rd.ID)}
-			if _, err := insertJob(ctx, st[insJob], j, now); err != nil {
+			if _, err := insertJob(ctx, st, jobs.CheckRun(deploy.Deploy{ID: rd.ID, Request: r}), now); err != nil {
 				return Recorded{}, err
 			}
 		}
@@ -137,7 +139,7 @@ func (s *Store) recordOne(ctx context.Context, st *stmts, in Intake) (Recorded, 
 				return Recorded{}, fmt.Errorf("store: recording job %s: %w", j.Key, err)
 			}
 		}
-		if _, err := insertJob(ctx, st[insJob], j, now); err != nil {
+		if _, err := insertJob(ctx, st, j, now); err != nil {
 			return Recorded{}, err
 		}
 	}
@@ -178,13 +180,14 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 		return RecordedDeploy{}, err
 	}
 	var superseded []int64
+	var ended []deploy.Deploy
 	for rows.Next() {
-		var sid int64
-		if err := rows.Scan(&sid); err != nil {
+		sd, err := scanDeploy(rows)
+		if err != nil {
 			rows.Close()
 			return RecordedDeploy{}, err
 		}
-		superseded = append(superseded, sid)
+		superseded, ended = append(superseded, sd.ID), append(ended, sd)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return RecordedDeploy{}, err
@@ -199,14 +202,13 @@ func (s *Store) recordDeploy(ctx context.Context, st *stmts, r deploy.Request, n
 	if err != nil {
 		return RecordedDeploy{}, err
 	}
-	for _, sid := range superseded {
-		if _, err := st[setSupersededBy].ExecContext(ctx, id, sid); err != nil {
+	for _, sd := range ended {
+		if _, err := st[setSupersededBy].ExecContext(ctx, id, sd.ID); err != nil {
 			return RecordedDeploy{}, err
 		}
-		// Its check run must say so rather than stay queued.
-		j := jobs.Job{Kind: jobs.KindDeployReport, Key: fmt.Sprintf("deploy.report/%d/superseded", sid),
-			Payload: deployIDPayload(sid)}
-		if _, err := insertJob(ctx, st[insJob], j, now); err != nil {
+		// Its check run and the reply to the command that asked for it must say so.
+		sd.SupersededBy = id
+		if err := insertJobs(ctx, st, jobs.ForDeploy(sd), now); err != nil {
 			return RecordedDeploy{}, err
 		}
 	}
@@ -253,13 +255,6 @@ func deployIDFor(ctx context.Context, st *stmts, in Intake, rec Recorded, key st
 	return id, err
 }
 
-func deployIDPayload(id int64) json.RawMessage {
-	b := make([]byte, 0, 32)
-	b = append(b, `{"deploy_id":`...)
-	b = strconv.AppendInt(b, id, 10)
-	return append(b, '}')
-}
-
 // withDeployID sets deploy_id in a JSON object payload, keeping its other fields.
 func withDeployID(payload json.RawMessage, id int64) (json.RawMessage, error) {
 	fields := map[string]json.RawMessage{}
@@ -272,14 +267,20 @@ func withDeployID(payload json.RawMessage, id int64) (json.RawMessage, error) {
 	return json.Marshal(fields)
 }
 
-// insertJob inserts j with a statement bound to the current transaction unless a job with its
-// key exists; it reports whether it inserted.
-func insertJob(ctx context.Context, ins *sql.Stmt, j jobs.Job, now int64) (bool, error) {
+// insertJob inserts j with the statements bound to the current transaction unless a job with
+// its key exists; it reports whether it inserted. On PostgreSQL a job with a lane takes the
+// lane's lock first, so it and the end of the lane's running job (finishLane) see each other.
+func insertJob(ctx context.Context, st *stmts, j jobs.Job, now int64) (bool, error) {
 	runAfter := micros(j.RunAfter)
 	if runAfter == 0 {
 		runAfter = now
 	}
-	res, err := ins.ExecContext(ctx, j.Kind, j.Key, string(j.Payload), runAfter, now)
+	if j.Lane != "" && st[lockLane] != nil {
+		if _, err := st[lockLane].ExecContext(ctx, laneLockClass, laneHash(j.Lane)); err != nil {
+			return false, fmt.Errorf("store: recording job %s: locking lane %s: %w", j.Key, j.Lane, err)
+		}
+	}
+	res, err := st[insJob].ExecContext(ctx, j.Kind, j.Key, string(j.Payload), runAfter, now, j.Lane)
 	if err != nil {
 		return false, fmt.Errorf("store: recording job %s: %w", j.Key, err)
 	}
@@ -288,4 +289,23 @@ func insertJob(ctx context.Context, ins *sql.Stmt, j jobs.Job, now int64) (bool,
 		return false, fmt.Errorf("store: recording job %s: %w", j.Key, err)
 	}
 	return n == 1, nil
+}
+
+func insertJobs(ctx context.Context, st *stmts, js []jobs.Job, now int64) error {
+	for _, j := range js {
+		if _, err := insertJob(ctx, st, j, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// laneLockClass is the first key of the advisory locks of job lanes.
+const laneLockClass = 0x4C41_4E45 // "LANE"
+
+// laneHash is the second key: a hash of the lane. Lanes that collide only wait for each other.
+func laneHash(lane string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(lane))
+	return int32(h.Sum32())
 }

@@ -18,11 +18,15 @@ func (s *Store) EnqueueJob(ctx context.Context, j jobs.Job) (id int64, created b
 		return 0, false, errors.New("store: enqueueing a job: it needs a kind and a key")
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if created, err = insertJob(ctx, tx.StmtContext(ctx, s.stmts[insJob]), j, s.now()); err != nil {
+		st := s.stmts.in(ctx, tx)
+		if created, err = insertJob(ctx, &st, j, s.now()); err != nil {
 			return err
 		}
-		return tx.StmtContext(ctx, s.stmts[selJob]).QueryRowContext(ctx, j.Key).Scan(&id)
+		return st[selJob].QueryRowContext(ctx, j.Key).Scan(&id)
 	})
+	if created {
+		s.wake(WakeJobs)
+	}
 	return id, created, err
 }
 
@@ -59,22 +63,71 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, kinds []string, ttl 
 }
 
 func (s *Store) endJob(ctx context.Context, l Lease, op, set string, args ...any) error {
-	args = append(args, s.now(), l.ID, l.Owner, l.Token)
+	now := s.now()
+	args = append(args, now, l.ID, l.Owner, l.Token)
 	n := len(args)
 	q := fmt.Sprintf(`UPDATE jobs SET %s, updated_at = $%d, lease_owner = '', lease_expires = 0
-		WHERE id = $%d AND lease_owner = $%d AND lease_token = $%d AND state = 'running'`, set, n-3, n-2, n-1, n)
-	res, err := s.write.ExecContext(ctx, q, args...)
-	return leaseResult(res, err, op+" job", l)
+		WHERE id = $%d AND lease_owner = $%d AND lease_token = $%d AND state = 'running' RETURNING lane, state`, set, n-3, n-2, n-1, n)
+	var promoted bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var lane, state string
+		if err := tx.QueryRowContext(ctx, q, args...).Scan(&lane, &state); err != nil {
+			return err
+		}
+		if lane == "" || state == "pending" {
+			return nil // no lane, or the job is still its lane's head
+		}
+		var err error
+		promoted, err = s.finishLane(ctx, tx, lane, now)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s job of %d: %w", op, l.ID, ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s job of %d: %w", op, l.ID, err)
+	}
+	if promoted {
+		s.wake(WakeJobs)
+	}
+	return nil
+}
+
+// finishLane lets the next waiting job of a lane run once nothing else of the lane is pending or
+// running. It runs in the transaction that ended the lane's job, under the lane's lock on
+// PostgreSQL, so a job recorded at the same moment either sees the ended job and waits (and is
+// let go here) or sees it ended and does not wait.
+func (s *Store) finishLane(ctx context.Context, tx *sql.Tx, lane string, now int64) (bool, error) {
+	if s.d.stageLock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.stageLock, laneLockClass, laneHash(lane)); err != nil {
+			return false, err
+		}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'pending', run_after = $1, updated_at = $1
+		WHERE id = (SELECT MIN(id) FROM jobs WHERE lane = $2 AND state = 'waiting')
+		AND NOT EXISTS (SELECT 1 FROM jobs WHERE lane = $2 AND state IN ('pending', 'running'))`, now, lane)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // FinishJob marks a job done.
 func (s *Store) FinishJob(ctx context.Context, l Lease) error {
-	return s.endJob(ctx, l, "finish", "state = 'done', attempts = attempts + 1")
+	return s.endJob(ctx, l, "finish", "state = 'done', attempts = attempts + 1, blocked_on = ''")
 }
 
 // RetryJob puts a job back to wait until runAfter, counting the attempt.
 func (s *Store) RetryJob(ctx context.Context, l Lease, runAfter time.Time, lastErr string) error {
-	return s.endJob(ctx, l, "retry", "state = 'pending', attempts = attempts + 1, run_after = $1, last_error = $2", micros(runAfter), lastErr)
+	return s.endJob(ctx, l, "retry", "state = 'pending', attempts = attempts + 1, run_after = $1, last_error = $2, blocked_on = ''", micros(runAfter), lastErr)
+}
+
+// PostponeJob puts a job back to wait until runAfter without counting an attempt: the job did
+// not fail, a service made it wait (a rate limit, or an outage: blockedOn names the service,
+// and UnblockJobs wakes the job as soon as it answers again).
+func (s *Store) PostponeJob(ctx context.Context, l Lease, runAfter time.Time, lastErr, blockedOn string) error {
+	return s.endJob(ctx, l, "postpone", "state = 'pending', run_after = $1, last_error = $2, blocked_on = $3", micros(runAfter), lastErr, blockedOn)
 }
 
 // FailJob marks a job failed for good.
@@ -82,9 +135,35 @@ func (s *Store) FailJob(ctx context.Context, l Lease, lastErr string) error {
 	return s.endJob(ctx, l, "fail", "state = 'failed', attempts = attempts + 1, last_error = $1", lastErr)
 }
 
-// PendingJobs counts jobs waiting to run, by kind.
+// UnblockJobs makes every job waiting for service due now: it answers again. It returns how
+// many it woke.
+func (s *Store) UnblockJobs(ctx context.Context, service string) (int64, error) {
+	now := s.now()
+	res, err := s.write.ExecContext(ctx, `UPDATE jobs SET run_after = $1, blocked_on = '', updated_at = $1
+		WHERE state = 'pending' AND blocked_on = $2`, now, service)
+	if err != nil {
+		return 0, fmt.Errorf("store: waking the jobs waiting for %s: %w", service, err)
+	}
+	n, err := res.RowsAffected()
+	if n > 0 {
+		s.wake(WakeJobs)
+	}
+	return n, err
+}
+
+// Blocked reports whether any job waits for service to answer again.
+func (s *Store) Blocked(ctx context.Context, service string) (bool, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE state = 'pending' AND blocked_on = $1 LIMIT 1) b`, service).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: looking for jobs waiting for %s: %w", service, err)
+	}
+	return n > 0, nil
+}
+
+// PendingJobs counts jobs waiting to run (their lane's turn, their time, or a claim), by kind.
 func (s *Store) PendingJobs(ctx context.Context) (map[string]int, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT kind, COUNT(*) FROM jobs WHERE state IN ('pending', 'running') GROUP BY kind")
+	rows, err := s.read.QueryContext(ctx, "SELECT kind, COUNT(*) FROM jobs WHERE state IN ('waiting', 'pending', 'running') GROUP BY kind")
 	if err != nil {
 		return nil, fmt.Errorf("store: counting jobs: %w", err)
 	}

@@ -70,6 +70,7 @@ func (s *Store) UnlockStage(ctx context.Context, app, stage string) (StageLock, 
 	if err != nil {
 		return StageLock{}, fmt.Errorf("store: unlocking %s of %s: %w", stage, app, err)
 	}
+	s.wake(WakeDeploys) // its queued deploy may start
 	return l, nil
 }
 

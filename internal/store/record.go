@@ -133,6 +133,7 @@ func (s *Store) commitBatch(batch []*pending) {
 		return nil
 	})
 	if err == nil {
+		s.wakeFor(batch)
 		for _, p := range batch {
 			p.done <- struct{}{}
 		}
@@ -140,7 +141,31 @@ func (s *Store) commitBatch(batch []*pending) {
 	}
 	for _, p := range batch {
 		p.rec, p.err = s.commitAlone(ctx, p.in)
+	}
+	s.wakeFor(batch)
+	for _, p := range batch {
 		p.done <- struct{}{}
+	}
+}
+
+// wakeFor wakes the runners for the work a committed batch recorded.
+func (s *Store) wakeFor(batch []*pending) {
+	var kinds Wakeup
+	for _, p := range batch {
+		if p.err != nil || p.rec.Duplicate {
+			continue
+		}
+		if len(p.in.Jobs) > 0 {
+			kinds |= WakeJobs
+		}
+		for _, d := range p.rec.Deploys {
+			if d.New {
+				kinds |= WakeJobs | WakeDeploys
+			}
+		}
+	}
+	if kinds != 0 {
+		s.wake(kinds)
 	}
 }
 

@@ -68,7 +68,7 @@ func TestRecord(t *testing.T) {
 		states: map[string]deploy.State{"app/test/aaa": deploy.Superseded, "app/test/bbb": deploy.Superseded,
 			"app/test/ccc": deploy.Queued},
 		supersededBy: map[string]string{"app/test/aaa": "app/test/bbb", "app/test/bbb": "app/test/ccc"},
-		pending:      map[string]int{jobs.KindCheckRunCreate: 3, jobs.KindDeployReport: 2},
+		pending:      map[string]int{jobs.KindCheckRunCreate: 3, jobs.KindDeployReport: 2, jobs.KindDeployEnded: 2},
 	}, {
 		name: "other stages and apps are left alone",
 		steps: []recordStep{
@@ -79,7 +79,7 @@ func TestRecord(t *testing.T) {
 		states: map[string]deploy.State{"app/test/aaa": deploy.Superseded, "other/test/aaa": deploy.Queued,
 			"app/test/bbb": deploy.Queued, "app/alpha/bbb": deploy.Queued},
 		supersededBy: map[string]string{"app/test/aaa": "app/test/bbb"},
-		pending:      map[string]int{jobs.KindCheckRunCreate: 4, jobs.KindDeployReport: 1},
+		pending:      map[string]int{jobs.KindCheckRunCreate: 4, jobs.KindDeployReport: 1, jobs.KindDeployEnded: 1},
 	}, {
 		name: "jobs are deduplicated by key",
 		steps: []recordStep{

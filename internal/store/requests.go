@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
@@ -26,7 +27,7 @@ func (s *Store) RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]Re
 					return fmt.Errorf("store: requesting deploy %s: %w", r.Key(), err)
 				}
 				if rd.New {
-					if _, err := insertJob(ctx, st[insJob], checkRunJob(rd.ID), now); err != nil {
+					if _, err := insertJob(ctx, &st, jobs.CheckRun(deploy.Deploy{ID: rd.ID, Request: r}), now); err != nil {
 						return err
 					}
 				}
@@ -34,15 +35,13 @@ func (s *Store) RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]Re
 			}
 			return nil
 		})
+		if err == nil {
+			s.wake(WakeJobs | WakeDeploys)
+		}
 		if err == nil || attempt == maxAttempts || !isRetryable(err) {
 			return out, err
 		}
 	}
-}
-
-// checkRunJob is the job that gives a new deploy its check run.
-func checkRunJob(id int64) jobs.Job {
-	return jobs.Job{Kind: jobs.KindCheckRunCreate, Key: fmt.Sprintf("checkrun.create/%d", id), Payload: deployIDPayload(id)}
 }
 
 // ReleaseDeploy lets a held deploy start. Releasing a deploy that is not held, or no longer
@@ -52,6 +51,7 @@ func (s *Store) ReleaseDeploy(ctx context.Context, id int64) error {
 		WHERE id = $2 AND held = 1 AND state = 'queued'`, s.now(), id); err != nil {
 		return fmt.Errorf("store: releasing deploy %d: %w", id, err)
 	}
+	s.wake(WakeDeploys)
 	return nil
 }
 
@@ -62,22 +62,24 @@ func (s *Store) CancelDeploy(ctx context.Context, id int64, reason string) (bool
 	var cancelled bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		res, err := tx.ExecContext(ctx, `UPDATE deploys SET state = 'cancelled', error = $1, held = 0, updated_at = $2,
-			finished_at = $2, lease_owner = '', lease_expires = 0 WHERE id = $3 AND state = 'queued'`, reason, now, id)
+		d, err := scanDeploy(tx.QueryRowContext(ctx, `UPDATE deploys SET state = 'cancelled', error = $1, held = 0, updated_at = $2,
+			finished_at = $2, report_seq = report_seq + 1, lease_owner = '', lease_expires = 0
+			WHERE id = $3 AND state = 'queued' RETURNING `+deployCols, reason, now, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return err
-		}
 		cancelled = true
-		j := jobs.Job{Kind: jobs.KindDeployReport, Key: fmt.Sprintf("deploy.report/%d/cancelled", id), Payload: deployIDPayload(id)}
-		_, err = insertJob(ctx, tx.StmtContext(ctx, s.stmts[insJob]), j, now)
-		return err
+		st := s.stmts.in(ctx, tx)
+		return insertJobs(ctx, &st, jobs.ForDeploy(d), now)
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: cancelling deploy %d: %w", id, err)
+	}
+	if cancelled {
+		s.wake(WakeJobs | WakeDeploys)
 	}
 	return cancelled, nil
 }

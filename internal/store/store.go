@@ -64,6 +64,8 @@ type Store struct {
 	done   chan struct{}
 	closed chan struct{}
 	once   sync.Once
+	// waiters hear of commits that made work due (OnCommit).
+	waiters waiters
 }
 
 // Open opens the store at dsn ("sqlite:PATH", a bare path, or a postgres:// or postgresql://

@@ -119,8 +119,8 @@ func TestHeldAndCancelled(t *testing.T) {
 			t.Error("cancelled a deploy twice")
 		}
 		pending, _ := s.PendingJobs(ctx)
-		if pending["deploy.report"] != 1 {
-			t.Errorf("pending jobs = %v, want the cancelled deploy's report", pending)
+		if pending["deploy.report"] != 1 || pending["deploy.ended"] != 1 {
+			t.Errorf("pending jobs = %v, want the cancelled deploy's report and end", pending)
 		}
 	})
 }

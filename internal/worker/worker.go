@@ -1,15 +1,22 @@
 // Package worker runs durable jobs. It claims due jobs from the store under a lease, runs each
 // with the executor registered for its kind, and records the outcome: done, retried later with
-// backoff, or failed for good. It never sleeps inside a job; between claims it waits for a poll
-// tick or a Wake from the intake, whichever comes first.
+// backoff, postponed (a rate limit's exact wait, or an outage of a service the job needs), or
+// failed for good. It never sleeps inside a job; between claims it waits for a poll tick, a
+// commit in this process that made work due, or the time of the next retry it scheduled.
+//
+// While jobs wait for a service that stopped answering (GitHub), the runner asks the service
+// whether it answers again every ProbeEvery, with a call that costs nothing (Service.Probe), and
+// wakes every waiting job the moment it does, on every replica: the store holds them.
 package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/jobs"
@@ -22,15 +29,48 @@ type Store interface {
 	ClaimJob(ctx context.Context, owner string, kinds []string, ttl time.Duration) (jobs.Job, store.Lease, error)
 	FinishJob(ctx context.Context, l store.Lease) error
 	RetryJob(ctx context.Context, l store.Lease, runAfter time.Time, lastErr string) error
+	PostponeJob(ctx context.Context, l store.Lease, runAfter time.Time, lastErr, blockedOn string) error
 	FailJob(ctx context.Context, l store.Lease, lastErr string) error
+	UnblockJobs(ctx context.Context, service string) (int64, error)
+	Blocked(ctx context.Context, service string) (bool, error)
+	OnCommit(kinds store.Wakeup, fn func())
 }
 
 // Executor runs the jobs of one kind. Run returns nil when done, a jobs.TerminalError when
-// retrying cannot help, a jobs.RetryAfterError to set the next attempt's time, and any other
-// error to be retried with backoff.
+// retrying cannot help, a jobs.RetryAfterError to set the next attempt's time, a
+// jobs.UnavailableError when a service did not answer, and any other error to be retried with
+// backoff.
 type Executor interface {
 	Kind() string
 	Run(ctx context.Context, j jobs.Job) error
+}
+
+// Handle makes the Executor of one kind from a function of the job's decoded payload: the one
+// place a payload is decoded. A payload that does not decode fails the job for good.
+func Handle[T any](kind string, fn func(ctx context.Context, j jobs.Job, payload T) error) Executor {
+	return handler[T]{kind: kind, fn: fn}
+}
+
+type handler[T any] struct {
+	kind string
+	fn   func(context.Context, jobs.Job, T) error
+}
+
+func (h handler[T]) Kind() string { return h.kind }
+
+func (h handler[T]) Run(ctx context.Context, j jobs.Job) error {
+	var p T
+	if err := json.Unmarshal(j.Payload, &p); err != nil {
+		return jobs.Terminal(fmt.Errorf("decoding %s payload: %w", j.Kind, err))
+	}
+	return h.fn(ctx, j, p)
+}
+
+// Service is something jobs call that can stop answering (GitHub). Probe asks it whether it
+// answers, as cheaply as it can (GitHub: GET /rate_limit, which costs no rate limit).
+type Service struct {
+	Name  string
+	Probe func(ctx context.Context) error
 }
 
 // Options tune a Runner. Zero values take the defaults.
@@ -42,6 +82,8 @@ type Options struct {
 	MaxAttempts int           // then the job fails for good (default 25: two to three hours of backoff)
 	BaseBackoff time.Duration // first retry delay (default 2 s), doubling, with jitter
 	MaxBackoff  time.Duration // cap (default 10 min)
+	Services    []Service     // services jobs wait for when they do not answer
+	ProbeEvery  time.Duration // while jobs wait for a service, ask it this often (default 1 s)
 	Now         func() time.Time
 }
 
@@ -53,11 +95,15 @@ type Runner struct {
 	o     Options
 	log   *slog.Logger
 	poll  *poller.Poller
+
+	mu     sync.Mutex
+	lastOK map[string]time.Time // when each service last answered a probe
 }
 
-// New builds a Runner over one registration list of executors.
+// New builds a Runner over one registration list of executors. The store wakes it after every
+// commit that made jobs due.
 func New(st Store, execs []Executor, o Options, log *slog.Logger) (*Runner, error) {
-	r := &Runner{st: st, execs: map[string]Executor{}, o: o, log: log, poll: poller.New()}
+	r := &Runner{st: st, execs: map[string]Executor{}, o: o, log: log, poll: poller.New(), lastOK: map[string]time.Time{}}
 	for _, e := range execs {
 		if _, dup := r.execs[e.Kind()]; dup {
 			return nil, fmt.Errorf("worker: two executors for job kind %q", e.Kind())
@@ -86,13 +132,17 @@ func New(st Store, execs []Executor, o Options, log *slog.Logger) (*Runner, erro
 	if r.o.MaxBackoff <= 0 {
 		r.o.MaxBackoff = 10 * time.Minute
 	}
+	if r.o.ProbeEvery <= 0 {
+		r.o.ProbeEvery = time.Second
+	}
 	if r.o.Now == nil {
 		r.o.Now = time.Now
 	}
+	st.OnCommit(store.WakeJobs, r.poll.Wake)
 	return r, nil
 }
 
-// Wake makes an idle runner look for jobs now (the intake calls it after recording work).
+// Wake makes an idle runner look for jobs now.
 func (r *Runner) Wake() { r.poll.Wake() }
 
 // Run works until ctx ends, then waits for the jobs in hand to finish.
@@ -101,7 +151,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	var wg sync.WaitGroup
+	for _, s := range r.o.Services {
+		wg.Go(func() { r.watch(ctx, s) })
+	}
 	r.poll.Run(ctx, r.o.Concurrency, r.o.Poll, r.RunOne, func(err error) { r.log.Error("claiming a job", "err", err) })
+	wg.Wait()
 	return nil
 }
 
@@ -119,23 +174,43 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 	// call; the lease covers a process that dies instead.
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.LeaseTTL/2)
 	defer cancel()
+	started := r.o.Now()
 	runErr := r.execs[j.Kind].Run(runCtx, j)
 	// Record the outcome even if ctx ended meanwhile: losing it would run the job again.
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelSave()
+	var ra *jobs.RetryAfterError
+	var un *jobs.UnavailableError
 	switch {
 	case runErr == nil:
 		err = r.st.FinishJob(saveCtx, lease)
 	case jobs.IsTerminal(runErr):
 		log.Error("job failed", "err", runErr)
 		err = r.st.FailJob(saveCtx, lease, runErr.Error())
+	case errors.As(runErr, &ra):
+		// Exactly when the service said, not compounded with backoff, and not counted: waiting
+		// for a rate limit is not the job failing.
+		at := r.o.Now().Add(max(ra.After, 0))
+		log.Info("job waits for a rate limit", "err", runErr, "until", at)
+		if err = r.st.PostponeJob(saveCtx, lease, at, runErr.Error(), ""); err == nil {
+			r.poll.WakeAt(at)
+		}
+	case errors.As(runErr, &un) && !r.answeredSince(un.Service, started):
+		// The service is down: wait for it without using up attempts. The backoff only bounds
+		// how long a job waits if no probe ever says it answers again.
+		delay := r.backoff(j.Attempts)
+		log.Warn("job waits for its service", "service", un.Service, "err", runErr, "at most", delay.Round(time.Millisecond))
+		err = r.st.PostponeJob(saveCtx, lease, r.o.Now().Add(delay), runErr.Error(), un.Service)
 	case j.Attempts+1 >= r.o.MaxAttempts:
 		log.Error("job failed after its last attempt", "err", runErr)
 		err = r.st.FailJob(saveCtx, lease, fmt.Sprintf("after %d attempts: %v", j.Attempts+1, runErr))
 	default:
-		delay := r.backoff(j.Attempts, runErr)
+		delay := r.backoff(j.Attempts)
 		log.Warn("job will be retried", "err", runErr, "in", delay.Round(time.Millisecond))
-		err = r.st.RetryJob(saveCtx, lease, r.o.Now().Add(delay), runErr.Error())
+		at := r.o.Now().Add(delay)
+		if err = r.st.RetryJob(saveCtx, lease, at, runErr.Error()); err == nil {
+			r.poll.WakeAt(at)
+		}
 	}
 	if err != nil {
 		return true, fmt.Errorf("recording the outcome of job %d: %w", j.ID, err)
@@ -143,17 +218,57 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// backoff is the delay before attempt n+1: exponential with full jitter on its upper half, or
-// what a RetryAfterError asks for if that is later.
-func (r *Runner) backoff(attempts int, err error) time.Duration {
+// backoff is the delay before attempt n+1: exponential with full jitter on its upper half.
+func (r *Runner) backoff(attempts int) time.Duration {
 	d := r.o.BaseBackoff << min(attempts, 20)
 	if d <= 0 || d > r.o.MaxBackoff {
 		d = r.o.MaxBackoff
 	}
-	d = d/2 + rand.N(d/2+1)
-	var ra *jobs.RetryAfterError
-	if errors.As(err, &ra) && ra.After > d {
-		d = ra.After
+	return d/2 + rand.N(d/2+1)
+}
+
+// answeredSince reports whether a probe found service answering after t: then the job's
+// failure was its own call's (one endpoint failing), not an outage, and counts as an attempt.
+func (r *Runner) answeredSince(service string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastOK[service].After(t.Add(-r.o.ProbeEvery))
+}
+
+// watch probes a service while jobs wait for it, and wakes them all once it answers.
+func (r *Runner) watch(ctx context.Context, s Service) {
+	t := time.NewTicker(r.o.ProbeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.probe(ctx, s); err != nil && ctx.Err() == nil {
+			r.log.Warn("probing a service", "service", s.Name, "err", err)
+		}
 	}
-	return d
+}
+
+// probe wakes the jobs waiting for s if any wait and s answers.
+func (r *Runner) probe(ctx context.Context, s Service) error {
+	blocked, err := r.st.Blocked(ctx, s.Name)
+	if err != nil || !blocked {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, max(r.o.ProbeEvery, 5*time.Second))
+	err = s.Probe(pctx)
+	cancel()
+	if err != nil {
+		return nil // still down; the jobs keep waiting
+	}
+	r.mu.Lock()
+	r.lastOK[s.Name] = r.o.Now()
+	r.mu.Unlock()
+	n, err := r.st.UnblockJobs(ctx, s.Name)
+	if err == nil && n > 0 {
+		r.log.Info("service answers again: jobs woken", "service", s.Name, "jobs", n)
+	}
+	return err
 }

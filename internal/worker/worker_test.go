@@ -122,17 +122,14 @@ func TestDuplicateKindsRefused(t *testing.T) {
 	}
 }
 
-func TestBackoffGrowsAndHonoursRetryAfter(t *testing.T) {
+func TestBackoffGrows(t *testing.T) {
 	r := &Runner{o: Options{BaseBackoff: time.Second, MaxBackoff: time.Minute}}
 	for attempt := range 10 {
-		d := r.backoff(attempt, errors.New("x"))
+		d := r.backoff(attempt)
 		hi := min(time.Second<<attempt, time.Minute)
 		if d < hi/2 || d > hi {
 			t.Errorf("attempt %d: %s not within [%s, %s]", attempt, d, hi/2, hi)
 		}
-	}
-	if d := r.backoff(0, fmt.Errorf("wrapped: %w", &jobs.RetryAfterError{After: time.Hour, Err: errors.New("x")})); d != time.Hour {
-		t.Errorf("RetryAfter ignored: %s", d)
 	}
 }
 

@@ -171,3 +171,39 @@ func (s *Server) checkRunJSONLocked(cr *CheckRun) map[string]any {
 		"check_suite": map[string]any{"id": 1}, "app": s.appJSON(), "pull_requests": []any{},
 	}
 }
+
+// listCheckRunsForRef answers checks/list-for-ref: a commit's check runs, newest first, filtered
+// by check_name and status as GitHub filters them (filter=latest, the default, keeps the newest
+// run of each name; filter=all keeps every run).
+func (s *Server) listCheckRunsForRef(c *call) (int, any) {
+	q := c.r.URL.Query()
+	repo := c.repo()
+	s.mu.Lock()
+	sha, ok := s.resolveLocked(repo, c.params["ref"])
+	if !ok {
+		sha = c.params["ref"]
+	}
+	var runs []*CheckRun
+	seen := map[string]bool{}
+	list := s.checkRuns[repo]
+	for i := len(list) - 1; i >= 0; i-- {
+		cr := list[i]
+		if cr.HeadSHA != sha || (q.Get("check_name") != "" && q.Get("check_name") != cr.Name) ||
+			(q.Get("status") != "" && q.Get("status") != cr.Status) {
+			continue
+		}
+		if q.Get("filter") != "all" {
+			if seen[cr.Name] {
+				continue
+			}
+			seen[cr.Name] = true
+		}
+		runs = append(runs, cr)
+	}
+	all := make([]any, 0, len(runs))
+	for _, cr := range runs {
+		all = append(all, s.checkRunJSONLocked(cr))
+	}
+	s.mu.Unlock()
+	return http.StatusOK, map[string]any{"total_count": len(all), "check_runs": c.page(all)}
+}

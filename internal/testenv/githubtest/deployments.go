@@ -27,10 +27,13 @@ type Deployment struct {
 
 // DeploymentStatus is one status of a Deployment.
 type DeploymentStatus struct {
+	ID           int64
 	State        string
 	Description  string
 	LogURL       string
 	AutoInactive *bool
+	Environment  string
+	Created      time.Time
 }
 
 // Deployments returns copies of a repository's Deployments, oldest first.
@@ -160,23 +163,51 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 	if in.Environment != "" {
 		d.Environment = in.Environment
 	}
-	d.Statuses = append(d.Statuses, DeploymentStatus{State: in.State, Description: in.Description, LogURL: logURL, AutoInactive: in.AutoInactive})
+	st := DeploymentStatus{ID: s.nextIDLocked(), State: in.State, Description: in.Description, LogURL: logURL, AutoInactive: in.AutoInactive,
+		Environment: in.Environment, Created: time.Now()}
+	d.Statuses = append(d.Statuses, st)
 	// A success makes the environment's earlier successful deployments inactive unless told otherwise.
 	if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
 		for _, x := range s.deployments[c.repo()] {
 			if x != d && x.Environment == d.Environment && len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
-				x.Statuses = append(x.Statuses, DeploymentStatus{State: "inactive"})
+				x.Statuses = append(x.Statuses, DeploymentStatus{ID: s.nextIDLocked(), State: "inactive", Environment: x.Environment, Created: time.Now()})
 			}
 		}
 	}
-	sid := s.nextIDLocked()
-	env := d.Environment
+	out := s.statusJSONLocked(d, st)
 	s.mu.Unlock()
+	return http.StatusCreated, out
+}
+
+// listDeploymentStatuses answers repos/list-deployment-statuses: a Deployment's statuses, newest
+// first.
+func (s *Server) listDeploymentStatuses(c *call) (int, any) {
+	id := c.id("deployment_id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.deployments[c.repo()] {
+		if d.ID != id {
+			continue
+		}
+		all := []any{}
+		for i := len(d.Statuses) - 1; i >= 0; i-- {
+			all = append(all, s.statusJSONLocked(d, d.Statuses[i]))
+		}
+		return http.StatusOK, c.page(all)
+	}
+	return notFound()
+}
+
+func (s *Server) statusJSONLocked(d *Deployment, st DeploymentStatus) map[string]any {
+	env := st.Environment
+	if env == "" {
+		env = d.Environment
+	}
 	url := fmt.Sprintf("%srepos/%s/deployments/%d", s.URL(), d.Repo, d.ID)
-	return http.StatusCreated, map[string]any{
-		"id": sid, "node_id": fmt.Sprintf("DES_%d", sid), "state": in.State, "creator": s.user(s.BotLogin()),
-		"description": in.Description, "environment": env, "deployment_url": url, "target_url": logURL, "log_url": logURL,
-		"environment_url": "", "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, sid),
-		"created_at": now(), "updated_at": now(),
+	return map[string]any{
+		"id": st.ID, "node_id": fmt.Sprintf("DES_%d", st.ID), "state": st.State, "creator": s.user(s.BotLogin()),
+		"description": st.Description, "environment": env, "deployment_url": url, "target_url": st.LogURL, "log_url": st.LogURL,
+		"environment_url": "", "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, st.ID),
+		"created_at": stamp(st.Created), "updated_at": stamp(st.Created),
 	}
 }

@@ -466,3 +466,43 @@ func (s *Server) createReaction(c *call) (int, any) {
 	return status, map[string]any{"id": id, "node_id": fmt.Sprintf("REA_%d", id), "user": s.user(s.BotLogin()),
 		"content": in.Content, "created_at": stamp(time.Now())}
 }
+
+// listIssues answers issues/list-for-repo: a repository's issues, newest first, filtered by
+// state (default open), labels (all of them) and creator. Pull requests, which GitHub lists
+// too, are left out: nothing in the test server labels them the way the callers filter.
+func (s *Server) listIssues(c *call) (int, any) {
+	q := c.r.URL.Query()
+	state := q.Get("state")
+	if state == "" {
+		state = "open"
+	}
+	var want []string
+	if l := q.Get("labels"); l != "" {
+		want = strings.Split(l, ",")
+	}
+	s.mu.Lock()
+	var list []*Issue
+	for _, is := range s.issues[c.repo()] {
+		list = append(list, is)
+	}
+	slices.SortFunc(list, func(a, b *Issue) int { return b.Number - a.Number })
+	all := []any{}
+	for _, is := range list {
+		user := is.User
+		if user == "" {
+			user = s.BotLogin()
+		}
+		if (state != "all" && is.State != state) || (q.Get("creator") != "" && !strings.EqualFold(q.Get("creator"), user)) {
+			continue
+		}
+		ok := true
+		for _, l := range want {
+			ok = ok && slices.ContainsFunc(is.Labels, func(x string) bool { return strings.EqualFold(x, strings.TrimSpace(l)) })
+		}
+		if ok {
+			all = append(all, s.issueJSONLocked(is))
+		}
+	}
+	s.mu.Unlock()
+	return http.StatusOK, c.page(all)
+}

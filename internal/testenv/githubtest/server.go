@@ -154,6 +154,7 @@ type Server struct {
 	permissions   map[string]string // owner/repo/user -> permission
 	manifestCodes map[string]bool
 	webhookSecret string
+	beforeAnswer  func(Request)
 }
 
 // Start starts a server outside of a test (New is the same inside one). Close stops it;
@@ -295,6 +296,13 @@ func (s *Server) SecondaryRateLimit(n int, retryAfter time.Duration) {
 	s.secondary, s.retryAfter = n, int(retryAfter.Seconds())
 }
 
+// BeforeAnswer calls fn with every request the server handled (its state already changed: a
+// check run or comment created is there), before the answer is written; nil removes it. A test
+// uses it to kill the process that called between GitHub's 201 and that process recording what
+// it made, or to let a second replica act while the first waits for its answer. fn runs on the
+// request's goroutine and may block it.
+func (s *Server) BeforeAnswer(fn func(Request)) { s.mu.Lock(); s.beforeAnswer = fn; s.mu.Unlock() }
+
 // message is GitHub's error body.
 func message(msg string) map[string]string {
 	return map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"}
@@ -375,6 +383,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Status = status
 	if status/100 == 2 {
 		s.checkResponse(op, status, resp)
+	}
+	s.mu.Lock()
+	hook := s.beforeAnswer
+	s.mu.Unlock()
+	if hook != nil {
+		hook(rec)
 	}
 	writeJSON(w, status, resp)
 }
