@@ -45,11 +45,14 @@ func recoverer(next http.Handler, log *slog.Logger) http.Handler {
 	})
 }
 
-// newServer is an http.Server with the package's limits.
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+// newServer is an http.Server with the package's limits; headerTimeout 0 is ReadHeaderTimeout.
+func newServer(h http.Handler, headerTimeout time.Duration, log *slog.Logger) *http.Server {
+	if headerTimeout == 0 {
+		headerTimeout = ReadHeaderTimeout
+	}
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
@@ -63,6 +66,8 @@ type Listener struct {
 	Name     string // "public", "internal": for errors and logs
 	Listener net.Listener
 	Handler  http.Handler
+	// headerTimeout replaces ReadHeaderTimeout in this package's tests.
+	headerTimeout time.Duration
 }
 
 // Serve serves every listener until ctx ends or one of them fails, then shuts them all down
@@ -74,7 +79,7 @@ func Serve(ctx context.Context, log *slog.Logger, ls ...Listener) error {
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {
-			err := serve(ctx, l.Listener, l.Handler, log)
+			err := serve(ctx, l, log)
 			if err != nil {
 				err = fmt.Errorf("%s listener: %w", l.Name, err)
 			}
@@ -91,11 +96,11 @@ func Serve(ctx context.Context, log *slog.Logger, ls ...Listener) error {
 	return errors.Join(errs...)
 }
 
-// serve runs one server on ln until ctx ends.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := newServer(h, log)
+// serve runs one listener's server until ctx ends.
+func serve(ctx context.Context, l Listener, log *slog.Logger) error {
+	srv := newServer(l.Handler, l.headerTimeout, log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(l.Listener) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTP: %w", err)

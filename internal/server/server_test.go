@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -187,5 +190,70 @@ func TestServeStopsWhenOneListenerFails(t *testing.T) {
 		Listener{Name: "internal", Listener: in, Handler: answer(200, "")})
 	if err == nil || !strings.Contains(err.Error(), "internal listener") {
 		t.Errorf("Serve = %v, want the internal listener's error", err)
+	}
+}
+
+// serveOne serves h on a loopback listener until the test ends and returns its address.
+func serveOne(t *testing.T, l Listener) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Name, l.Listener = "public", ln
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, quiet, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A header block over MaxHeaderBytes is refused (431) before any handler runs.
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	addr := serveOne(t, Listener{Handler: answer(200, "handled")})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Go allows 4 KiB of slack over MaxHeaderBytes; send well past both.
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", strings.Repeat("a", MaxHeaderBytes+8<<10))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized headers answered %d, want 431", resp.StatusCode)
+	}
+}
+
+// A sender that never finishes its headers is disconnected at the header timeout, before any
+// handler runs (slowloris). The production timeout is ReadHeaderTimeout; this test shortens it.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	handled := make(chan struct{}, 1)
+	addr := serveOne(t, Listener{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { handled <- struct{}{} }),
+		headerTimeout: 100 * time.Millisecond})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\n") // and nothing more
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("reading until the server hangs up: %v", err)
+	}
+	select {
+	case <-handled:
+		t.Error("a handler ran for a request whose headers never ended")
+	default:
+	}
+	if ReadHeaderTimeout > 10*time.Second {
+		t.Errorf("ReadHeaderTimeout %s: GitHub sends its headers at once and gives up after 10 s", ReadHeaderTimeout)
 	}
 }
