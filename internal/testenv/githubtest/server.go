@@ -154,6 +154,7 @@ type Server struct {
 	permissions   map[string]string // owner/repo/user -> permission
 	manifestCodes map[string]bool
 	webhookSecret string
+	settings      settings // the App's permissions, its installation's coverage, branch rules
 }
 
 // Start starts a server outside of a test (New is the same inside one). Close stops it;
