@@ -147,7 +147,7 @@ func (s *Server) installation(id int64) map[string]any {
 		"id": id, "account": account, "repository_selection": "all",
 		"access_tokens_url": fmt.Sprintf("%sapp/installations/%d/access_tokens", s.URL(), id),
 		"repositories_url":  s.URL() + "installation/repositories", "html_url": fmt.Sprintf("https://github.com/settings/installations/%d", id),
-		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": s.appPermissions(),
+		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": s.installationPermissions(),
 		"events": s.appEvents(), "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
 		"single_file_name": nil, "app_slug": s.slug, "suspended_by": nil, "suspended_at": nil,
 	}

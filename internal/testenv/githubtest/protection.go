@@ -16,6 +16,7 @@ import (
 type settings struct {
 	mu          sync.Mutex
 	permissions map[string]string    // nil: defaultPermissions
+	accepted    map[string]string    // what the installation accepted; nil: permissions
 	events      []string             // nil: defaultEvents
 	covered     map[string]bool      // nil: every repository
 	rulesets    map[string][]Ruleset // repo -> rulesets
@@ -53,6 +54,24 @@ func (s *Server) SetInstalledRepos(repos ...string) {
 	for _, r := range repos {
 		s.settings.covered[strings.ToLower(r)] = true
 	}
+}
+
+// SetInstallationPermissions sets the permissions the App's installation has accepted, as when
+// the App asked for more and nobody has accepted them yet; without it, the App's own.
+func (s *Server) SetInstallationPermissions(perms map[string]string) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	s.settings.accepted = maps.Clone(perms)
+}
+
+func (s *Server) installationPermissions() map[string]string {
+	s.settings.mu.Lock()
+	accepted := maps.Clone(s.settings.accepted)
+	s.settings.mu.Unlock()
+	if accepted == nil {
+		return s.appPermissions()
+	}
+	return accepted
 }
 
 func (s *Server) appPermissions() map[string]string {
@@ -106,14 +125,14 @@ type Ruleset struct {
 	AppBypass bool
 }
 
-// AddRuleset adds a ruleset to repo ("owner/name").
-func (s *Server) AddRuleset(repo string, rs Ruleset) {
+// SetRulesets sets the rulesets of repo ("owner/name"); none removes them.
+func (s *Server) SetRulesets(repo string, rs ...Ruleset) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
 	if s.settings.rulesets == nil {
 		s.settings.rulesets = map[string][]Ruleset{}
 	}
-	s.settings.rulesets[repo] = append(s.settings.rulesets[repo], rs)
+	s.settings.rulesets[repo] = slices.Clone(rs)
 }
 
 // Protection is a branch's classic protection.
@@ -250,7 +269,7 @@ func (s *Server) branchProtection(c *call) (int, any) {
 			bypass = append(bypass, s.integration(a))
 		}
 		out["required_pull_request_reviews"] = map[string]any{"url": base + "/required_pull_request_reviews",
-			"required_approving_review_count": 1, "bypass_pull_request_allowances": map[string]any{"users": []any{}, "teams": []any{}, "apps": bypass}}
+			"required_approving_review_count": 1, "dismiss_stale_reviews": false, "require_code_owner_reviews": false, "bypass_pull_request_allowances": map[string]any{"users": []any{}, "teams": []any{}, "apps": bypass}}
 	}
 	if p.RequiredStatusCheckCtxs != nil {
 		out["required_status_checks"] = map[string]any{"url": base + "/required_status_checks", "strict": false,
@@ -264,7 +283,7 @@ func (s *Server) team(slug string) map[string]any {
 	u := s.URL() + "teams/" + slug
 	return map[string]any{"id": userID("team/" + slug), "node_id": "T_" + slug, "url": u, "members_url": u + "/members{/member}",
 		"name": slug, "description": nil, "permission": "push", "html_url": "https://github.com/orgs/acme/teams/" + slug,
-		"repositories_url": u + "/repos", "slug": slug, "parent": nil, "type": "team"}
+		"repositories_url": u + "/repos", "slug": slug, "parent": nil, "type": "organization"}
 }
 
 // integration is an App object as GitHub renders one.
