@@ -11,6 +11,6 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/stagecoach /usr/local/bin/stagecoach
 USER nonroot:nonroot
 WORKDIR /var/lib/stagecoach
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/stagecoach"]
 CMD ["serve"]

@@ -10,9 +10,11 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
-	File        string      `yaml:"-"`         // path it was loaded from ("" for Default())
-	Listen      string      `yaml:"listen"`    // default ":8080"
-	LogLevel    string      `yaml:"log_level"` // debug|info|warn|error, default info
+	File        string      `yaml:"-"`               // path it was loaded from ("" for Default())
+	Listen      string      `yaml:"listen"`          // the public listener; default ":8080"
+	Internal    string      `yaml:"internal_listen"` // probes and metrics; default "127.0.0.1:9090"
+	LogLevel    string      `yaml:"log_level"`       // debug|info|warn|error, default info
+	Webhook     Webhook     `yaml:"webhook"`
 	GitHub      GitHub      `yaml:"github"`
 	Store       Store       `yaml:"store"`
 	Credentials Credentials `yaml:"credentials"`
@@ -56,6 +58,14 @@ func (g GitHub) ReadWebhookSecret() ([]byte, error) {
 		return nil, fmt.Errorf("github.webhook_secret_file %s is empty", g.WebhookSecretFile)
 	}
 	return []byte(s), nil
+}
+
+// Webhook bounds the intake's work before a delivery is authenticated.
+type Webhook struct {
+	// MaxUnverifiedMiB caps the MiB of request bodies read but not yet verified, over all
+	// requests at once (default 64, at least 48): what anonymous senders can make the process
+	// hold. Over it, requests are answered 503 with Retry-After.
+	MaxUnverifiedMiB int `yaml:"max_unverified_mib"`
 }
 
 // Store says where Stagecoach keeps its state.
@@ -251,6 +261,12 @@ func Default() *Config {
 func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = ":8080"
+	}
+	if c.Internal == "" {
+		c.Internal = "127.0.0.1:9090"
+	}
+	if c.Webhook.MaxUnverifiedMiB == 0 {
+		c.Webhook.MaxUnverifiedMiB = 64
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

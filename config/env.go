@@ -12,6 +12,7 @@ import (
 //	STAGECOACH_GITHUB_APP_ID            github.app_id
 //	STAGECOACH_GITHUB_PRIVATE_KEY_FILE  github.private_key_file
 //	STAGECOACH_GITHUB_API_URL           github.api_url
+//	STAGECOACH_INTERNAL_LISTEN          internal_listen
 //	STAGECOACH_STORE                    a postgres:// or postgresql:// URL (store.postgres), else a
 //	                                    SQLite path, optionally prefixed "sqlite:" (store.sqlite)
 //
@@ -45,6 +46,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		c.GitHub.APIURL = s
 		c.env["github.api_url"] = "STAGECOACH_GITHUB_API_URL"
+	}
+	if s := getenv("STAGECOACH_INTERNAL_LISTEN"); s != "" {
+		c.Internal = s
+		c.env["internal_listen"] = "STAGECOACH_INTERNAL_LISTEN"
 	}
 	if s := getenv("STAGECOACH_STORE"); s != "" {
 		if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {

@@ -32,6 +32,7 @@ func TestApplyEnv(t *testing.T) {
 		}, ""},
 		{"sqlite prefix", map[string]string{"STAGECOACH_STORE": "sqlite:/tmp/x.db"}, func(c *Config) bool { return c.Store == Store{SQLite: "/tmp/x.db"} }, ""},
 		{"sqlite path", map[string]string{"STAGECOACH_STORE": "x.db"}, func(c *Config) bool { return c.Store.DSN() == "sqlite:x.db" }, ""},
+		{"internal listen", map[string]string{"STAGECOACH_INTERNAL_LISTEN": ":9090"}, func(c *Config) bool { return c.Internal == ":9090" }, ""},
 		{"webhook secret", map[string]string{"STAGECOACH_WEBHOOK_SECRET": "s3cret"}, func(c *Config) bool { return c.GitHub.WebhookSecret == "s3cret" }, ""},
 		{"bad app id", map[string]string{"STAGECOACH_GITHUB_APP_ID": "abc"}, nil,
 			`environment: STAGECOACH_GITHUB_APP_ID: want a positive integer, got "abc"`},

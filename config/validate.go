@@ -76,13 +76,25 @@ func (c *Config) Validate() error {
 }
 
 func (v *validator) server() {
-	if _, port, err := net.SplitHostPort(v.c.Listen); err != nil {
-		v.add("listen", "want host:port (e.g. \":8080\"), got %q", v.c.Listen)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		v.add("listen", "port %q is not a number from 0 to 65535", port)
+	v.address("listen", v.c.Listen, ":8080")
+	v.address("internal_listen", v.c.Internal, "127.0.0.1:9090")
+	if v.c.Internal == v.c.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
+		v.add("internal_listen", "must differ from listen (%q): probes and metrics stay off the public listener", v.c.Listen)
+	}
+	if n := v.c.Webhook.MaxUnverifiedMiB; n < 48 {
+		v.add("webhook.max_unverified_mib", "want at least 48 (one of GitHub's largest deliveries, 25 MiB, with room beside it), got %d", n)
 	}
 	if !logLevels[v.c.LogLevel] {
 		v.add("log_level", "want debug, info, warn or error, got %q", v.c.LogLevel)
+	}
+}
+
+// address checks a host:port.
+func (v *validator) address(field, addr, example string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		v.add(field, "want host:port (e.g. %q), got %q", example, addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add(field, "port %q is not a number from 0 to 65535", port)
 	}
 }
 

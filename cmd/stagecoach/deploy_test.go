@@ -65,7 +65,7 @@ func TestMergeDeploysToTest(t *testing.T) {
 		t.Errorf("api runs %s", img)
 	}
 	// The service's metrics saw the same calls and the deploy's end.
-	resp, err := http.Get(s.url + "/metrics")
+	resp, err := http.Get(s.internal + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

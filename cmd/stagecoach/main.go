@@ -5,8 +5,9 @@
 //
 //	stagecoach                                           the sandbox, until a GitHub App is configured
 //	stagecoach sandbox [--once] [--listen ADDR]          play the whole release flow locally
-//	stagecoach serve [--config FILE] [--listen ADDR]     run the service
+//	stagecoach serve [--config FILE] [--listen ADDR]     run the service (--internal-listen ADDR: probes, metrics)
 //	stagecoach check-config FILE                         validate a configuration file
+//	stagecoach doctor --config FILE [--json]             check a real setup: GitHub, AWS, clusters
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
 //	stagecoach setup [--org ORG] [--hook-url URL]        create the GitHub App (manifest flow)
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return sandboxCommand(ctx, args, stdout, stderr)
 	case "check-config":
 		return checkConfig(args, getenv, stdout, stderr)
+	case "doctor":
+		return doctorCommand(ctx, args, getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args, getenv, stdout, stderr)
 	case "replay":
@@ -101,6 +104,7 @@ const usage = `Usage:
   stagecoach sandbox [--once] [--listen ADDR]         play the whole release flow on this machine, with a dashboard
   stagecoach serve [--config FILE] [--listen ADDR]    run the service (flags alone mean serve)
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
+  stagecoach doctor --config FILE [--json]            check the real setup (GitHub App, AWS, clusters): ✓/✗ and the fix
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
   stagecoach setup [--org ORG] [--hook-url URL]       create the GitHub App with GitHub's manifest flow
@@ -113,4 +117,5 @@ Environment (overrides the configuration file):
   STAGECOACH_GITHUB_PRIVATE_KEY_FILE GitHub App private key (PEM file)
   STAGECOACH_GITHUB_API_URL          GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/)
   STAGECOACH_STORE                   sqlite path or postgres:// URL
+  STAGECOACH_INTERNAL_LISTEN         internal listener (metrics, probes), default 127.0.0.1:9090
 `

@@ -51,9 +51,10 @@ const mergeSHA = "c4295bd74fb0f4fda03689c3df3f2803b658fd85"
 
 // testServer is a Stagecoach started through run(), as the binary starts it.
 type testServer struct {
-	url    string
-	secret []byte
-	stop   func() error
+	url      string // the public listener
+	internal string // the internal listener: metrics and probes
+	secret   []byte
+	stop     func() error
 }
 
 // lineWriter hands each complete line written to it to a channel.
@@ -116,17 +117,17 @@ func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster
 	}
 	done := make(chan error, 1)
 	go func() {
-		args := append([]string{"serve", "--config", cfgFile, "--listen", "127.0.0.1:0"}, extra...)
+		args := append([]string{"serve", "--config", cfgFile, "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"}, extra...)
 		done <- run(ctx, args, func(k string) string { return vars[k] }, stdout, logs)
 	}()
-	addr := regexp.MustCompile(`listening on (http://\S+)`)
+	addr := regexp.MustCompile(`listening on (http://\S+) \(internal (http://[^;]+);`)
 	select {
 	case line := <-stdout.lines:
 		m := addr.FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("unexpected first line %q", line)
 		}
-		s := &testServer{url: m[1], secret: []byte(secret)}
+		s := &testServer{url: m[1], internal: m[2], secret: []byte(secret)}
 		s.stop = func() error { cancel(); return <-done }
 		t.Cleanup(func() {
 			if err := s.stop(); err != nil {

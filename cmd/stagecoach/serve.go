@@ -19,6 +19,7 @@ import (
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/amazon"
@@ -42,7 +43,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	cfgPath := fset.String("config", getenv("STAGECOACH_CONFIG"), "configuration `file` (default: built-in defaults)")
-	listen := fset.String("listen", "", "listen `address` (overrides the file's listen)")
+	listen := fset.String("listen", "", "public listen `address`: the webhook (overrides the file's listen)")
+	internal := fset.String("internal-listen", "", "internal listen `address`: metrics and probes (overrides internal_listen and STAGECOACH_INTERNAL_LISTEN)")
 	runDeploys := fset.Bool("deploy", true, "run deploys; false records them without running them (intake-only replicas, or trying Stagecoach without AWS and a cluster)")
 	if err := fset.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -54,6 +56,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
+	}
+	if *internal != "" {
+		cfg.Internal = *internal
 	}
 	return runServer(ctx, serverOptions{cfg: cfg, deploy: *runDeploys, stdout: stdout, log: newLogger(stderr, cfg.LogLevel)})
 }
@@ -70,8 +75,9 @@ type serverOptions struct {
 	// aws adds options to the AWS configuration (the sandbox's endpoint and credentials); nil
 	// uses the default chain and the standard variables.
 	aws []func(*awsconfig.LoadOptions) error
-	// listening, when set, hears the address once the server accepts connections.
-	listening func(addr string)
+	// listening, when set, hears the public and internal addresses once both listeners accept
+	// connections.
+	listening func(public, internal string)
 	// pipeline tunes the pipeline (the sandbox looks at its seconds-long builds more often).
 	pipeline pipeline.Options
 }
@@ -109,23 +115,37 @@ func runServer(ctx context.Context, o serverOptions) error {
 	} else {
 		log.Warn("deploys are recorded but not run (--deploy=false)")
 	}
-	intake, err := webhook.New(secret, handlers.All(cfg), st, m, log)
+	intake, err := webhook.New(secret, handlers.All(cfg), st, m, log,
+		webhook.Options{MaxUnverified: int64(cfg.Webhook.MaxUnverifiedMiB) << 20})
 	if err != nil {
 		return err
 	}
-	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log),
-		Dashboard: dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)}, log)
+	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "stagecoach_webhook_unverified_bytes",
+		Help: "Bytes of webhook bodies read but not yet verified; the intake refuses requests (503) past webhook.max_unverified_mib.",
+	}, func() float64 { return float64(intake.Unverified()) }))
+	public := publicRoutes(cfg, st, intake, log)
+	if !public.Gated() {
+		log.Warn("the dashboard and /api/v1 are served on the public listener without sign-in")
+	}
+	internal := server.Internal{Metrics: m.Handler(), Store: st}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	pub, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listening on %s (listen): %w", cfg.Listen, err)
+	}
+	in, err := net.Listen("tcp", cfg.Internal)
+	if err != nil {
+		pub.Close()
+		return fmt.Errorf("listening on %s (internal_listen): %w", cfg.Internal, err)
 	}
 	if o.stdout != nil {
-		fmt.Fprintf(o.stdout, "stagecoach %s listening on http://%s (store: %s)\n", version, ln.Addr(), st.Dialect())
+		fmt.Fprintf(o.stdout, "stagecoach %s listening on http://%s (internal http://%s; store: %s)\n", version, pub.Addr(), in.Addr(), st.Dialect())
 	}
-	log.Info("started", "listen", ln.Addr().String(), "store", st.Dialect(), "apps", len(cfg.Apps), "github_app", cfg.GitHub.Configured())
+	log.Info("started", "listen", pub.Addr().String(), "internal_listen", in.Addr().String(), "store", st.Dialect(),
+		"apps", len(cfg.Apps), "github_app", cfg.GitHub.Configured())
 	if o.listening != nil {
-		o.listening(ln.Addr().String())
+		o.listening(pub.Addr().String(), in.Addr().String())
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -135,11 +155,25 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
 	}
-	err = server.Serve(ctx, ln, h, log)
+	err = server.Serve(ctx, log,
+		server.Listener{Name: "public", Listener: pub, Handler: public.Handler(log)},
+		server.Listener{Name: "internal", Listener: in, Handler: internal.Handler(log)})
 	cancel()
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// publicRoutes is what the public listener serves: the webhook, and the dashboard and the read
+// API for people.
+func publicRoutes(cfg *config.Config, st *store.Store, intake *webhook.Intake, log *slog.Logger) server.Public {
+	return server.Public{
+		Webhook: intake,
+		People: []server.Registrar{
+			server.Route("GET /{$}", dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)),
+			api.New(st, log),
+		},
+	}
 }
 
 // loadConfig loads the file, or the built-in defaults when there is none; the environment

@@ -47,7 +47,9 @@ func setup(ctx context.Context, args []string, getenv func(string) string, stdou
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- server.Serve(ctx, ln, flow.Handler(), slog.New(slog.NewTextHandler(stderr, nil))) }()
+	go func() {
+		errc <- server.Serve(ctx, slog.New(slog.NewTextHandler(stderr, nil)), server.Listener{Name: "setup", Listener: ln, Handler: flow.Handler()})
+	}()
 	select {
 	case res := <-flow.Done():
 		fmt.Fprintf(stdout, "Created the App %s (id %d). Its credentials are in %s, readable only by you.\nAdd to your configuration:\n\n%s",

@@ -65,7 +65,7 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	if n := gh.Count("git/update-ref"); n != 4 {
 		t.Errorf("%d branch moves, want 4 (alpha twice, prod twice)", n)
 	}
-	resp, err := http.Get(w.URL + "/metrics")
+	resp, err := http.Get(w.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

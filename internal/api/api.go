@@ -1,6 +1,6 @@
 // Package api is the read side over HTTP: what was asked to deploy, where it stands (its steps
-// and progress), the stages' locks, the releases, the commands people gave (the audit trail),
-// and whether the service is healthy. It only reads; every change comes in through the webhook.
+// and progress), the stages' locks, the releases and the commands people gave (the audit trail).
+// It only reads; every change comes in through the webhook.
 package api
 
 import (
@@ -24,10 +24,9 @@ type Store interface {
 	StageLocks(ctx context.Context) ([]store.StageLock, error)
 	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
 	Commands(ctx context.Context, repo string, limit int) ([]store.CommandRecord, error)
-	Ping(ctx context.Context) error
 }
 
-// API serves /api/v1/..., /healthz and /readyz.
+// API serves /api/v1/... (the probes are the internal listener's: package server).
 type API struct {
 	st  Store
 	log *slog.Logger
@@ -43,10 +42,6 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/locks", a.listLocks)
 	mux.HandleFunc("GET /api/v1/releases", a.listReleases)
 	mux.HandleFunc("GET /api/v1/commands", a.listCommands)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.ready)
 }
 
 // deploymentList is the body of GET /api/v1/deployments. Next, when set, is the `before` value
@@ -240,17 +235,6 @@ func repoAndLimit(w http.ResponseWriter, r *http.Request) (string, int, bool) {
 		return "", 0, false
 	}
 	return repo, limit, true
-}
-
-func (a *API) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := a.st.Ping(ctx); err != nil {
-		a.log.Warn("not ready: store unreachable", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // intParam parses an optional integer query parameter within [lo, hi].

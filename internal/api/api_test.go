@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -64,8 +63,6 @@ func TestDeployments(t *testing.T) {
 		{path: "/api/v1/deployments/2", status: 200, body: `"sha": "b2"`},
 		{path: "/api/v1/deployments/99", status: 404, body: "no deployment 99"},
 		{path: "/api/v1/deployments/x", status: 400, body: "positive integer"},
-		{path: "/healthz", status: 200, body: `"ok"`},
-		{path: "/readyz", status: 200, body: `"ready"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -96,17 +93,5 @@ func TestDeployments(t *testing.T) {
 				t.Errorf("shas = %v, want %v", got, tt.shas)
 			}
 		})
-	}
-}
-
-type downStore struct{ Store }
-
-func (downStore) Ping(context.Context) error { return errors.New("connection refused") }
-
-func TestNotReadyWhenStoreIsDown(t *testing.T) {
-	mux := http.NewServeMux()
-	New(downStore{}, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(mux)
-	if code, body := get(t, mux, "/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
-		t.Errorf("readyz = %d %s", code, body)
 	}
 }

@@ -49,7 +49,7 @@ func New(st Store, log *slog.Logger) *Metrics {
 		reg: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stagecoach_webhook_deliveries_total",
-			Help: "Webhook deliveries received, by event and result (accepted, duplicate, ignored, ping, unauthorized, malformed, too_large, error).",
+			Help: "Webhook deliveries received, by event and result (accepted, duplicate, ignored, ping, unauthorized, malformed, too_large, busy, timeout, error).",
 		}, []string{"event", "result"}),
 		counts: map[[2]string]prometheus.Counter{},
 	}

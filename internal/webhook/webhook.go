@@ -12,11 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -47,6 +48,8 @@ const (
 	Unauthorized Result = "unauthorized" // missing or wrong signature
 	Malformed    Result = "malformed"    // bad JSON or headers
 	TooLarge     Result = "too_large"    // over MaxBody
+	Busy         Result = "busy"         // unverified bodies at their cap: 503 with Retry-After
+	TimedOut     Result = "timeout"      // the body did not arrive within the body timeout: 408
 	Failed       Result = "error"        // could not record: 503
 )
 
@@ -57,13 +60,47 @@ type Intake struct {
 	recorder Recorder
 	observer Observer
 	log      *slog.Logger
+	budget   *budget
+	timeout  time.Duration
+	warned   atomic.Int64 // unix time of the last "budget exhausted" warning
 }
 
-// New builds the intake from the webhook secret, the one list of handlers, the recorder and an
-// observer (nil for none).
-func New(secret []byte, hs []handlers.Handler, rec Recorder, obs Observer, log *slog.Logger) (*Intake, error) {
+// Options bound what the intake does before a delivery is authenticated: anyone on the internet
+// can send it bytes, and until the signature is checked they are a stranger's.
+type Options struct {
+	// MaxUnverified caps the bytes of bodies read but not yet verified, over all requests at
+	// once (default DefaultMaxUnverified). A request that would pass it is answered 503 with
+	// Retry-After at once, and its connection closed. A quarter is kept for bodies of at most
+	// SmallBody bytes, so that large uploads cannot crowd out GitHub's usual deliveries.
+	MaxUnverified int64
+	// BodyTimeout bounds reading one body (default DefaultBodyTimeout): GitHub itself gives up on
+	// a delivery after 10 s, so a sender slower than that is not GitHub.
+	BodyTimeout time.Duration
+}
+
+// The defaults of Options.
+const (
+	DefaultMaxUnverified = 64 << 20
+	DefaultBodyTimeout   = 10 * time.Second
+	// MinMaxUnverified is the smallest cap: one of GitHub's largest deliveries must fit in the
+	// three quarters large bodies may use, with room beside it.
+	MinMaxUnverified = 48 << 20
+)
+
+// New builds the intake from the webhook secret, the one list of handlers, the recorder, an
+// observer (nil for none) and its limits.
+func New(secret []byte, hs []handlers.Handler, rec Recorder, obs Observer, log *slog.Logger, o Options) (*Intake, error) {
 	if len(secret) == 0 {
 		return nil, errors.New("webhook: empty secret: every delivery would be unverifiable")
+	}
+	if o.MaxUnverified == 0 {
+		o.MaxUnverified = DefaultMaxUnverified
+	}
+	if o.MaxUnverified < MinMaxUnverified {
+		return nil, fmt.Errorf("webhook: the unverified-bytes cap %d is below %d (one of GitHub's largest deliveries, with room beside it)", o.MaxUnverified, MinMaxUnverified)
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
 	}
 	routes := map[string]handlers.Handler{}
 	for _, h := range hs {
@@ -74,14 +111,16 @@ func New(secret []byte, hs []handlers.Handler, rec Recorder, obs Observer, log *
 			routes[name] = h
 		}
 	}
-	return &Intake{secret: secret, routes: routes, recorder: rec, observer: obs, log: log}, nil
+	return &Intake{secret: secret, routes: routes, recorder: rec, observer: obs, log: log,
+		budget: &budget{max: o.MaxUnverified, reserve: o.MaxUnverified / 4}, timeout: o.BodyTimeout}, nil
 }
 
-// maxPooled is the largest buffer kept for reuse.
-const maxPooled = 1 << 20
+// Unverified is how many bytes of bodies not yet verified the intake holds now (a metric).
+func (in *Intake) Unverified() int64 { return in.budget.used.Load() }
 
-// bufPool recycles request body buffers: payloads are 5-30 KB and arrive thousands a second.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+// retryAfter is what a refused sender is told to wait: the longest a stalled upload can hold its
+// share of the budget.
+func (in *Intake) retryAfter() string { return strconv.Itoa(int(in.timeout.Seconds() + 0.5)) }
 
 // ServeHTTP implements http.Handler.
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,28 +130,65 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.reply(w, event, Malformed, http.StatusMethodNotAllowed, "webhooks are POSTed")
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	body, err := readBody(r, (*bp)[:0])
-	defer func() {
-		// Keep ordinary buffers; let a rare huge one go rather than pin it in the pool.
-		if cap(body) <= maxPooled {
-			*bp = body[:0]
-			bufPool.Put(bp)
-		}
-	}()
-	if errors.Is(err, errTooLarge) {
+	// Everything that can be refused from the headers alone is refused before a byte of the
+	// body is read.
+	sum, ok := parseSignature(r.Header.Get("X-Hub-Signature-256"))
+	if !ok {
+		in.log.Warn("webhook signature missing or wrong", "event", event, "delivery", r.Header.Get("X-GitHub-Delivery"), "remote", r.RemoteAddr)
+		w.Header().Set("Connection", "close")
+		in.reply(w, event, Unauthorized, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
+		return
+	}
+	if r.ContentLength > MaxBody {
+		w.Header().Set("Connection", "close")
 		in.reply(w, event, TooLarge, http.StatusRequestEntityTooLarge, "payload larger than 25 MiB")
 		return
 	}
+	// The body deadline: the server's own timeouts only bound the headers.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(in.timeout))
+	bd, err := in.read(r.Body, r.ContentLength)
+	defer bd.free()
 	if err != nil {
-		in.reply(w, event, Malformed, http.StatusBadRequest, "reading body: "+err.Error())
+		in.readFailed(w, r, event, err)
 		return
 	}
-	if !in.verify(r.Header.Get("X-Hub-Signature-256"), body) {
+	if !bd.verified(sum[:]) {
 		in.log.Warn("webhook signature missing or wrong", "event", event, "delivery", r.Header.Get("X-GitHub-Delivery"), "remote", r.RemoteAddr)
 		in.reply(w, event, Unauthorized, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
 		return
 	}
+	in.handle(w, r, event, bd.bytes())
+}
+
+// readFailed answers a body that could not be read whole. The answers are fixed texts: nothing
+// of an error leaves for a sender not yet authenticated.
+func (in *Intake) readFailed(w http.ResponseWriter, r *http.Request, event string, err error) {
+	// The rest of the body is not read: the connection must not be reused.
+	w.Header().Set("Connection", "close")
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errTooLarge):
+		in.reply(w, event, TooLarge, http.StatusRequestEntityTooLarge, "payload larger than 25 MiB")
+	case errors.Is(err, errBusy):
+		// Say so in the log now and then, not once per refused request: under attack that
+		// would be a flood of its own.
+		if now := time.Now().Unix(); in.warned.Load() < now-10 {
+			in.warned.Store(now)
+			in.log.Warn("webhook: unverified bodies at their cap; refusing requests with 503", "cap_bytes", in.budget.max, "remote", r.RemoteAddr)
+		}
+		w.Header().Set("Retry-After", in.retryAfter())
+		in.reply(w, event, Busy, http.StatusServiceUnavailable, "too many deliveries in flight; retry later")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		in.log.Info("webhook body not received in time", "event", event, "remote", r.RemoteAddr, "timeout", in.timeout)
+		in.reply(w, event, TimedOut, http.StatusRequestTimeout, "body not received in time")
+	default:
+		in.log.Info("reading webhook body", "event", event, "remote", r.RemoteAddr, "err", err)
+		in.reply(w, event, Malformed, http.StatusBadRequest, "could not read the body")
+	}
+}
+
+// handle routes a verified delivery to its handler and records what it implies.
+func (in *Intake) handle(w http.ResponseWriter, r *http.Request, event string, body []byte) {
 	delivery := r.Header.Get("X-GitHub-Delivery")
 	if event == "" || delivery == "" {
 		in.reply(w, event, Malformed, http.StatusBadRequest, "X-GitHub-Event and X-GitHub-Delivery are required")
@@ -131,6 +207,8 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := h.Handle(r.Context(), handlers.Event{Name: event, Delivery: delivery, Payload: body})
 	var malformed *handlers.MalformedError
 	if errors.As(err, &malformed) {
+		// The sender proved it holds the secret: it is GitHub, and the reason helps in its
+		// delivery log.
 		in.log.Info("malformed payload", "event", event, "delivery", delivery, "err", err)
 		in.reply(w, event, Malformed, http.StatusBadRequest, err.Error())
 		return
@@ -204,20 +282,16 @@ func (in *Intake) reply(w http.ResponseWriter, event string, result Result, stat
 	}{result, msg})
 }
 
-// verify checks GitHub's HMAC-SHA256 signature of the exact body in constant time.
-func (in *Intake) verify(header string, body []byte) bool {
+// parseSignature reads an X-Hub-Signature-256 header: "sha256=" and 64 hex digits.
+func parseSignature(header string) (sum [sha256.Size]byte, ok bool) {
 	const prefix = "sha256="
 	if len(header) != len(prefix)+2*sha256.Size || header[:len(prefix)] != prefix {
-		return false
+		return sum, false
 	}
-	var got [sha256.Size]byte
-	if _, err := hex.Decode(got[:], []byte(header[len(prefix):])); err != nil {
-		return false
+	if _, err := hex.Decode(sum[:], []byte(header[len(prefix):])); err != nil {
+		return sum, false
 	}
-	mac := hmac.New(sha256.New, in.secret)
-	mac.Write(body)
-	var want [sha256.Size]byte
-	return hmac.Equal(mac.Sum(want[:0]), got[:])
+	return sum, true
 }
 
 // Sign returns the X-Hub-Signature-256 value of body under secret, as GitHub computes it. The
@@ -226,33 +300,4 @@ func Sign(secret, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-var errTooLarge = errors.New("body too large")
-
-// readBody reads the whole body into buf, refusing more than MaxBody bytes without reading them.
-func readBody(r *http.Request, buf []byte) ([]byte, error) {
-	if r.ContentLength > MaxBody {
-		return buf, errTooLarge
-	}
-	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
-		buf = make([]byte, 0, r.ContentLength)
-	}
-	lr := io.LimitReader(r.Body, MaxBody+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > MaxBody {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }

@@ -65,11 +65,16 @@ apps:
 
 func newIntake(t testing.TB, rec Recorder) *Intake {
 	t.Helper()
+	return newIntakeWith(t, rec, Options{})
+}
+
+func newIntakeWith(t testing.TB, rec Recorder, o Options) *Intake {
+	t.Helper()
 	cfg, err := config.Parse("webhook_test.yaml", []byte(testConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := New([]byte(testSecret), handlers.All(cfg), rec, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in, err := New([]byte(testSecret), handlers.All(cfg), rec, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +104,26 @@ func TestGitHubSignatureVector(t *testing.T) {
 	if got := Sign([]byte("It's a Secret to Everybody"), []byte("Hello, World!")); got != want {
 		t.Fatalf("Sign = %s, want %s", got, want)
 	}
-	in := &Intake{secret: []byte("It's a Secret to Everybody")}
-	if !in.verify(want, []byte("Hello, World!")) {
-		t.Error("verify rejects GitHub's own example")
+	in, err := New([]byte("It's a Secret to Everybody"), nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if in.verify(want, []byte("Hello, World?")) {
-		t.Error("verify accepts a changed body")
+	sum, ok := parseSignature(want)
+	if !ok {
+		t.Fatalf("parseSignature(%q) refuses GitHub's own example", want)
+	}
+	for body, valid := range map[string]bool{"Hello, World!": true, "Hello, World?": false} {
+		bd, err := in.read(strings.NewReader(body), int64(len(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bd.verified(sum[:]); got != valid {
+			t.Errorf("verified(%q) = %v, want %v", body, got, valid)
+		}
+		bd.free()
+	}
+	if in.Unverified() != 0 {
+		t.Errorf("%d bytes still charged after every body was freed", in.Unverified())
 	}
 }
 

@@ -226,8 +226,34 @@ func (c *CodeBuild) handle(op string, body []byte) (any, *apiError) {
 		return map[string]any{"build": c.render(b, now)}, nil
 	case "ListBuildsForProject":
 		return c.list(body)
+	case "BatchGetProjects":
+		return c.projectsOf(body, now)
 	}
 	return nil, &apiError{code: "InvalidInputException", msg: "unsupported operation " + op}
+}
+
+// projectsOf answers BatchGetProjects: the projects that exist, and the names of those that do
+// not (CodeBuild answers 200 either way).
+func (c *CodeBuild) projectsOf(body []byte, now time.Time) (any, *apiError) {
+	var in struct {
+		Names []string `json:"names"`
+	}
+	_ = json.Unmarshal(body, &in)
+	found, missing := []any{}, []string{}
+	for _, name := range in.Names {
+		if !c.exists(name) {
+			missing = append(missing, name)
+			continue
+		}
+		found = append(found, map[string]any{"name": name, "arn": "arn:aws:codebuild:" + Region + ":" + Account + ":project/" + name,
+			"created": epoch(now), "lastModified": epoch(now), "serviceRole": "arn:aws:iam::" + Account + ":role/codebuild-" + name,
+			"timeoutInMinutes": 60, "queuedTimeoutInMinutes": 480})
+	}
+	out := map[string]any{"projects": found}
+	if len(missing) > 0 { // the model wants at least one name when the member is present
+		out["projectsNotFound"] = missing
+	}
+	return out, nil
 }
 
 func (c *CodeBuild) exists(project string) bool {

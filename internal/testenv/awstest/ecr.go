@@ -57,7 +57,20 @@ func (e *ECR) Digest(repository, tag string) string {
 	return e.repos[repoName(repository)][tag].digest
 }
 
+// AddRepository makes an empty repository (a full ECR URI or a name) exist.
+func (e *ECR) AddRepository(repository string) {
+	name := repoName(repository)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.repos[name] == nil {
+		e.repos[name] = map[string]ecrImage{}
+	}
+}
+
 func (e *ECR) handle(op string, body []byte) (any, *apiError) {
+	if op == "DescribeRepositories" {
+		return e.describeRepositories(body)
+	}
 	var in struct {
 		RegistryID     string `json:"registryId"`
 		RepositoryName string `json:"repositoryName"`
@@ -123,4 +136,32 @@ func orNull(s string) string {
 		return "null"
 	}
 	return s
+}
+
+// describeRepositories answers DescribeRepositories for the repositories named (the only way
+// Stagecoach calls it).
+func (e *ECR) describeRepositories(body []byte) (any, *apiError) {
+	var in struct {
+		RegistryID      string   `json:"registryId"`
+		RepositoryNames []string `json:"repositoryNames"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &apiError{code: "InvalidParameterException", msg: err.Error()}
+	}
+	e.env.CodeBuild.settle()
+	now := e.env.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	repos := []any{}
+	for _, name := range in.RepositoryNames {
+		if _, ok := e.repos[name]; !ok || (in.RegistryID != "" && in.RegistryID != Account) {
+			return nil, &apiError{code: "RepositoryNotFoundException", msg: fmt.Sprintf(
+				"The repository with name '%s' does not exist in the registry with id '%s'", name, Account)}
+		}
+		repos = append(repos, map[string]any{"repositoryName": name, "registryId": Account,
+			"repositoryArn": "arn:aws:ecr:" + Region + ":" + Account + ":repository/" + name,
+			"repositoryUri": Account + ".dkr.ecr." + Region + ".amazonaws.com/" + name,
+			"createdAt":     epoch(now), "imageTagMutability": "IMMUTABLE"})
+	}
+	return map[string]any{"repositories": repos}, nil
 }

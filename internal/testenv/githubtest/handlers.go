@@ -46,7 +46,7 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"apps/create-installation-access-token":           s.createToken,
 		"apps/get-authenticated":                          func(*call) (int, any) { return http.StatusOK, s.appJSON() },
 		"apps/list-installations":                         func(*call) (int, any) { return http.StatusOK, []any{s.installation(s.installationID)} },
-		"apps/get-repo-installation":                      func(*call) (int, any) { return http.StatusOK, s.installation(s.installationID) },
+		"apps/get-repo-installation":                      s.repoInstallation,
 		"apps/create-from-manifest":                       s.convertManifest,
 		"rate-limit/get":                                  s.rateLimit,
 		"checks/create":                                   s.createCheckRun,
@@ -79,6 +79,9 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"pulls/get":                                       s.getPull,
 		"teams/get-membership-for-user-in-org":            s.teamMembership,
 		"repos/get-collaborator-permission-level":         s.collaboratorPermission,
+		"repos/get-branch-rules":                          s.branchRules,
+		"repos/get-repo-ruleset":                          s.getRuleset,
+		"repos/get-branch-protection":                     s.branchProtection,
 	}
 	return routes
 }
@@ -131,9 +134,8 @@ func (s *Server) appJSON() map[string]any {
 		"id": s.appID, "slug": s.slug, "node_id": "A_kwDO" + s.slug, "owner": s.user("acme"), "name": "Stagecoach",
 		"description": "Runs the release pipeline from GitHub", "external_url": "https://github.com/stagecoach/stagecoach",
 		"html_url": "https://github.com/apps/" + s.slug, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-		"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write",
-			"pull_requests": "write", "metadata": "read", "members": "read"},
-		"events": []string{"push", "pull_request", "create", "issue_comment", "check_run"},
+		"permissions": s.appPermissions(),
+		"events":      s.appEvents(),
 	}
 }
 
@@ -148,8 +150,8 @@ func (s *Server) installation(id int64) map[string]any {
 		"id": id, "account": account, "repository_selection": "all",
 		"access_tokens_url": fmt.Sprintf("%sapp/installations/%d/access_tokens", s.URL(), id),
 		"repositories_url":  s.URL() + "installation/repositories", "html_url": fmt.Sprintf("https://github.com/settings/installations/%d", id),
-		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": map[string]string{"checks": "write", "contents": "write"},
-		"events": []string{"push"}, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+		"app_id": s.appID, "target_id": 1, "target_type": "User", "permissions": s.installationPermissions(),
+		"events": s.appEvents(), "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
 		"single_file_name": nil, "app_slug": s.slug, "suspended_by": nil, "suspended_at": nil,
 	}
 }

@@ -155,6 +155,7 @@ type Server struct {
 	manifestCodes map[string]bool
 	webhookSecret string
 	beforeAnswer  func(Request)
+	settings      settings // the App's permissions, its installation's coverage, branch rules
 }
 
 // Start starts a server outside of a test (New is the same inside one). Close stops it;

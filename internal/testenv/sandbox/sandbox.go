@@ -38,8 +38,9 @@ type Server struct {
 	AWSEndpoint, AWSRegion, AWSKeyID, AWSSecret string
 	// Log receives the server's JSON log, so the story stays readable.
 	Log io.Writer
-	// Listening must be called with the server's address once it accepts connections.
-	Listening func(addr string)
+	// Listening must be called with the server's public and internal addresses once both
+	// accept connections.
+	Listening func(public, internal string)
 }
 
 // Kube names a real control plane to run the stages on: a kubeconfig file and context. The
@@ -65,7 +66,10 @@ type Options struct {
 type World struct {
 	GitHub *githubtest.Server
 	AWS    *awstest.Env
-	URL    string // Stagecoach's root, e.g. http://127.0.0.1:8080
+	URL    string // Stagecoach's public root, e.g. http://127.0.0.1:8080
+	// InternalURL is the root of Stagecoach's internal listener (metrics and probes), on a
+	// free loopback port.
+	InternalURL string
 
 	o       Options
 	cfg     *config.Config
@@ -123,15 +127,15 @@ func (w *World) setUp(ctx context.Context) error {
 	}
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stop = stop
-	listening := make(chan string, 1)
+	listening := make(chan [2]string, 1)
 	go func() {
 		w.served <- o.Serve(serveCtx, Server{Config: w.cfg, Clusters: w.kube.clusters(), AWSEndpoint: w.AWS.URL(),
 			AWSRegion: awstest.Region, AWSKeyID: awstest.AccessKeyID, AWSSecret: awstest.SecretAccessKey,
-			Log: w.logFile, Listening: func(addr string) { listening <- addr }})
+			Log: w.logFile, Listening: func(public, internal string) { listening <- [2]string{public, internal} }})
 	}()
 	select {
-	case addr := <-listening:
-		w.URL = "http://" + addr
+	case addrs := <-listening:
+		w.URL, w.InternalURL = "http://"+addrs[0], "http://"+addrs[1]
 	case err := <-w.served:
 		return fmt.Errorf("sandbox: Stagecoach did not start: %w", err)
 	case <-time.After(30 * time.Second):

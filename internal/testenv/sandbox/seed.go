@@ -95,6 +95,7 @@ func (w *World) writeConfig() (*config.Config, error) {
 	}
 	text := fmt.Sprintf(`# Written by stagecoach sandbox.
 listen: %q
+internal_listen: "127.0.0.1:0"
 log_level: info
 github:
   app_id: %d

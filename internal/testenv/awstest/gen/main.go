@@ -21,9 +21,11 @@ var services = map[string]struct {
 	version string
 	ops     []string
 }{
-	"codebuild":      {"2016-10-06", []string{"StartBuild", "BatchGetBuilds", "StopBuild", "ListBuildsForProject"}},
+	// BatchGetProjects and DescribeRepositories: stagecoach doctor checks the projects and
+	// repositories exist.
+	"codebuild":      {"2016-10-06", []string{"StartBuild", "BatchGetBuilds", "StopBuild", "ListBuildsForProject", "BatchGetProjects"}},
 	"secretsmanager": {"2017-10-17", []string{"DescribeSecret"}},
-	"ecr":            {"2015-09-21", []string{"DescribeImages"}},
+	"ecr":            {"2015-09-21", []string{"DescribeImages", "DescribeRepositories"}},
 	"sts":            {"2011-06-15", []string{"AssumeRole", "GetCallerIdentity"}},
 }
 

@@ -60,6 +60,10 @@ var operations = []string{
 	"GET /repos/{owner}/{repo}/pulls/{pull_number}",
 	"GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
 	"GET /repos/{owner}/{repo}/collaborators/{username}/permission",
+	// stagecoach doctor: who may push to the stage branches.
+	"GET /repos/{owner}/{repo}/rules/branches/{branch}",
+	"GET /repos/{owner}/{repo}/rulesets/{ruleset_id}",
+	"GET /repos/{owner}/{repo}/branches/{branch}/protection",
 }
 
 // aliases are operations the description keeps apart that GitHub serves as one: the
