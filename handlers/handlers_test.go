@@ -239,7 +239,7 @@ func TestPullRequestBuilds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			yaml := strings.Replace(testConfig, "    codebuild_project: hello\n",
-				fmt.Sprintf("    codebuild_project: hello\n    pr_build: {enabled: true, forks: %v}\n", tt.forks), 1)
+				fmt.Sprintf("    codebuild_project: hello\n    pr_build: {enabled: true, codebuild_project: hello-pr, forks: %v}\n", tt.forks), 1)
 			yaml = strings.Replace(yaml, "credentials:\n", "credentials:\n  pr: {role_arn: \"arn:aws:iam::123456789012:role/stagecoach-pr\"}\n", 1)
 			cfg, err := config.Parse("pr.yaml", []byte(yaml))
 			if err != nil {

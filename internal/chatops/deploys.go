@@ -231,7 +231,7 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 		}
 		req := deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, InstallationID: o.InstallationID,
 			Trigger: o.trigger(), Nonce: o.Key, Held: true}
-		if len(stage.Slots) == 2 {
+		if stage.Slotted() {
 			curCP, _ := deploy.DecodeCheckpoint(cur.Checkpoint)
 			other := stage.Slots[0]
 			if curCP.Slot == other {

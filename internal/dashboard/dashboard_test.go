@@ -32,7 +32,7 @@ apps:
     repo: acme/hello
     codebuild_project: hello
     image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello
-    pr_build: {enabled: true}
+    pr_build: {enabled: true, codebuild_project: hello-pr}
     stages:
       test: {secret_id: hello/test, deployments: [{name: api, containers: [api]}]}
       alpha: {secret_id: hello/alpha, deployments: [{name: api, containers: [api]}]}

@@ -354,7 +354,7 @@ func lockedOut(d deploy.Deploy, lock *store.StageLock) bool {
 
 // slotsOf are the configured slots of stage, when it has two.
 func slotsOf(cfg *config.Config, stage string) []string {
-	if s := cfg.Stage(stage); s != nil && len(s.Slots) == 2 {
+	if s := cfg.Stage(stage); s != nil && s.Slotted() {
 		return s.Slots
 	}
 	return nil

@@ -46,7 +46,7 @@ func (r *Runner) resolve(d deploy.Deploy) (target, error) {
 }
 
 // slotted reports whether the stage switches between two slots.
-func (t target) slotted() bool { return t.stage != nil && len(t.stage.Slots) == 2 }
+func (t target) slotted() bool { return t.stage != nil && t.stage.Slotted() }
 
 // kubeTargets are the Deployments a deploy changes: on a slot stage, the copies in slot.
 func (t target) kubeTargets(slot string) []kube.Target {

@@ -129,7 +129,7 @@ apps:
     repo: %s
     codebuild_project: %s
     image_repository: %s
-    pr_build: {enabled: true}
+    pr_build: {enabled: true, codebuild_project: maas-backend-pr}
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
