@@ -187,7 +187,7 @@ func LockReason(l store.StageLock) string {
 
 // order is rule 3, for every app of the request.
 func (g *Gate) order(ctx context.Context, r Request, t Target) (string, error) {
-	if r.Force != "" {
+	if r.Force != "" || t.SHA == "" { // no commit: a promotion that names no release, which binding refuses
 		return "", nil
 	}
 	for _, app := range r.Apps {

@@ -35,10 +35,6 @@ func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
 	if parsed.Command == nil && parsed.Reply == "" {
 		return nil // not for Stagecoach
 	}
-	gh, err := c.x.clients.Installation(in.InstallationID)
-	if err != nil {
-		return jobs.Terminal(err)
-	}
 	o := origin{Repo: in.Repo, InstallationID: in.InstallationID, Issue: in.Issue, IsPR: in.IsPullRequest,
 		Comment: in.CommentID, Actor: in.Author, Event: "issue_comment", Delivery: in.Delivery,
 		Key: fmt.Sprintf("comment:%s:%d", in.Repo, in.CommentID)}
@@ -51,12 +47,31 @@ func (c *Comments) Run(ctx context.Context, j jobs.Job) error {
 	} else {
 		rec.Verb = "invalid"
 	}
-	rec, err = c.x.st.RecordCommand(ctx, rec)
+	rec, err := c.x.st.RecordCommand(ctx, rec)
 	if err != nil {
 		return err
 	}
 	if rec.Outcome != "" {
 		return nil // answered by an earlier attempt
+	}
+	if !c.x.cfg.Commands.Heard(in.Association) {
+		// On a public repository anyone can comment: a command from outside costs no GitHub
+		// call (no reaction, no authorization, no reply), only this record.
+		assoc := in.Association
+		if assoc == "" {
+			assoc = "NONE"
+		}
+		why := fmt.Sprintf("author_association %s is not one of %s (commands.author_associations)", assoc,
+			strings.Join(c.x.cfg.Commands.AuthorAssociations, ", "))
+		c.x.log.Info("command ignored", "key", o.Key, "repo", o.Repo, "actor", o.Actor, "reason", why, "delivery", o.Delivery)
+		if c.x.obs != nil {
+			c.x.obs.CommandDone(rec.Verb, "ignored")
+		}
+		return c.x.st.FinishCommand(ctx, rec.ID, "ignored", why, 0)
+	}
+	gh, err := c.x.clients.Installation(in.InstallationID)
+	if err != nil {
+		return jobs.Terminal(err)
 	}
 	// 👀 at once: the person sees the command was read before the work behind it starts.
 	// GitHub answers an existing reaction with 200, so a retry adds none.
@@ -89,9 +104,11 @@ func clip(s string, n int) string {
 	return s
 }
 
-// pinned is what a button fixes that a command would look up: the commit to promote.
+// pinned is what a button fixes that a command would look up: the commit to promote (the one
+// the button's check run is on), and for a release's button, the release.
 type pinned struct {
 	sha string
+	rel *store.Release
 }
 
 // run carries out one command and returns what to answer.
