@@ -208,7 +208,9 @@ func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d dep
 	}
 	dec, err := x.gate.Admit(ctx, gh, admission.Request{Source: admission.FromRetry, Verb: "deploy", Action: action, Repo: o.Repo,
 		Actor: o.Actor, Stage: stage, Apps: apps, Force: d.Force,
-		Target: func(context.Context) (admission.Target, string, error) { return admission.Target{SHA: d.SHA, Mode: d.Mode}, "", nil }})
+		Target: func(context.Context) (admission.Target, string, error) {
+			return admission.Target{SHA: d.SHA, Mode: d.Mode}, "", nil
+		}})
 	if err != nil || !dec.Admitted() {
 		return outcome{reply: dec.Refusal}, err
 	}
