@@ -20,7 +20,8 @@ type Head struct {
 
 // Commit is one commit a move would drop.
 type Commit struct {
-	SHA, Title, Author string // Author is "@login", or a git author's name GitHub knows no account for
+	SHA, Title string
+	Author     string // Markdown: "@login", or an escaped git author's name GitHub knows no account for
 }
 
 // Drops is what moving a stage to Target takes off it: the commits its heads have that Target
@@ -72,9 +73,9 @@ func Dropped(ctx context.Context, gh *github.Client, repo, webURL, stage, target
 			added++
 			if len(d.Commits) < maxListed {
 				title, _, _ := strings.Cut(rc.GetCommit().GetMessage(), "\n")
-				author := rc.GetCommit().GetAuthor().GetName()
+				author := markdown.Text(rc.GetCommit().GetAuthor().GetName()) // anyone's words
 				if login := rc.GetAuthor().GetLogin(); login != "" {
-					author = "@" + login
+					author = "@" + login // GitHub's account: mentioned on purpose
 				}
 				d.Commits = append(d.Commits, Commit{SHA: rc.GetSHA(), Title: title, Author: author})
 			}
@@ -93,7 +94,7 @@ func (d Drops) List() string {
 	for _, c := range d.Commits {
 		fmt.Fprintf(&b, "- [`%s`](%s/commit/%s) %s", deploy.ShortSHA(c.SHA), d.RepoURL, c.SHA, markdown.Text(c.Title))
 		if c.Author != "" {
-			fmt.Fprintf(&b, " (%s)", markdown.Text(c.Author))
+			fmt.Fprintf(&b, " (%s)", c.Author)
 		}
 		b.WriteString("\n")
 	}
