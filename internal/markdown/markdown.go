@@ -89,6 +89,28 @@ func Text(s string) string {
 	return b.String()
 }
 
+// Quote makes text Stagecoach did not write all of (an error that carries a build's own message,
+// say) safe to quote on one line: it keeps its Markdown, but mentions no one and opens no HTML.
+func Quote(s string) string {
+	s = strings.TrimSpace(oneLine(s))
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '@' && i+1 < len(s) && isWordByte(s[i+1]):
+			b.WriteString("@" + zwsp)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isWordByte(c byte) bool {
+	return c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
 // zwsp is a zero-width space, as an HTML entity so it is visible in the Markdown source.
 const zwsp = "&#8203;"
 

@@ -57,6 +57,16 @@ func TestTitleCannotMentionLinkOrInjectMarkdown(t *testing.T) {
 	}
 }
 
+func TestQuote(t *testing.T) {
+	in := "build failed in BUILD: npm test: @acme/everyone <script>\n`x`"
+	if got, want := Quote(in), "build failed in BUILD: npm test: @&#8203;acme/everyone &lt;script> `x`"; got != want {
+		t.Errorf("Quote = %q, want %q", got, want)
+	}
+	if got := Quote("mail me@example.com or @ alone"); got != "mail me@&#8203;example.com or @ alone" {
+		t.Errorf("Quote = %q", got)
+	}
+}
+
 func TestCell(t *testing.T) {
 	if got := Cell("a|b\nc"); got != `a\|b c` {
 		t.Errorf("Cell = %q", got)
