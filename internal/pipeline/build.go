@@ -15,12 +15,16 @@ import (
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
-// imageTag is the tag a deploy's build pushes: the commit's short sha.
-func imageTag(sha string) string {
+// imageTag is the tag a deploy's build pushes: the commit's short sha and the stage,
+// "<sha12>-<stage>". Each stage's build bakes that stage's .env into its image, so each stage
+// needs its own tag: one tag for every stage would let building alpha overwrite the image test
+// runs (with image_reference: tag), let a concurrent build swap it between the push and the
+// digest lookup, and break on ECR's immutable tags as soon as a commit is promoted.
+func imageTag(sha, stage string) string {
 	if len(sha) > 12 {
-		return sha[:12]
+		sha = sha[:12]
 	}
-	return sha
+	return sha + "-" + stage
 }
 
 // buildInput is what CodeBuild is asked to build. A pull-request build gets the pr tier's
@@ -29,7 +33,7 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 	in := amazon.BuildInput{
 		Project: t.app.CodeBuildProject, SourceVersion: d.SHA, Buildspec: t.as.Buildspec,
 		IdempotencyToken: fmt.Sprintf("stagecoach-deploy-%d", d.ID),
-		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d.SHA),
+		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d.SHA, d.Stage),
 			"IMAGE_REPOSITORY": t.app.ImageRepository, "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
 		SecretEnv: map[string]string{"DOTENV_SECRET": t.as.SecretID},
 	}
@@ -85,9 +89,10 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		log.Info("pull-request build succeeded", "build", cp.BuildID)
 		return result{state: deploy.Succeeded}
 	}
-	image := t.app.ImageRepository + ":" + imageTag(d.SHA)
+	tag := imageTag(d.SHA, d.Stage)
+	image := t.app.ImageRepository + ":" + tag
 	if t.app.ImageReference != "tag" {
-		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, imageTag(d.SHA))
+		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, tag)
 		if err != nil {
 			var nf *amazon.NotFoundError
 			if errors.As(err, &nf) {
