@@ -21,6 +21,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/api"
 	"github.com/stagecoach/stagecoach/internal/chatops"
@@ -243,11 +244,14 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, wakeDepl
 	web := report.WebURL(cfg.GitHub.APIURL)
 	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Wake: wakeDeploys, Log: log, Observer: m})
 	releases := release.New(st, gh, cfg, web, log)
+	pushes := admission.NewPushes(st, gh, admission.PushOptions{Config: cfg, Gate: admission.New(st, cfg, web), WebURL: web,
+		Identity: &admission.AppLogin{App: gh.App}, Wake: wakeDeploys, Log: log, Observer: m})
 	return []worker.Executor{
 		report.NewCheckRunCreator(st, gh, web, log),
 		report.NewProgress(st, gh, cfg, web, log),
 		commands.Comments(),
 		commands.Buttons(),
+		pushes,
 		releases.Tags(),
 		releases.Updates(),
 		installs.New(cfg, log),
