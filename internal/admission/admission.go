@@ -213,16 +213,16 @@ func (g *Gate) binding(ctx context.Context, gh *github.Client, r Request, t Targ
 		return g.noRelease(ctx, r)
 	}
 	tag := markdown.Code(rel.Tag)
-	switch rel.State {
-	case store.ReleaseRefused:
-		return fmt.Sprintf("**%s** cannot be promoted: %s.", tag, rel.Reason), nil
-	case store.ReleaseOpening:
-		return fmt.Sprintf("The release issue of %s is still being opened; promote it once it is there.", tag), nil
-	}
 	if t.SHA != rel.SHA {
 		return fmt.Sprintf("This promotes `%s`, but %s is `%s` now: its tag moved, and what was approved for one commit is not "+
 			"approval for another. Nothing was promoted; promote it again from its release issue, which now describes `%s`.",
 			deploy.ShortSHA(t.SHA), tag, deploy.ShortSHA(rel.SHA), deploy.ShortSHA(rel.SHA)), nil
+	}
+	switch rel.State {
+	case store.ReleaseRefused:
+		return fmt.Sprintf("%s cannot be promoted: %s.", tag, rel.Reason), nil
+	case store.ReleaseOpening:
+		return fmt.Sprintf("The release issue of %s is still being opened; promote it once it is there.", tag), nil
 	}
 	owner, name, _ := strings.Cut(r.Repo, "/")
 	now, err := PeelTag(ctx, gh, owner, name, rel.Tag)

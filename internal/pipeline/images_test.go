@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,10 +11,11 @@ import (
 )
 
 // TestBuildingProdLeavesAlphasImageAlone: every stage's build bakes its own .env into the image,
-// so each pushes its own tag, <sha12>-<stage>, and the digest is read for that tag. Building the
-// same commit for prod leaves the image alpha runs alone: its tag still names alpha's build, and
-// under image_reference: tag alpha's Deployment still runs alpha's image. In an ECR repository
-// with immutable tags both builds push (one tag for every stage failed the second push).
+// so each pushes its own tag, <sha12>-<stage>-<deploy>, and the digest is read for that tag.
+// Building the same commit for prod leaves the image alpha runs alone: its tag still names
+// alpha's build, and under image_reference: tag alpha's Deployment still runs alpha's image. In
+// an ECR repository with immutable tags both builds push (one tag for every stage failed the
+// second push), and so does a second deploy of the commit to prod.
 func TestBuildingProdLeavesAlphasImageAlone(t *testing.T) {
 	for _, ref := range []string{"digest", "tag"} {
 		t.Run(ref, func(t *testing.T) {
@@ -27,12 +29,13 @@ func TestBuildingProdLeavesAlphasImageAlone(t *testing.T) {
 			if alpha.State != deploy.Succeeded {
 				t.Fatalf("alpha: %s: %s", alpha.State, alpha.Error)
 			}
-			alphaTag, prodTag := sha1[:12]+"-alpha", sha1[:12]+"-prod"
+			alphaTag := fmt.Sprintf("%s-alpha-%d", sha1[:12], alpha.ID)
 			alphaDigest, alphaRuns := w.aws.ECR.Digest(repoURI, alphaTag), w.images("api")
 			prod := w.drive(r, 90*time.Second, w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod"}))[0]
 			if prod.State != deploy.Succeeded {
 				t.Fatalf("prod: %s: %s", prod.State, prod.Error)
 			}
+			prodTag := fmt.Sprintf("%s-prod-%d", sha1[:12], prod.ID)
 			if alphaDigest == "" || w.aws.ECR.Digest(repoURI, alphaTag) != alphaDigest {
 				t.Errorf("alpha's tag %s: %q before prod's build, %q after", alphaTag, alphaDigest, w.aws.ECR.Digest(repoURI, alphaTag))
 			}
@@ -50,6 +53,11 @@ func TestBuildingProdLeavesAlphasImageAlone(t *testing.T) {
 			if got := w.images("api-prod-backup"); !strings.HasSuffix(got, map[string]string{"digest": prodDigest, "tag": prodTag}[ref]) {
 				t.Errorf("prod's idle slot runs %s, want prod's own image", got)
 			}
+			// The same commit to prod again (after a rollback, say) builds and pushes again.
+			again := w.drive(r, 90*time.Second, w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod", Nonce: "again"}))[0]
+			if again.State != deploy.Succeeded {
+				t.Fatalf("prod again: %s: %s", again.State, again.Error)
+			}
 			var tags []string
 			for _, b := range w.aws.CodeBuild.Builds() {
 				for _, v := range b.Env {
@@ -58,8 +66,8 @@ func TestBuildingProdLeavesAlphasImageAlone(t *testing.T) {
 					}
 				}
 			}
-			if strings.Join(tags, " ") != alphaTag+" "+prodTag {
-				t.Errorf("builds pushed %v, want %s then %s", tags, alphaTag, prodTag)
+			if want := fmt.Sprintf("%s %s %s-prod-%d", alphaTag, prodTag, sha1[:12], again.ID); strings.Join(tags, " ") != want {
+				t.Errorf("builds pushed %v, want %s", tags, want)
 			}
 		})
 	}
