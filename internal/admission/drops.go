@@ -146,12 +146,13 @@ func (d Drops) Forced(actor, reason string) string {
 	return fmt.Sprintf("**Dropping** %s from **%s**, as @%s forced (%s):\n\n%s", d.Summary(), d.Stage, actor, markdown.Code(reason), d.List())
 }
 
-// drops is rule 5. A rollback (an image or a slot switch) brings back what ran on purpose, and a
+// drops is rule 5. A rollback (an image, a slot switch, or an old commit built again when its
+// image is unknown) takes commits off on purpose, and a
 // stage that is not guarded takes whatever its people deploy; otherwise what the stage holds is
 // compared with the new commit: the branch's real head on GitHub when the deploy moves the
 // branch, what the branch held before a push, and what runs on the stage.
 func (g *Gate) drops(ctx context.Context, gh *github.Client, r Request, t Target) (Drops, error) {
-	if !r.Stage.Guarded() || t.Mode == deploy.ModeImage || t.Mode == deploy.ModeSwitch {
+	if !r.Stage.Guarded() || r.Verb == "rollback" || t.Mode == deploy.ModeImage || t.Mode == deploy.ModeSwitch {
 		return Drops{}, nil
 	}
 	var heads []Head

@@ -141,6 +141,9 @@ type outcome struct {
 	accepted bool
 	deploys  []int64
 	note     string
+	// keep leaves the reply as it is: the deploys report their progress in a comment of their
+	// own instead of editing it (a forced promotion's reply lists what it dropped, for good).
+	keep bool
 }
 
 func refused(format string, args ...any) outcome {
@@ -186,7 +189,7 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 		}
 	}
 	for i, id := range out.deploys {
-		if i == 0 && reply != 0 {
+		if i == 0 && reply != 0 && !out.keep {
 			if err := x.st.SetComment(ctx, id, reply); err != nil {
 				return err
 			}

@@ -370,8 +370,9 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	}
 	out := outcome{reply: "⏳ " + reply, accepted: true, deploys: ours}
 	if !dec.Dropped.Empty() {
+		out.reply = strings.Replace(out.reply, "Progress follows in this comment.", "Progress follows in the next comment.", 1)
 		out.reply += "\n\n" + dec.Dropped.Forced(o.Actor, force)
-		out.note = "forced: dropped " + dec.Dropped.Summary()
+		out.note, out.keep = "forced: dropped "+dec.Dropped.Summary(), true
 	}
 	return out, nil
 }

@@ -17,8 +17,8 @@ const (
 	releaseRows   = 5  // releases per app
 	prBuildRows   = 5  // pull requests per app
 	prBuildWindow = 200
-	refusalRows   = 5 // refused pushes and commands per app
-	refusalWindow = 20
+	refusalRows   = 10 // refused pushes and commands per app
+	refusalWindow = 40
 )
 
 // How often the page reloads itself, in seconds: quickly while something runs, slowly while
