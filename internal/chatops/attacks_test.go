@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -213,3 +214,40 @@ func (w *world) releaseCheckRun(c *github.Client, sha string) int64 {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRollbackOfAGuardedStageIsNoDrop: a rollback takes commits off the stage on purpose; the
+// drop rule does not stand in its way, even when the old commit must be built again.
+func TestRollbackOfAGuardedStageIsNoDrop(t *testing.T) {
+	w := newWorld(t)
+	w.live("test", shaB, "dev", deploy.Checkpoint{})
+	w.live("test", shaC, "dev", deploy.Checkpoint{})
+	w.live("alpha", shaB, "lead", deploy.Checkpoint{}) // no image recorded: the rollback builds shaB again
+	w.live("alpha", shaC, "lead", deploy.Checkpoint{})
+	if got := w.say(4, "lead", "/rollback alpha"); !strings.Contains(got, "rolling **alpha** back to `bbbbbbb`") {
+		t.Errorf("/rollback alpha = %q", got)
+	}
+}
+
+// TestRerunOfARefusedPushRunsNothing: GitHub's Re-run on the check run of a refused push has
+// nothing to run again; it says so on the check run and deploys nothing.
+func TestRerunOfARefusedPushRunsNothing(t *testing.T) {
+	w, _ := releaseWorld(t)
+	c, _ := w.x.clients.Installation(1)
+	run, _, err := c.Checks.CreateCheckRun(context.Background(), "acme", "hello", github.CreateCheckRunOptions{Name: "stagecoach/prod", HeadSHA: shaC,
+		ExternalID: github.Ptr("refused:3"), Status: github.Ptr("completed"), Conclusion: github.Ptr("failure"),
+		Output: &github.CheckRunOutput{Title: github.Ptr("Not deployed"), Summary: github.Ptr("refused")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := mustJSON(t, jobs.CheckRunAction{Repo: repo, InstallationID: 1, Action: "rerequested", CheckRunID: run.GetID(),
+		CheckRunName: "stagecoach/prod", ExternalID: "refused:3", HeadSHA: shaC, Actor: "po", Delivery: "rerun-1"})
+	if err := w.x.Buttons().Run(context.Background(), jobs.Job{Kind: jobs.KindCheckRunAction, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range w.gh.CheckRuns(repo) {
+		if r.ID == run.GetID() && !strings.Contains(r.Text, "reports a push that was refused; there is nothing to run again") {
+			t.Errorf("check run text = %q", r.Text)
+		}
+	}
+	w.nothingMoved(shaA)
+}
