@@ -84,6 +84,11 @@ type Decision struct {
 	// Dropped is what the deploy takes off the stage: commits its branch or the stage held that
 	// the new commit lacks. Not empty only when an admin forced it.
 	Dropped Drops
+	// BranchHead is where Target.Branch pointed on GitHub when the gate compared it ("" when
+	// the branch did not exist); BranchRead says whether it was read. A promotion moves the
+	// branch only if it still points there: a push landing meanwhile is not dropped unseen.
+	BranchHead string
+	BranchRead bool
 }
 
 // Admitted reports whether the request may go ahead.
@@ -124,10 +129,11 @@ func (g *Gate) Admit(ctx context.Context, gh *github.Client, r Request) (Decisio
 	if why, err := g.binding(ctx, gh, r, t); err != nil || why != "" {
 		return Decision{Refusal: why}, err
 	}
-	drops, err := g.drops(ctx, gh, r, t)
+	drops, head, read, err := g.drops(ctx, gh, r, t)
 	if err != nil {
 		return Decision{}, err
 	}
+	dec.BranchHead, dec.BranchRead = head, read
 	if !drops.Empty() {
 		if r.Force == "" {
 			return Decision{Refusal: drops.Refusal(r, t)}, nil

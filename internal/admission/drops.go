@@ -151,20 +151,20 @@ func (d Drops) Forced(actor, reason string) string {
 // stage that is not guarded takes whatever its people deploy; otherwise what the stage holds is
 // compared with the new commit: the branch's real head on GitHub when the deploy moves the
 // branch, what the branch held before a push, and what runs on the stage.
-func (g *Gate) drops(ctx context.Context, gh *github.Client, r Request, t Target) (Drops, error) {
+// It also returns the branch head it compared with, and whether it read one.
+func (g *Gate) drops(ctx context.Context, gh *github.Client, r Request, t Target) (Drops, string, bool, error) {
 	if !r.Stage.Guarded() || r.Verb == "rollback" || t.Mode == deploy.ModeImage || t.Mode == deploy.ModeSwitch {
-		return Drops{}, nil
+		return Drops{}, "", false, nil
 	}
 	var heads []Head
-	owner, name, _ := strings.Cut(r.Repo, "/")
+	var branchHead string
 	if t.Branch != "" {
-		ref, _, err := gh.Git.GetRef(ctx, owner, name, "heads/"+t.Branch)
-		switch {
-		case isNotFound(err): // no branch yet: it holds nothing
-		case err != nil:
-			return Drops{}, githubapp.Classify(fmt.Errorf("reading %s: %w", t.Branch, err))
-		default:
-			heads = append(heads, Head{What: fmt.Sprintf("`%s`'s branch", t.Branch), SHA: ref.GetObject().GetSHA()})
+		var err error
+		if branchHead, err = BranchHead(ctx, gh, r.Repo, t.Branch); err != nil {
+			return Drops{}, "", false, err
+		}
+		if branchHead != "" {
+			heads = append(heads, Head{What: fmt.Sprintf("`%s`'s branch", t.Branch), SHA: branchHead})
 		}
 	}
 	if t.Before != "" {
@@ -173,13 +173,27 @@ func (g *Gate) drops(ctx context.Context, gh *github.Client, r Request, t Target
 	for _, app := range r.Apps {
 		live, err := g.st.LiveDeploys(ctx, app.Name)
 		if err != nil {
-			return Drops{}, err
+			return Drops{}, "", false, err
 		}
 		if d, ok := live[r.Stage.Name]; ok {
 			heads = append(heads, Head{What: "what runs on " + r.Stage.Name, SHA: d.SHA})
 		}
 	}
-	return Dropped(ctx, gh, r.Repo, g.webURL, r.Stage.Name, t.SHA, heads)
+	d, err := Dropped(ctx, gh, r.Repo, g.webURL, r.Stage.Name, t.SHA, heads)
+	return d, branchHead, t.Branch != "", err
+}
+
+// BranchHead is where branch points in repo on GitHub; "" when it does not exist.
+func BranchHead(ctx context.Context, gh *github.Client, repo, branch string) (string, error) {
+	owner, name, _ := strings.Cut(repo, "/")
+	ref, _, err := gh.Git.GetRef(ctx, owner, name, "heads/"+branch)
+	switch {
+	case isNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", githubapp.Classify(fmt.Errorf("reading %s: %w", branch, err))
+	}
+	return ref.GetObject().GetSHA(), nil
 }
 
 // PeelTag resolves a tag to its commit on GitHub: a lightweight tag's ref names the commit, an

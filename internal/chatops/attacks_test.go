@@ -10,6 +10,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 )
 
 // shaH is a hotfix pushed straight to prod: on top of what prod ran, in no release.
@@ -250,4 +251,31 @@ func TestRerunOfARefusedPushRunsNothing(t *testing.T) {
 		}
 	}
 	w.nothingMoved(shaA)
+}
+
+// TestPushLandingWhilePromotionDecidesIsNotDroppedUnseen: the gate compared prod's branch; if a
+// push lands on it before Stagecoach's forced move, the move would drop it unseen. The promotion
+// re-reads the branch right before moving it and, finding it moved, moves and deploys nothing.
+func TestPushLandingWhilePromotionDecidesIsNotDroppedUnseen(t *testing.T) {
+	w, _ := releaseWorld(t)
+	w.gh.AddCommit(repo, shaH, []string{shaA}, "Pushed while the promotion was decided", 0)
+	reads := 0
+	w.gh.OnAnswered(func(r githubtest.Request) {
+		if r.Operation == "git/get-ref" && strings.HasSuffix(r.Path, "/git/ref/heads/prod") {
+			if reads++; reads == 1 { // the gate has compared prod's branch: now the push lands
+				w.gh.SetRef(repo, "prod", shaH)
+			}
+		}
+	})
+	got := w.say(8, "po", "/promote prod")
+	if !strings.Contains(got, "`prod` moved to `eeeeeee` while this was being decided, so it was not moved again and nothing was deployed") {
+		t.Errorf("answer = %q", got)
+	}
+	if sha, _ := w.gh.Ref(repo, "prod"); sha != shaH {
+		t.Errorf("prod points at %s, want the push that landed", deploy.ShortSHA(sha))
+	}
+	ds, _ := w.st.ListDeploys(context.Background(), store.Filter{Stage: "prod"})
+	if len(ds) != 2 || ds[0].State != deploy.Cancelled {
+		t.Errorf("prod deploys = %+v, want the promotion's cancelled", ds)
+	}
 }

@@ -338,6 +338,24 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	if len(ours) == 0 {
 		return outcome{reply: strings.Join(already, " ")}, nil
 	}
+	if p.branch != "" && dec.BranchRead {
+		// The gate compared the branch as it was then; a push that landed since would be
+		// dropped unseen by the forced move.
+		now, err := admission.BranchHead(ctx, gh, o.Repo, p.branch)
+		if err != nil {
+			return outcome{}, err
+		}
+		if now != dec.BranchHead && now != p.sha {
+			why := fmt.Sprintf("`%s` moved to `%s` while this was being decided, so it was not moved again and nothing was deployed. "+
+				"Give the command again: it will say what the move would drop now.", p.branch, deploy.ShortSHA(now))
+			for _, id := range ours {
+				if _, err := x.st.CancelDeploy(ctx, id, why); err != nil {
+					return outcome{}, err
+				}
+			}
+			return outcome{reply: why}, nil
+		}
+	}
 	if p.branch != "" {
 		// Recorded before the move: the push GitHub sends for it is then known as Stagecoach's.
 		if err := x.st.RecordBranchMove(ctx, store.BranchMove{Repo: o.Repo, Branch: p.branch, SHA: p.sha, CommandKey: o.Key, DeployIDs: ours}); err != nil {
