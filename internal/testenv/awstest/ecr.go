@@ -32,9 +32,10 @@ func repoName(repository string) string {
 	return repository
 }
 
-// push puts an image under tag, as `docker push` does. In a repository with immutable tags a
-// tag that exists already is refused, with ECR's message, and nothing changes.
-func (e *ECR) push(repository, tag, seed string, at time.Time) (string, error) {
+// push puts an image under tag, as `docker push` does, and returns its digest. In a repository
+// with immutable tags a tag that exists already is refused: the second result is ECR's message,
+// and nothing changes.
+func (e *ECR) push(repository, tag, seed string, at time.Time) (string, string) {
 	name := repoName(repository)
 	d := digest(seed + "\x00" + name + "\x00" + tag)
 	e.mu.Lock()
@@ -43,11 +44,11 @@ func (e *ECR) push(repository, tag, seed string, at time.Time) (string, error) {
 		e.repos[name] = map[string]ecrImage{}
 	}
 	if _, exists := e.repos[name][tag]; exists && e.immutable[name] {
-		return "", fmt.Errorf("tag invalid: The image tag '%s' already exists in the '%s' repository and cannot be overwritten "+
+		return "", fmt.Sprintf("tag invalid: The image tag '%s' already exists in the '%s' repository and cannot be overwritten "+
 			"because the repository is immutable.", tag, name)
 	}
 	e.repos[name][tag] = ecrImage{digest: d, pushed: at}
-	return d, nil
+	return d, ""
 }
 
 // Push puts an image with a tag into a repository (a full ECR URI or a name), creating it, and

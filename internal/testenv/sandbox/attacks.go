@@ -65,7 +65,7 @@ func (w *World) attacks(m14 string) []step {
 				return "", fmt.Errorf("the outsider's comment got %v", rs)
 			}
 			if body, _ := w.replyAfter(prPin.Number, id); body != "" {
-				return "", fmt.Errorf("Stagecoach answered the outsider: %q", body)
+				return "", fmt.Errorf("the outsider got an answer: %q", body)
 			}
 			return "not heard: no 👀, no reply; the audit trail says why: " + reason, nil
 		}},
