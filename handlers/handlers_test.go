@@ -165,6 +165,23 @@ func TestPushToGuardedStageRecordsNoDeployBeforeItIsAdmitted(t *testing.T) {
 	if err != nil || len(merged.Deploys) != 1 || len(merged.Jobs) != 0 {
 		t.Errorf("a merge into master (test is not guarded) = %+v, %v; want its deploy", merged, err)
 	}
+	// A merge into a guarded merge stage's branch is decided by the gate too, as its merger's push.
+	guarded, err := config.Parse("guarded.yaml", []byte(strings.Replace(testConfig, "apps:",
+		"stages:\n  - {name: test, branch: master, trigger: merge, credentials: nonprod, promoters: {users: [qa-lead]}}\n"+
+			"  - {name: alpha, branch: alpha, trigger: push, credentials: nonprod}\n  - {name: prod, branch: prod, trigger: push, credentials: prod}\napps:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err = (&PullRequest{cfg: guarded}).Handle(context.Background(),
+		Event{Name: "pull_request", Delivery: "d9", Payload: fixture(t, "pull_request_closed_merged.json")})
+	if err != nil || len(merged.Deploys) != 0 || len(merged.Jobs) != 1 || merged.Jobs[0].Kind != jobs.KindPush {
+		t.Fatalf("a merge into a guarded stage = %+v, %v; want one push job", merged, err)
+	}
+	var m jobs.Push
+	if err := json.Unmarshal(merged.Jobs[0].Payload, &m); err != nil || m.Event != "pull_request" || m.PR != 2 || m.After != mergeSHA ||
+		m.Pusher != "Codertocat" || m.Stage != "test" {
+		t.Errorf("merge job = %+v, %v", m, err)
+	}
 }
 
 func TestCommentPayload(t *testing.T) {
