@@ -181,7 +181,8 @@ func (v view) summary() string {
 	}
 	b.WriteString("\n\n")
 	if d.Force != "" {
-		fmt.Fprintf(&b, "> [!WARNING]\n> Forced past the stage order by %s: %s\n\n", actor(d.Trigger.Actor), markdown.Code(d.Force))
+		fmt.Fprintf(&b, "> [!WARNING]\n> Forced by %s, past the stage order and over anything the stage held that this commit lacks: %s\n\n",
+			actor(d.Trigger.Actor), markdown.Code(d.Force))
 	}
 	if len(v.CP.Steps) > 0 {
 		b.WriteString("| Step | Status | Duration | Details |\n|---|---|---|---|\n")
