@@ -20,6 +20,7 @@ type Config struct {
 	Credentials Credentials `yaml:"credentials"`
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Release     Release     `yaml:"release"`
+	Commands    Commands    `yaml:"commands"`
 	Apps        []App       `yaml:"apps"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
@@ -137,6 +138,14 @@ type Stage struct {
 	Slots []string `yaml:"slots"`
 }
 
+// Guarded reports whether only approved commits may reach the stage: it has promoters or a
+// stage it takes commits from. A push to a guarded stage's branch deploys only when its pusher
+// is Stagecoach itself or may promote to the stage; anyone else's push deploys nothing.
+func (s *Stage) Guarded() bool { return !s.Promoters.Empty() || s.PromoteFrom != "" }
+
+// Slotted reports whether the stage switches between two slots: a deploy goes to the idle one.
+func (s *Stage) Slotted() bool { return len(s.Slots) == 2 }
+
 // Permissions name who may run each command on a stage; a command left empty falls back to the
 // stage's promoters.
 type Permissions struct {
@@ -177,6 +186,27 @@ type Release struct {
 	Label string `yaml:"label"`
 }
 
+// Commands is who may talk to Stagecoach in comments.
+type Commands struct {
+	// AuthorAssociations are the comment.author_association values whose commands are read
+	// (default OWNER, MEMBER and COLLABORATOR). A command from anyone else costs no GitHub call
+	// and gets no reply: it is only recorded in the audit trail as ignored.
+	AuthorAssociations []string `yaml:"author_associations"`
+}
+
+// Associations are every author_association GitHub gives a comment.
+var Associations = []string{"OWNER", "MEMBER", "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE"}
+
+// Heard reports whether a comment whose author has association may command Stagecoach.
+func (c Commands) Heard(association string) bool {
+	for _, a := range c.AuthorAssociations {
+		if strings.EqualFold(a, association) {
+			return true
+		}
+	}
+	return false
+}
+
 // Kubernetes says where a stage runs.
 type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"` // "" uses the default loading rules
@@ -207,9 +237,12 @@ type App struct {
 // PRBuild is how an app's pull requests are built: with the pr credentials tier, no stage
 // secret, and no deploy, reported as the check run stagecoach/pr-build.
 type PRBuild struct {
-	Enabled          bool   `yaml:"enabled"`
-	CodeBuildProject string `yaml:"codebuild_project"` // default: the app's project
-	Buildspec        string `yaml:"buildspec"`         // default buildspec-pr.yaml
+	Enabled bool `yaml:"enabled"`
+	// CodeBuildProject runs the pull request's own code and buildspec: it must be a project of
+	// its own, not the deploy project, whose service role reads the stage secrets and pushes
+	// release images. Required when Enabled.
+	CodeBuildProject string `yaml:"codebuild_project"`
+	Buildspec        string `yaml:"buildspec"` // default buildspec-pr.yaml
 	// Forks allows building pull requests from forks (still with the pr tier only). Default
 	// false: code from outside the repository is not run at all.
 	Forks bool `yaml:"forks"`
@@ -297,14 +330,14 @@ func (c *Config) applyDefaults() {
 	if c.Release.Label == "" {
 		c.Release.Label = "release"
 	}
+	if c.Commands.AuthorAssociations == nil {
+		c.Commands.AuthorAssociations = []string{"OWNER", "MEMBER", "COLLABORATOR"}
+	}
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"
 		}
 		if pb := &c.Apps[i].PRBuild; pb.Enabled {
-			if pb.CodeBuildProject == "" {
-				pb.CodeBuildProject = c.Apps[i].CodeBuildProject
-			}
 			if pb.Buildspec == "" {
 				pb.Buildspec = "buildspec-pr.yaml"
 			}

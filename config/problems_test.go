@@ -120,8 +120,9 @@ func TestRules(t *testing.T) {
 		{"release tag pattern", `release: {tags: ["v[1-"]}`, `release.tags[0]: want a tag pattern such as v* or sprint-*, got "v[1-"`},
 		{"release stage", `release: {stage: live}`, `release.stage: no stage "live" is defined (stages: dev, test, alpha, prod)`},
 		{"release stage without an order", `stages: [{name: prod, credentials: prod}]` + "\n" + `release: {stage: prod}`, `release.stage: stage "prod" has no promote_from…`},
-		{"pr builds need the pr tier", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), `credentials.pr.role_arn: required: app web builds pull requests…`},
-		{"pr builds with the pr tier", strings.Replace(strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), "credentials: {", `credentials: {pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}, `, 1), ""},
+		{"pr builds need the pr tier", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true, codebuild_project: web-pr}", 1), `credentials.pr.role_arn: required: app web builds pull requests…`},
+		{"pr builds with the pr tier", strings.Replace(strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true, codebuild_project: web-pr}", 1), "credentials: {", `credentials: {pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}, `, 1), ""},
+		{"unknown author association", `commands: {author_associations: [OWNER, member]}`, `commands.author_associations[1]: want one of OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER, MANNEQUIN, NONE, got "member"`},
 		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
 	}
 	for _, tt := range tests {
@@ -263,4 +264,44 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPullRequestBuildUnderTheDeployProjectIsRefused: a pull request's own code and buildspec
+// must never run under the deploy project's service role (which reads the stage secrets and
+// pushes release images), neither by default nor by naming it; check-config says why.
+func TestPullRequestBuildUnderTheDeployProjectIsRefused(t *testing.T) {
+	const base = `credentials:
+  pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}
+  nonprod: {role_arn: "arn:aws:iam::123456789012:role/n"}
+  prod: {role_arn: "arn:aws:iam::123456789012:role/p"}
+apps:
+  - name: web
+    repo: acme/web
+    codebuild_project: web
+    image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web
+    pr_build: %s
+`
+	for _, tt := range []struct{ name, prBuild, want string }{
+		{"no project of its own", "{enabled: true}", "apps[0].pr_build.codebuild_project: required: a pull request's build runs its own, unreviewed code"},
+		{"the deploy project named", "{enabled: true, codebuild_project: web}", `apps[0].pr_build.codebuild_project: must differ from codebuild_project "web": the deploy project's role reads the stage secrets`},
+		{"a project of its own", "{enabled: true, codebuild_project: web-pr}", ""},
+		{"disabled", "{enabled: false}", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("pr.yaml", []byte(fmt.Sprintf(base, tt.prBuild)))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				if app := cfg.App("web"); app.PRBuild.Enabled && app.PRBuild.CodeBuildProject == app.CodeBuildProject {
+					t.Fatal("the pull-request build falls back to the deploy project")
+				}
+				return
+			}
+			ps := problemsOf(t, err)
+			if len(ps) != 1 || !strings.HasPrefix(ps[0].Field+": "+ps[0].Message, tt.want) || ps[0].Line != 10 {
+				t.Fatalf("problems = %v, want one on line 10 starting %q", ps, tt.want)
+			}
+		})
+	}
 }

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	v.credentials()
 	v.stages()
 	v.release()
+	v.commands()
 	v.apps()
 	if len(v.probs) > 0 {
 		return v.probs
@@ -288,6 +289,14 @@ func (v *validator) release() {
 	}
 }
 
+func (v *validator) commands() {
+	for i, a := range v.c.Commands.AuthorAssociations {
+		if !slices.Contains(Associations, a) {
+			v.add(fmt.Sprintf("commands.author_associations[%d]", i), "want one of %s, got %q", strings.Join(Associations, ", "), a)
+		}
+	}
+}
+
 func (v *validator) apps() {
 	names := map[string]int{}
 	for i, app := range v.c.Apps {
@@ -318,6 +327,16 @@ func (v *validator) apps() {
 		}
 		if app.CodeBuildProject == "" && (len(app.Stages) > 0 || app.PRBuild.Enabled) {
 			v.add(p+".codebuild_project", "required: the CodeBuild project that builds the app")
+		}
+		if pb := app.PRBuild; pb.Enabled {
+			switch {
+			case pb.CodeBuildProject == "":
+				v.addAt(v.c.line(p+".pr_build.enabled"), p+".pr_build.codebuild_project", "required: a pull request's build runs its own, unreviewed code "+
+					"and buildspec, so it needs a CodeBuild project of its own whose role reads no stage secret and pushes no release image (docs/operations.md)")
+			case pb.CodeBuildProject == app.CodeBuildProject:
+				v.add(p+".pr_build.codebuild_project", "must differ from codebuild_project %q: the deploy project's role reads the stage secrets and pushes "+
+					"release images, and a pull request's own code and buildspec would run with it", app.CodeBuildProject)
+			}
 		}
 		if app.PRBuild.Enabled && v.c.Credentials.PR.RoleARN == "" {
 			v.addAt(v.c.line(p+".pr_build.enabled"), "credentials.pr.role_arn", "required: app %s builds pull requests, which use the pr tier and only it", app.Name)

@@ -90,10 +90,8 @@ func TestHandlers(t *testing.T) {
 			App: "hello", Stage: "test", Repo: "Codertocat/Hello-World", SHA: mergeSHA, Ref: "master", InstallationID: 1,
 			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
 		}}},
-		{file: "push_alpha_forced.json", event: "push", deploys: []deploy.Request{{
-			App: "hello", Stage: "alpha", Repo: "Codertocat/Hello-World", SHA: pushSHA, Ref: "alpha", InstallationID: 1,
-			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
-		}}},
+		// alpha is guarded (promote_from test): the push is for the admission gate, not a deploy.
+		{file: "push_alpha_forced.json", event: "push", jobKinds: []string{jobs.KindPush}, jobKey: "push:Codertocat/Hello-World:alpha:d1"},
 		{file: "push_alpha_deleted.json", event: "push", ignored: "deleted"},
 		{file: "push_tag.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:simple-tag:" + pushSHA},
 		{file: "push_tag_release.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:v1.2.0:" + pushSHA},
@@ -138,6 +136,51 @@ func TestHandlers(t *testing.T) {
 				t.Errorf("unexpectedly ignored: %s", res.Ignored)
 			}
 		})
+	}
+}
+
+// TestPushToGuardedStageRecordsNoDeployBeforeItIsAdmitted: a push to alpha or prod is a job
+// carrying who pushed what over what, for the admission gate; the handler asks for no deploy,
+// so nothing queued for the stage can be superseded by it. Unguarded stages deploy at once.
+func TestPushToGuardedStageRecordsNoDeployBeforeItIsAdmitted(t *testing.T) {
+	h := &Push{cfg: mustConfig(t)}
+	res, err := h.Handle(context.Background(), Event{Name: "push", Delivery: "d7", Payload: fixture(t, "push_alpha_forced.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deploys) != 0 || len(res.Jobs) != 1 {
+		t.Fatalf("result = %+v, want one job and no deploy", res)
+	}
+	var p jobs.Push
+	if err := json.Unmarshal(res.Jobs[0].Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Push{Repo: "Codertocat/Hello-World", InstallationID: 1, Stage: "alpha", Branch: "alpha", Before: p.Before, After: pushSHA,
+		Forced: true, Pusher: "Codertocat", PusherType: "User", Event: "push", Delivery: "d7"}
+	if p != want || len(p.Before) != 40 {
+		t.Errorf("push job = %+v, want %+v", p, want)
+	}
+	merged, err := (&PullRequest{cfg: mustConfig(t)}).Handle(context.Background(),
+		Event{Name: "pull_request", Delivery: "d8", Payload: fixture(t, "pull_request_closed_merged.json")})
+	if err != nil || len(merged.Deploys) != 1 || len(merged.Jobs) != 0 {
+		t.Errorf("a merge into master (test is not guarded) = %+v, %v; want its deploy", merged, err)
+	}
+	// A merge into a guarded merge stage's branch is decided by the gate too, as its merger's push.
+	guarded, err := config.Parse("guarded.yaml", []byte(strings.Replace(testConfig, "apps:",
+		"stages:\n  - {name: test, branch: master, trigger: merge, credentials: nonprod, promoters: {users: [qa-lead]}}\n"+
+			"  - {name: alpha, branch: alpha, trigger: push, credentials: nonprod}\n  - {name: prod, branch: prod, trigger: push, credentials: prod}\napps:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err = (&PullRequest{cfg: guarded}).Handle(context.Background(),
+		Event{Name: "pull_request", Delivery: "d9", Payload: fixture(t, "pull_request_closed_merged.json")})
+	if err != nil || len(merged.Deploys) != 0 || len(merged.Jobs) != 1 || merged.Jobs[0].Kind != jobs.KindPush {
+		t.Fatalf("a merge into a guarded stage = %+v, %v; want one push job", merged, err)
+	}
+	var m jobs.Push
+	if err := json.Unmarshal(merged.Jobs[0].Payload, &m); err != nil || m.Event != "pull_request" || m.PR != 2 || m.After != mergeSHA ||
+		m.Pusher != "Codertocat" || m.Stage != "test" {
+		t.Errorf("merge job = %+v, %v", m, err)
 	}
 }
 
@@ -239,7 +282,7 @@ func TestPullRequestBuilds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			yaml := strings.Replace(testConfig, "    codebuild_project: hello\n",
-				fmt.Sprintf("    codebuild_project: hello\n    pr_build: {enabled: true, forks: %v}\n", tt.forks), 1)
+				fmt.Sprintf("    codebuild_project: hello\n    pr_build: {enabled: true, codebuild_project: hello-pr, forks: %v}\n", tt.forks), 1)
 			yaml = strings.Replace(yaml, "credentials:\n", "credentials:\n  pr: {role_arn: \"arn:aws:iam::123456789012:role/stagecoach-pr\"}\n", 1)
 			cfg, err := config.Parse("pr.yaml", []byte(yaml))
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/payload"
 )
 
@@ -63,12 +64,15 @@ func (h *PullRequest) Handle(_ context.Context, ev Event) (Result, error) {
 	case sha == "":
 		res.Ignored = "merged pull request has no merge_commit_sha"
 	default:
-		stages := stagesTriggered(h.cfg, base, config.TriggerMerge)
-		res.Deploys = deploysFor(h.cfg, res.Repo, stages, deploy.Request{
+		// A merge into a guarded stage's branch is decided by the admission gate, as a push is.
+		open, guarded := splitGuarded(stagesTriggered(h.cfg, base, config.TriggerMerge))
+		res.Deploys = deploysFor(h.cfg, res.Repo, open, deploy.Request{
 			SHA: sha, Ref: base, InstallationID: res.InstallationID,
 			Trigger: deploy.Trigger{Event: ev.Name, Delivery: ev.Delivery, PR: int(number), Actor: actor},
 		})
-		if len(res.Deploys) == 0 {
+		res.Jobs = guardedJobs(h.cfg, res.Repo, guarded, jobs.Push{Repo: res.Repo, InstallationID: res.InstallationID, Branch: base,
+			After: sha, Pusher: actor, Event: ev.Name, PR: int(number), Delivery: ev.Delivery})
+		if res.Empty() {
 			res.Ignored = "no stage deploys on merge into " + base
 		}
 	}

@@ -15,12 +15,17 @@ import (
 // are ignored. A push to the branch of a "merge" stage deploys too, as a direct push to master
 // does in the seed process; the merge commit of a merged pull request has the same deploy key as
 // its push, so the two never deploy twice.
+//
+// A push to a guarded stage's branch (one with promoters or promote_from) is no deploy yet:
+// whether it may deploy depends on who pushed, which only GitHub can say, and a handler never
+// asks GitHub. It becomes a jobs.KindPush job that the admission gate decides; only then is a
+// deploy recorded, so an unapproved push can never supersede a deploy queued by a promoter.
 type Push struct{ cfg *config.Config }
 
 var _ Handler = (*Push)(nil)
 
 var pushSchema = payload.Compile(
-	"ref", "after", "deleted", "repository.full_name", "installation.id", "sender.login",
+	"ref", "before", "after", "deleted", "forced", "repository.full_name", "installation.id", "sender.login", "sender.type",
 )
 
 // Handles implements Handler.
@@ -34,9 +39,9 @@ func (h *Push) Handle(_ context.Context, ev Event) (Result, error) {
 	}
 	res := Result{Repo: f.str("repository.full_name"), InstallationID: f.int("installation.id")}
 	ref := f.str("ref")
-	after := f.str("after")
-	deleted := f.bool("deleted")
-	actor := f.str("sender.login")
+	before, after := f.str("before"), f.str("after")
+	deleted, forced := f.bool("deleted"), f.bool("forced")
+	actor, actorType := f.str("sender.login"), f.str("sender.type")
 	if err := f.check(ev); err != nil {
 		return Result{}, err
 	}
@@ -58,15 +63,50 @@ func (h *Push) Handle(_ context.Context, ev Event) (Result, error) {
 	case strings.HasPrefix(ref, "refs/heads/"):
 		branch := strings.TrimPrefix(ref, "refs/heads/")
 		stages := stagesTriggered(h.cfg, branch, config.TriggerPush, config.TriggerMerge)
-		res.Deploys = deploysFor(h.cfg, res.Repo, stages, deploy.Request{
+		open, guarded := splitGuarded(stages)
+		res.Deploys = deploysFor(h.cfg, res.Repo, open, deploy.Request{
 			SHA: after, Ref: branch, InstallationID: res.InstallationID,
 			Trigger: deploy.Trigger{Event: ev.Name, Delivery: ev.Delivery, Actor: actor},
 		})
-		if len(res.Deploys) == 0 {
+		res.Jobs = guardedJobs(h.cfg, res.Repo, guarded, jobs.Push{Repo: res.Repo, InstallationID: res.InstallationID, Branch: branch,
+			Before: before, After: after, Forced: forced, Pusher: actor, PusherType: actorType, Event: ev.Name, Delivery: ev.Delivery})
+		if res.Empty() {
 			res.Ignored = "no stage deploys on push to " + branch
 		}
 	default:
 		res.Ignored = "push to " + ref + " is neither a branch nor a tag"
 	}
 	return res, nil
+}
+
+// splitGuarded separates the stages anyone's push deploys from the guarded ones.
+func splitGuarded(stages []*config.Stage) (open, guarded []*config.Stage) {
+	for _, st := range stages {
+		if st.Guarded() {
+			guarded = append(guarded, st)
+		} else {
+			open = append(open, st)
+		}
+	}
+	return open, guarded
+}
+
+// guardedJobs records a push (or merge) to each guarded stage some app of repo deploys to, for
+// the admission gate to decide.
+func guardedJobs(cfg *config.Config, repo string, stages []*config.Stage, base jobs.Push) []jobs.Job {
+	var out []jobs.Job
+	for _, st := range stages {
+		deployed := false
+		for _, app := range cfg.AppsForRepo(repo) {
+			_, ok := app.Stages[st.Name]
+			deployed = deployed || ok
+		}
+		if !deployed {
+			continue
+		}
+		p := base
+		p.Stage = st.Name
+		out = append(out, jobs.Job{Kind: jobs.KindPush, Key: "push:" + repo + ":" + st.Name + ":" + base.Delivery, Payload: mustJSON(p)})
+	}
+	return out
 }

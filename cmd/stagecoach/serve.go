@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/api"
 	"github.com/stagecoach/stagecoach/internal/chatops"
@@ -274,11 +275,14 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slo
 	web := report.WebURL(cfg.GitHub.APIURL)
 	commands := chatops.New(st, gh, chatops.Options{Config: cfg, WebURL: web, Log: log, Observer: m})
 	releases := release.New(st, gh, cfg, web, log)
+	pushes := admission.NewPushes(st, gh, admission.PushOptions{Config: cfg, Gate: admission.New(st, cfg, web), WebURL: web,
+		Identity: &admission.AppLogin{App: gh.App}, Log: log, Observer: m})
 	return []worker.Executor{
 		report.NewCheckRunCreator(st, gh, web, log).Executor(),
 		report.NewProgress(st, gh, cfg, web, log).Executor(),
 		commands.Comments(),
 		commands.Buttons(),
+		pushes.Executor(),
 		releases.Tags(),
 		releases.Updates(),
 		releases.LegacyUpdates(),

@@ -20,8 +20,14 @@ import (
 // a pull request built and merged → test deploy → /promote alpha → alpha deploy → a release tag
 // → release issue with changelog → /promote prod by a non-approver (refused, with the reason) →
 // by the product owner → prod deployed to the idle slot and switched → issue closed → a failing
-// build → a second release → /rollback prod switches back. The story and its checks are the
-// sandbox's (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
+// build → a second release → /rollback prod switches back. Then every approval hole of issue 9,
+// tried as an attacker with write access would, and refused with the reason a person reads,
+// nothing deployed or moved: a developer's commit deployed to test and pushed to alpha and to
+// prod; a command from an outsider; a ref that climbs out of the API path; /promote prod on a
+// pull request; a release tag moved onto that commit (the issue rewritten) and the button shown
+// before the move; /promote prod over the commit the push left on prod's branch, then forced by
+// an admin, which says what it dropped. The story and its checks are the sandbox's
+// (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
 func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
 	var out bytes.Buffer
@@ -62,18 +68,37 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 			t.Errorf("%s: state %s, want closed with the summary", is.Title, is.State)
 		}
 	}
-	if n := gh.Count("git/update-ref"); n != 4 {
-		t.Errorf("%d branch moves, want 4 (alpha twice, prod twice)", n)
+	if n := gh.Count("git/update-ref"); n != 5 {
+		t.Errorf("%d branch moves, want 5 (alpha twice, prod three times: the last forced over @alice's push)", n)
 	}
-	resp, err := http.Get(w.InternalURL + "/metrics")
+	// The refusals are on the dashboard too.
+	resp, err := http.Get(w.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{">Refused</h3>", "<strong>@alice</strong> <code>push ", "may not deploy to prod by pushing to prod"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the dashboard lacks %q", want)
+		}
+	}
+	resp, err = http.Get(w.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`stagecoach_commands_total{outcome="refused",verb="promote"} 1`,
-		`stagecoach_commands_total{outcome="accepted",verb="promote"} 4`,
+		// The attacks: a /promote prod by a developer, on a pull request, by a button shown before
+		// its tag moved, and over a commit on prod's branch; two pushes by a developer; an
+		// outsider not heard; a ref that climbs out of the API path.
+		`stagecoach_commands_total{outcome="refused",verb="promote"} 4`,
+		`stagecoach_commands_total{outcome="accepted",verb="promote"} 5`,
+		`stagecoach_commands_total{outcome="refused",verb="push"} 2`,
+		`stagecoach_commands_total{outcome="accepted",verb="push"} 5`, // Stagecoach's own moves, matched
+		`stagecoach_commands_total{outcome="ignored",verb="promote"} 1`,
+		`stagecoach_commands_total{outcome="refused",verb="invalid"} 1`,
 		`stagecoach_commands_total{outcome="accepted",verb="rollback"} 1`,
 		`stagecoach_deploy_duration_seconds_count{result="succeeded",stage="pr"} 1`,
 		`stagecoach_deploy_duration_seconds_count{result="failed",stage="test"} 1`,
@@ -106,8 +131,8 @@ func TestSandboxOnce(t *testing.T) {
 		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	got := stdout.String()
-	for _, want := range []string{"simulated cluster", "13. @alice comments `/status`", "Every step behaved as expected.",
-		"prod    v1.0.0 (", "on slot prod-backup"} {
+	for _, want := range []string{"simulated cluster", "25. @alice comments `/status`", "Every step behaved as expected.",
+		"prod    v1.1.1 (", "on slot prod ", "refused: “@alice may not deploy to prod by pushing to `prod`"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}

@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/worker"
 )
@@ -44,17 +46,23 @@ func (b *Buttons) press(ctx context.Context, _ jobs.Job, a jobs.CheckRunAction) 
 	var pin *pinned
 	var why string
 	var d deploy.Deploy
-	rel, err := x.st.ReleaseByCheckRun(ctx, a.Repo, a.CheckRunID)
+	rel, err := b.release(ctx, a)
 	switch {
 	case err == nil:
-		// The release's Promote button: /promote on the release issue.
+		// The release's Promote button: /promote on the release issue, of the commit the check
+		// run is on (a button shown before the tag moved promotes nothing else).
 		o.Issue = rel.Issue
 		cmd = command.Command{Verb: command.Promote, Stage: x.cfg.Release.Stage}
+		pin = &pinned{sha: a.HeadSHA, rel: &rel}
 		if identifier != jobs.ActionPromote {
-			why = fmt.Sprintf("The release check run has no %q button.", identifier)
+			why = fmt.Sprintf("The release check run has no %s button.", markdown.Code(identifier))
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return err
+	case strings.HasPrefix(a.ExternalID, "refused:"):
+		// The check run of a refused push: there is nothing to run again.
+		cmd = command.Command{Verb: command.Deploy, Stage: strings.TrimPrefix(a.CheckRunName, "stagecoach/")}
+		why = fmt.Sprintf("This check run reports a push that was refused; there is nothing to run again. %s", refusedHow(x, cmd.Stage))
 	default:
 		d, cmd, pin, why, err = b.deployButton(ctx, a, identifier)
 		if err != nil {
@@ -94,6 +102,30 @@ func (b *Buttons) press(ctx context.Context, _ jobs.Job, a jobs.CheckRunAction) 
 	return x.finish(ctx, gh, o, rec, out)
 }
 
+// release is the release a check run belongs to: by its id, or by the release it names in its
+// external id ("release:<id>"), which outlives the check run's place in the release (a moved
+// tag gets a new check run, but the old one's buttons stay pressable).
+func (b *Buttons) release(ctx context.Context, a jobs.CheckRunAction) (store.Release, error) {
+	rel, err := b.x.st.ReleaseByCheckRun(ctx, a.Repo, a.CheckRunID)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return rel, err
+	}
+	if id, ok := strings.CutPrefix(a.ExternalID, "release:"); ok {
+		if n, perr := strconv.ParseInt(id, 10, 64); perr == nil {
+			return b.x.st.ReleaseByID(ctx, a.Repo, n)
+		}
+	}
+	return store.Release{}, err
+}
+
+// refusedHow says how to deploy instead of pushing.
+func refusedHow(x *Executor, stage string) string {
+	if st := x.cfg.Stage(stage); st != nil && st.Name == x.cfg.Release.Stage {
+		return fmt.Sprintf("To deploy to **%s**, promote a release: `/promote %s` on its issue.", stage, stage)
+	}
+	return fmt.Sprintf("To deploy to **%s**, use `/promote %s` or `/deploy %s <sha>`.", stage, stage, stage)
+}
+
 // deployButton reads which deploy a button on a deploy check run belongs to and what command it
 // stands for.
 func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, identifier string) (deploy.Deploy, command.Command, *pinned, string, error) {
@@ -131,7 +163,7 @@ func (b *Buttons) deployButton(ctx context.Context, a jobs.CheckRunAction, ident
 	case jobs.ActionRetry:
 		return d, command.Command{Verb: command.Deploy, Stage: d.Stage}, nil, "", nil
 	}
-	return d, command.Command{}, nil, fmt.Sprintf("Check run %s has no %q button.", a.CheckRunName, identifier), nil
+	return d, command.Command{}, nil, fmt.Sprintf("Check run %s has no %s button.", a.CheckRunName, markdown.Code(identifier)), nil
 }
 
 // noteOnCheckRun adds a refusal to the check run's text, keeping its title and summary.
@@ -141,7 +173,8 @@ func (x *Executor) noteOnCheckRun(ctx context.Context, gh *github.Client, o orig
 		return githubapp.Classify(fmt.Errorf("reading check run %d: %w", id, err))
 	}
 	out := run.GetOutput()
-	text := fmt.Sprintf("**@%s pressed a button at %s UTC:** %s", o.Actor, x.now().UTC().Format("Jan 2 15:04"), note)
+	text := markdown.Limit(fmt.Sprintf("**@%s pressed a button at %s UTC:** %s", o.Actor, x.now().UTC().Format("Jan 2 15:04"), note),
+		0, run.GetHTMLURL())
 	if _, _, err := gh.Checks.UpdateCheckRun(ctx, o.owner(), o.name(), id, github.UpdateCheckRunOptions{Name: run.GetName(),
 		Output: &github.CheckRunOutput{Title: github.Ptr(out.GetTitle()), Summary: github.Ptr(out.GetSummary()), Text: github.Ptr(text)}}); err != nil {
 		return githubapp.Classify(fmt.Errorf("noting on check run %d: %w", id, err))
@@ -150,7 +183,8 @@ func (x *Executor) noteOnCheckRun(ctx context.Context, gh *github.Client, o orig
 }
 
 // retry runs a finished deploy again as it was asked for (the same commit, mode and forced
-// reason), as a new deploy.
+// reason), as a new deploy, once the admission gate let it (retrying a forced deploy forces
+// again, so it needs what forcing needs: an admin).
 func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d deploy.Deploy) (outcome, error) {
 	if !d.State.Final() {
 		return refused("Deploy #%d has not finished yet: it is %s.", d.ID, strings.ReplaceAll(string(d.State), "_", " ")), nil
@@ -162,24 +196,18 @@ func (x *Executor) retry(ctx context.Context, gh *github.Client, o origin, d dep
 	}
 	p := plan{reqs: []deploy.Request{req}, sha: d.SHA, what: "`" + deploy.ShortSHA(d.SHA) + "`", verb: "deploy", where: d.Stage}
 	stage, action := x.cfg.Stage(d.Stage), "deploy to "+d.Stage
+	apps := admission.AppsFor(x.cfg, o.Repo, d.Stage)
 	if d.Mode == deploy.ModePRBuild {
 		p.verb, p.where, action = "build", fmt.Sprintf("pull request #%d", d.Trigger.PR), fmt.Sprintf("rebuild pull request #%d", d.Trigger.PR)
+		stage, apps = nil, nil
 	}
-	// Retrying a forced deploy forces again, so it needs what forcing needs: an admin.
-	dec, err := x.authorize(ctx, gh, o, stage, "deploy", action, d.Force != "")
-	if err != nil || !dec.Allowed {
-		return outcome{reply: dec.Reason}, err
+	dec, err := x.gate.Admit(ctx, gh, admission.Request{Source: admission.FromRetry, Verb: "deploy", Action: action, Repo: o.Repo,
+		Actor: o.Actor, Stage: stage, Apps: apps, Force: d.Force,
+		Target: func(context.Context) (admission.Target, string, error) {
+			return admission.Target{SHA: d.SHA, Mode: d.Mode}, "", nil
+		}})
+	if err != nil || !dec.Admitted() {
+		return outcome{reply: dec.Refusal}, err
 	}
-	if stage != nil {
-		apps := x.appsFor(o.Repo, d.Stage)
-		if why, err := x.lockedOut(ctx, o, apps, d.Stage); err != nil || why != "" {
-			return outcome{reply: why}, err
-		}
-		if d.Force == "" {
-			if why, err := x.orderProblem(ctx, apps, stage, d.SHA, p.reqs); err != nil || why != "" {
-				return outcome{reply: why}, err
-			}
-		}
-	}
-	return x.carryOut(ctx, gh, o, p)
+	return x.carryOut(ctx, gh, o, p, dec, d.Force)
 }

@@ -59,8 +59,14 @@ func (w *world) checkRun(id int64, stage, sha string) (deploy.Deploy, int64) {
 func (w *world) press(checkRun int64, name, externalID, identifier, user string) string {
 	w.t.Helper()
 	delivery := fmt.Sprintf("press-%d", time.Now().UnixNano())
+	var head string // GitHub sends the check run's commit with the press
+	for _, r := range w.gh.CheckRuns(repo) {
+		if r.ID == checkRun {
+			head = r.HeadSHA
+		}
+	}
 	payload := mustJSON(w.t, jobs.CheckRunAction{Repo: repo, InstallationID: 1, Action: "requested_action", Identifier: identifier,
-		CheckRunID: checkRun, CheckRunName: name, ExternalID: externalID, Actor: user, Delivery: delivery})
+		CheckRunID: checkRun, CheckRunName: name, ExternalID: externalID, HeadSHA: head, Actor: user, Delivery: delivery})
 	if err := w.x.Buttons().Run(context.Background(), jobs.Job{Kind: jobs.KindCheckRunAction, Payload: payload}); err != nil {
 		w.t.Fatalf("%s pressed %s: %v", user, identifier, err)
 	}
@@ -165,6 +171,7 @@ func TestReleaseButton(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.gh.SetRef(repo, "tags/v1.0.0", shaC)
 	rel, _, err := w.st.CreateRelease(context.Background(), store.Release{Repo: repo, Tag: "v1.0.0", SHA: shaC, InstallationID: 1, State: store.ReleaseOpen})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +185,7 @@ func TestReleaseButton(t *testing.T) {
 		t.Errorf("a non-approver's press: answer on #8 = %q", got)
 	}
 	w.press(run.GetID(), "stagecoach/release", "release:"+strconv.FormatInt(rel.ID, 10), "promote", "pat")
-	if got := w.lastBotComment(8); !strings.Contains(got, "@pat ⏳ promoting **v1.0.0** (`ccccccc`) to **prod**: `prod` now points at `ccccccc`") {
+	if got := w.lastBotComment(8); !strings.Contains(got, "@pat ⏳ promoting `v1.0.0` (`ccccccc`) to **prod**: `prod` now points at `ccccccc`") {
 		t.Errorf("the product owner's press: answer on #8 = %q", got)
 	}
 	ds, _ := w.st.ListDeploys(context.Background(), store.Filter{Stage: "prod"})

@@ -27,10 +27,11 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
-	"github.com/stagecoach/stagecoach/internal/authz"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -54,6 +55,9 @@ type Store interface {
 
 	ReleaseByIssue(ctx context.Context, repo string, number int) (store.Release, error)
 	ReleaseByCheckRun(ctx context.Context, repo string, id int64) (store.Release, error)
+	ReleaseByID(ctx context.Context, repo string, id int64) (store.Release, error)
+	ReleaseByTag(ctx context.Context, repo, tag string) (store.Release, error)
+	RecordBranchMove(ctx context.Context, m store.BranchMove) error
 	UpdateRelease(ctx context.Context, r store.Release) error
 	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
 }
@@ -82,6 +86,7 @@ type Observer interface {
 // Executor carries out commands. Comments and Buttons are its two job executors.
 type Executor struct {
 	st      Store
+	gate    *admission.Gate
 	clients Clients
 	cfg     *config.Config
 	webURL  string
@@ -95,7 +100,8 @@ func New(st Store, clients Clients, o Options) *Executor {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Executor{st: st, clients: clients, cfg: o.Config, webURL: strings.TrimSuffix(o.WebURL, "/"), now: o.Now,
+	web := strings.TrimSuffix(o.WebURL, "/")
+	return &Executor{st: st, gate: admission.New(st, o.Config, web), clients: clients, cfg: o.Config, webURL: web, now: o.Now,
 		log: o.Log, obs: o.Observer}
 }
 
@@ -124,12 +130,17 @@ func (o origin) trigger() deploy.Trigger {
 	return t
 }
 
-// outcome is what came of a command: the reply for its issue, whether it was accepted, and the
-// held deploys to give the reply comment to and release.
+// outcome is what came of a command: the reply for its issue, whether it was accepted, the held
+// deploys to give the reply comment to and release, and for the audit trail what an accepted
+// command did beyond the usual (the commits a forced promotion dropped).
 type outcome struct {
 	reply    string
 	accepted bool
 	deploys  []int64
+	note     string
+	// keep leaves the reply as it is: the deploys report their progress in a comment of their
+	// own instead of editing it (a forced promotion's reply lists what it dropped, for good).
+	keep bool
 }
 
 func refused(format string, args ...any) outcome {
@@ -162,7 +173,7 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 			body = fmt.Sprintf("@%s %s", o.Actor, out.reply) // address the person who asked
 		}
 		marker := replyMarker(o.Key)
-		body += "\n\n" + marker
+		body = markdown.Limit(body, markdown.MaxBody-len(marker)-2, fmt.Sprintf("%s/%s/issues/%d", x.webURL, o.Repo, o.Issue)) + "\n\n" + marker
 		if reply != 0 {
 			if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), reply, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
 				return githubapp.Classify(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
@@ -191,9 +202,9 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 	}
 	result, reason := "refused", out.reply
 	if out.accepted {
-		result, reason = "accepted", ""
+		result, reason = "accepted", out.note
 	}
-	if err := x.st.FinishCommandWith(ctx, store.CommandDone{ID: rec.ID, Outcome: result, Reason: reason, Reply: reply, Deploys: out.deploys}); err != nil {
+	if err := x.st.FinishCommandWith(ctx, store.CommandDone{ID: rec.ID, Outcome: result, Reason: reason, Reply: reply, Deploys: out.deploys, KeepReply: out.keep}); err != nil {
 		return err
 	}
 	x.log.Info("command", "key", o.Key, "repo", o.Repo, "issue", o.Issue, "actor", o.Actor, "verb", rec.Verb, "stage", rec.Stage,
@@ -207,29 +218,4 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 // replyMarker finds the reply to a command again.
 func replyMarker(key string) string {
 	return fmt.Sprintf("<!-- stagecoach:reply %s -->", strings.ReplaceAll(key, "--", "-"))
-}
-
-// authorize decides whether the command's author may run verb on stage (on nil, a pull
-// request's build: people with write access), described as action in a refusal.
-func (x *Executor) authorize(ctx context.Context, gh *github.Client, o origin, stage *config.Stage, verb, action string, force bool) (authz.Decision, error) {
-	var who config.Approvers
-	if stage != nil {
-		who = stage.Who(verb)
-	}
-	dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, who, o.Repo, o.Actor, action, force)
-	if err != nil {
-		return authz.Decision{}, githubapp.Classify(err)
-	}
-	return dec, nil
-}
-
-// appsFor returns the apps of repo that deploy to stage.
-func (x *Executor) appsFor(repo, stage string) []*config.App {
-	var out []*config.App
-	for _, app := range x.cfg.AppsForRepo(repo) {
-		if _, ok := app.Stages[stage]; ok {
-			out = append(out, app)
-		}
-	}
-	return out
 }

@@ -89,6 +89,8 @@ func newWorld(t *testing.T) *world {
 	gh.SetPermission(repo, "dev", "write")
 	gh.SetPermission(repo, "root", "admin")
 	gh.SetPermission(repo, "guest", "read")
+	gh.SetPermission(repo, "lead", "maintain")
+	gh.SetPermission(repo, "po", "triage") // named a promoter, so a collaborator: commands from outside are not read
 	f, err := githubapp.New(githubapp.Options{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()})
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +138,22 @@ func (w *world) live(stage, sha, actor string, cp deploy.Checkpoint) deploy.Depl
 	return d
 }
 
+// release records an open release of sha tagged tag, whose issue is issue, and the tag on GitHub.
+func (w *world) release(tag, sha string, issue int) store.Release {
+	w.t.Helper()
+	ctx := context.Background()
+	w.gh.SetRef(repo, "tags/"+tag, sha)
+	rel, _, err := w.st.CreateRelease(ctx, store.Release{Repo: repo, Tag: tag, SHA: sha, InstallationID: 1, State: store.ReleaseOpen})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rel.Issue = issue
+	if err := w.st.UpdateRelease(ctx, rel); err != nil {
+		w.t.Fatal(err)
+	}
+	return rel
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -149,7 +167,7 @@ func (w *world) say(issue int, user, body string) string {
 	w.t.Helper()
 	id := w.gh.Comment(repo, issue, user, body)
 	payload := mustJSON(w.t, jobs.Comment{Repo: repo, InstallationID: 1, Issue: issue, CommentID: id, Body: body, Author: user,
-		AuthorType: "User", Delivery: fmt.Sprintf("delivery-%d", id)})
+		AuthorType: "User", Association: w.gh.AuthorAssociation(repo, user), Delivery: fmt.Sprintf("delivery-%d", id)})
 	if err := w.x.Comments().Run(context.Background(), jobs.Job{Kind: jobs.KindComment, Payload: payload}); err != nil {
 		w.t.Fatalf("%s %q: %v", user, body, err)
 	}
@@ -193,14 +211,14 @@ func TestRefusals(t *testing.T) {
 			"`bbbbbbb` has not succeeded on **alpha**, and **prod** takes only commits that did (the stage order: test → alpha → prod)."},
 		{"no branch to deploy", nil, "dev", "/deploy dev",
 			"**dev** has no branch, so say what to deploy: `/deploy dev <branch, tag or sha>`."},
-		{"unknown ref", nil, "dev", "/deploy test nosuchbranch", "There is no branch, tag or commit `nosuchbranch` in acme/hello."},
+		{"unknown ref", nil, "dev", "/deploy test nosuchbranch", "There is no branch, tag or commit `nosuchbranch` in acme/hello, so nothing was deployed."},
 		{"nothing deployed yet", nil, "dev", "/rollback dev", "Nothing was deployed to **dev** yet, so there is nothing to roll back."},
 		{"nothing earlier", func(w *world) { w.live("test", shaA, "dev", deploy.Checkpoint{}) }, "dev", "/rollback test",
 			"**test** has no earlier successful deploy of hello than `aaaaaaa`, so there is nothing to roll back to."},
 		{"the other slot never ran", func(w *world) { w.live("prod", shaA, "po", deploy.Checkpoint{Slot: "prod"}) }, "po", "/rollback prod",
 			"Slot prod-backup of **prod** has never run a successful deploy of hello, so there is nothing to switch back to."},
 		{"locked by someone else", func(w *world) { w.say(1, "sam", "/lock prod migrating the database") }, "po", "/deploy prod " + shaA,
-			"**prod** is locked by @sam since Dec 1 12:00 UTC: “migrating the database”, so it takes no commands but theirs."},
+			"**prod** is locked by @sam since Dec 1 12:00 UTC: `migrating the database`, so it takes no commands but theirs."},
 		{"lock held already", func(w *world) { w.say(1, "sam", "/lock prod") }, "pat", "/lock prod", "@pat may not lock prod"},
 		{"not locked", nil, "sam", "/unlock prod", "**prod** is not locked."},
 		{"unlock without the right", func(w *world) { w.say(1, "sam", "/lock prod") }, "po", "/unlock prod",
@@ -279,7 +297,8 @@ func TestLockHoldsAndUnlockReleases(t *testing.T) {
 	w := newWorld(t)
 	w.live("test", shaC, "dev", deploy.Checkpoint{})
 	w.live("alpha", shaC, "lead", deploy.Checkpoint{})
-	if got := w.say(1, "sam", "/lock prod release freeze"); !strings.Contains(got, "🔒 locked **prod**: “release freeze”") {
+	w.release("v1.0.0", shaC, 1)
+	if got := w.say(1, "sam", "/lock prod release freeze"); !strings.Contains(got, "🔒 locked **prod**: `release freeze`") {
 		t.Errorf("lock answer = %q", got)
 	}
 	locks, _ := w.st.StageLocks(context.Background())
@@ -296,7 +315,7 @@ func TestLockHoldsAndUnlockReleases(t *testing.T) {
 	if w.woke == 0 {
 		t.Error("unlocking did not wake the pipeline")
 	}
-	if got := w.say(1, "po", "/promote prod"); !strings.Contains(got, "promoting `ccccccc` (live on alpha) to **prod**") {
+	if got := w.say(1, "po", "/promote prod"); !strings.Contains(got, "promoting `v1.0.0` (`ccccccc`) to **prod**") {
 		t.Errorf("promote after unlock = %q", got)
 	}
 }

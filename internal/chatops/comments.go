@@ -24,10 +24,6 @@ func (x *Executor) comment(ctx context.Context, _ jobs.Job, in jobs.Comment) err
 	if parsed.Command == nil && parsed.Reply == "" {
 		return nil // not for Stagecoach
 	}
-	gh, err := x.clients.Installation(in.InstallationID)
-	if err != nil {
-		return jobs.Terminal(err)
-	}
 	o := origin{Repo: in.Repo, InstallationID: in.InstallationID, Issue: in.Issue, IsPR: in.IsPullRequest,
 		Comment: in.CommentID, Actor: in.Author, Event: "issue_comment", Delivery: in.Delivery,
 		Key: fmt.Sprintf("comment:%s:%d", in.Repo, in.CommentID)}
@@ -40,12 +36,31 @@ func (x *Executor) comment(ctx context.Context, _ jobs.Job, in jobs.Comment) err
 	} else {
 		rec.Verb = "invalid"
 	}
-	rec, err = x.st.RecordCommand(ctx, rec)
+	rec, err := x.st.RecordCommand(ctx, rec)
 	if err != nil {
 		return err
 	}
 	if rec.Outcome != "" {
 		return nil // answered by an earlier attempt
+	}
+	if !x.cfg.Commands.Heard(in.Association) {
+		// On a public repository anyone can comment: a command from outside costs no GitHub
+		// call (no reaction, no authorization, no reply), only this record.
+		assoc := in.Association
+		if assoc == "" {
+			assoc = "NONE"
+		}
+		why := fmt.Sprintf("author_association %s is not one of %s (commands.author_associations)", assoc,
+			strings.Join(x.cfg.Commands.AuthorAssociations, ", "))
+		x.log.Info("command ignored", "key", o.Key, "repo", o.Repo, "actor", o.Actor, "reason", why, "delivery", o.Delivery)
+		if x.obs != nil {
+			x.obs.CommandDone(rec.Verb, "ignored")
+		}
+		return x.st.FinishCommandWith(ctx, store.CommandDone{ID: rec.ID, Outcome: "ignored", Reason: why})
+	}
+	gh, err := x.clients.Installation(in.InstallationID)
+	if err != nil {
+		return jobs.Terminal(err)
 	}
 	// 👀 at once: the person sees the command was read before the work behind it starts.
 	// GitHub answers an existing reaction with 200, so a retry adds none.
@@ -78,9 +93,11 @@ func clip(s string, n int) string {
 	return s
 }
 
-// pinned is what a button fixes that a command would look up: the commit to promote.
+// pinned is what a button fixes that a command would look up: the commit to promote (the one
+// the button's check run is on), and for a release's button, the release.
 type pinned struct {
 	sha string
+	rel *store.Release
 }
 
 // run carries out one command and returns what to answer.

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -26,111 +30,65 @@ type plan struct {
 	rel    *store.Release // the release a promotion ships, if any
 }
 
-// deployCommand carries out /promote, /deploy and /rollback: authorize, check the lock and the
-// stage order, record the deploys held, move the branch, then answer and release them.
+// target is the plan as the admission gate sees it.
+func (p plan) target() admission.Target {
+	t := admission.Target{SHA: p.sha, Branch: p.branch, Rel: p.rel}
+	if len(p.reqs) > 0 {
+		t.Mode = p.reqs[0].Mode
+	}
+	if p.rel != nil {
+		t.Tag = p.rel.Tag
+	}
+	return t
+}
+
+// deployCommand carries out /promote, /deploy and /rollback: the admission gate decides (who
+// may, the lock, the stage order, the release, what the move would drop), then the deploys are
+// recorded held, the branch moved, and they are released with the answer.
 func (x *Executor) deployCommand(ctx context.Context, gh *github.Client, o origin, cmd command.Command, pin *pinned) (outcome, error) {
 	stage := x.cfg.Stage(cmd.Stage)
-	apps := x.appsFor(o.Repo, cmd.Stage)
+	apps := admission.AppsFor(x.cfg, o.Repo, cmd.Stage)
 	if stage == nil || len(apps) == 0 {
-		return refused("No app of %s deploys to `%s`.", o.Repo, cmd.Stage), nil
+		return refused("No app of %s deploys to %s.", o.Repo, markdown.Code(cmd.Stage)), nil
 	}
-	verb := string(cmd.Verb)
-	action := map[command.Verb]string{command.Promote: "promote to " + stage.Name, command.Deploy: "deploy to " + stage.Name,
-		command.Rollback: "roll back " + stage.Name}[cmd.Verb]
-	dec, err := x.authorize(ctx, gh, o, stage, verb, action, cmd.Force)
-	if err != nil || !dec.Allowed {
-		return outcome{reply: dec.Reason}, err
+	force := ""
+	if cmd.Force {
+		force = cmd.Reason
 	}
-	if why, err := x.lockedOut(ctx, o, apps, stage.Name); err != nil || why != "" {
-		return outcome{reply: why}, err
+	src := admission.FromCommand
+	if o.Event == "check_run" {
+		src = admission.FromButton
 	}
 	var p plan
-	var why string
-	switch cmd.Verb {
-	case command.Promote:
-		p, why, err = x.planPromote(ctx, o, apps, stage, pin)
-	case command.Deploy:
-		p, why, err = x.planDeploy(ctx, gh, o, apps, stage, cmd.Ref)
-	case command.Rollback:
-		p, why, err = x.planRollback(ctx, o, apps, stage)
-	}
-	if err != nil || why != "" {
-		return outcome{reply: why}, err
-	}
-	if cmd.Force {
-		for i := range p.reqs {
-			p.reqs[i].Force = cmd.Reason
-		}
-	} else if why, err := x.orderProblem(ctx, apps, stage, p.sha, p.reqs); err != nil || why != "" {
-		return outcome{reply: why}, err
-	}
-	return x.carryOut(ctx, gh, o, p)
-}
-
-// lockedOut says why a lock by someone else holds the stage of one of apps.
-func (x *Executor) lockedOut(ctx context.Context, o origin, apps []*config.App, stage string) (string, error) {
-	locks, err := x.st.StageLocks(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, l := range locks {
-		for _, app := range apps {
-			if l.App == app.Name && l.Stage == stage && !strings.EqualFold(l.Owner, o.Actor) {
-				return fmt.Sprintf("**%s** is locked by @%s since %s%s, so it takes no commands but theirs. "+
-					"Ask them, or someone who may lock %s can `/unlock %s`.", stage, l.Owner, l.CreatedAt.UTC().Format("Jan 2 15:04 UTC"),
-					lockReason(l), stage, stage), nil
+	dec, err := x.gate.Admit(ctx, gh, admission.Request{Source: src, Verb: string(cmd.Verb), Repo: o.Repo, Actor: o.Actor,
+		Stage: stage, Apps: apps, Force: force,
+		Action: map[command.Verb]string{command.Promote: "promote to " + stage.Name, command.Deploy: "deploy to " + stage.Name,
+			command.Rollback: "roll back " + stage.Name}[cmd.Verb],
+		Target: func(ctx context.Context) (admission.Target, string, error) {
+			var why string
+			var err error
+			switch cmd.Verb {
+			case command.Promote:
+				p, why, err = x.planPromote(ctx, o, apps, stage, pin, cmd.Ref)
+			case command.Deploy:
+				p, why, err = x.planDeploy(ctx, gh, o, apps, stage, cmd.Ref)
+			case command.Rollback:
+				p, why, err = x.planRollback(ctx, o, apps, stage)
 			}
-		}
+			return p.target(), why, err
+		}})
+	if err != nil || !dec.Admitted() {
+		return outcome{reply: dec.Refusal}, err
 	}
-	return "", nil
+	for i := range p.reqs {
+		p.reqs[i].Force = force
+	}
+	return x.carryOut(ctx, gh, o, p, dec, force)
 }
 
-func lockReason(l store.StageLock) string {
-	if l.Reason == "" {
-		return ""
-	}
-	return ": “" + l.Reason + "”"
-}
-
-// orderProblem enforces the stage order for a commit going to stage, as the pipeline will again:
-// it must have succeeded on the stage before, for every app. Saying so now answers at once.
-func (x *Executor) orderProblem(ctx context.Context, apps []*config.App, stage *config.Stage, sha string, reqs []deploy.Request) (string, error) {
-	if stage.PromoteFrom == "" || len(reqs) == 0 || reqs[0].Mode == deploy.ModeImage || reqs[0].Mode == deploy.ModeSwitch {
-		return "", nil
-	}
-	for _, app := range apps {
-		if _, ok := app.Stages[stage.PromoteFrom]; !ok {
-			continue
-		}
-		_, ok, err := x.st.Succeeded(ctx, app.Name, stage.PromoteFrom, sha)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			return fmt.Sprintf("`%s` has not succeeded on **%s**, and **%s** takes only commits that did (the stage order: %s). "+
-				"An admin may override it: `/deploy %s %s --force \"the reason\"`.", deploy.ShortSHA(sha), stage.PromoteFrom, stage.Name,
-				x.order(stage), stage.Name, deploy.ShortSHA(sha)), nil
-		}
-	}
-	return "", nil
-}
-
-// order spells the promotion order ending at stage: "test → alpha → prod".
-func (x *Executor) order(stage *config.Stage) string {
-	names := []string{stage.Name}
-	for cur := stage; cur.PromoteFrom != "" && len(names) < 10; {
-		cur = x.cfg.Stage(cur.PromoteFrom)
-		if cur == nil {
-			break
-		}
-		names = append([]string{cur.Name}, names...)
-	}
-	return strings.Join(names, " → ")
-}
-
-// planPromote moves stage to the commit live on the stage it promotes from: the release's tag
-// on a release issue, a button's commit, or else what runs there now.
-func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App, stage *config.Stage, pin *pinned) (plan, string, error) {
+// planPromote moves stage to the commit live on the stage it promotes from (a button's commit,
+// when a button asked); on the release stage, to a release's commit (planRelease).
+func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App, stage *config.Stage, pin *pinned, tag string) (plan, string, error) {
 	if stage.PromoteFrom == "" {
 		how := "it is deployed by `/deploy " + stage.Name + " <ref>`"
 		if stage.Trigger != config.TriggerNone {
@@ -139,49 +97,107 @@ func (x *Executor) planPromote(ctx context.Context, o origin, apps []*config.App
 		return plan{}, fmt.Sprintf("Nothing is promoted to **%s**: no stage comes before it (%s).", stage.Name, how), nil
 	}
 	p := plan{branch: stage.Branch, verb: "promote", where: stage.Name}
-	switch {
-	case pin != nil:
+	if stage.Name == x.cfg.Release.Stage {
+		return x.planRelease(ctx, o, apps, stage, pin, tag, p)
+	}
+	if tag != "" {
+		return plan{}, fmt.Sprintf("A tag names a release, and only **%s** takes releases: `/promote %s` moves `%s` to what runs on **%s**.",
+			x.cfg.Release.Stage, stage.Name, stage.Branch, stage.PromoteFrom), nil
+	}
+	if pin != nil {
 		p.sha, p.what = pin.sha, "`"+deploy.ShortSHA(pin.sha)+"`"
-	case o.Issue != 0 && stage.Name == x.cfg.Release.Stage:
-		rel, err := x.st.ReleaseByIssue(ctx, o.Repo, o.Issue)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return p.requests(o, apps, stage, p.branch), "", nil
+	}
+	shas := map[string]bool{}
+	for _, app := range apps {
+		live, err := x.st.LiveDeploys(ctx, app.Name)
+		if err != nil {
 			return plan{}, "", err
 		}
-		if err == nil {
-			p.sha, p.rel = rel.SHA, &rel
-			p.what = fmt.Sprintf("**%s** (`%s`)", rel.Tag, deploy.ShortSHA(rel.SHA))
+		d, ok := live[stage.PromoteFrom]
+		if !ok {
+			return plan{}, fmt.Sprintf("**%s** has no successful deploy of %s yet, so there is nothing to promote to **%s**.",
+				stage.PromoteFrom, app.Name, stage.Name), nil
+		}
+		shas[d.SHA] = true
+		p.sha = d.SHA
+	}
+	if len(shas) > 1 {
+		return plan{}, fmt.Sprintf("The apps of %s run different commits on **%s**, so there is no one commit to move `%s` to. "+
+			"Deploy them to %s alike first.", o.Repo, stage.PromoteFrom, stage.Branch, stage.PromoteFrom), nil
+	}
+	p.what = fmt.Sprintf("`%s` (live on %s)", deploy.ShortSHA(p.sha), stage.PromoteFrom)
+	return p.requests(o, apps, stage, p.branch), "", nil
+}
+
+// planRelease promotes a release: the one the command names by tag, the one whose issue it is
+// given on (a release check run's button counts as given there), or the release of the commit a
+// deploy's Promote button was shown on. With none, the plan has no release and the gate refuses,
+// naming the open ones. A button promotes the commit it was shown on, which the gate holds to
+// the release's.
+func (x *Executor) planRelease(ctx context.Context, o origin, apps []*config.App, stage *config.Stage, pin *pinned, tag string, p plan) (plan, string, error) {
+	var rel store.Release
+	err := store.ErrNotFound
+	switch {
+	case tag != "":
+		rel, err = x.st.ReleaseByTag(ctx, o.Repo, tag)
+		if errors.Is(err, store.ErrNotFound) {
+			return plan{}, fmt.Sprintf("%s is no release of %s: a release opens when a tag matching %s is pushed on a commit that "+
+				"succeeded on **%s**.", markdown.Code(tag), o.Repo, strings.Join(codes(x.cfg.Release.Tags), " or "), stage.PromoteFrom), nil
+		}
+	case pin != nil && pin.rel != nil:
+		rel, err = *pin.rel, nil
+	case pin != nil:
+		rel, err = x.releaseOf(ctx, o.Repo, pin.sha)
+	case o.Issue != 0:
+		rel, err = x.st.ReleaseByIssue(ctx, o.Repo, o.Issue)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if pin != nil {
+			p.sha = pin.sha
+		}
+		return p, "", nil
+	case err != nil:
+		return plan{}, "", err
+	}
+	p.rel, p.sha = &rel, rel.SHA
+	if pin != nil {
+		p.sha = pin.sha
+	}
+	p.what = fmt.Sprintf("%s (`%s`)", markdown.Code(rel.Tag), deploy.ShortSHA(p.sha))
+	return p.requests(o, apps, stage, rel.Tag), "", nil
+}
+
+// releaseOf is the newest release of sha in repo that was not refused.
+func (x *Executor) releaseOf(ctx context.Context, repo, sha string) (store.Release, error) {
+	rels, err := x.st.Releases(ctx, repo, 50)
+	if err != nil {
+		return store.Release{}, err
+	}
+	for _, r := range rels {
+		if r.SHA == sha && r.State != store.ReleaseRefused {
+			return r, nil
 		}
 	}
-	if p.sha == "" {
-		shas := map[string]bool{}
-		for _, app := range apps {
-			live, err := x.st.LiveDeploys(ctx, app.Name)
-			if err != nil {
-				return plan{}, "", err
-			}
-			d, ok := live[stage.PromoteFrom]
-			if !ok {
-				return plan{}, fmt.Sprintf("**%s** has no successful deploy of %s yet, so there is nothing to promote to **%s**.",
-					stage.PromoteFrom, app.Name, stage.Name), nil
-			}
-			shas[d.SHA] = true
-			p.sha = d.SHA
-		}
-		if len(shas) > 1 {
-			return plan{}, fmt.Sprintf("The apps of %s run different commits on **%s**, so there is no one commit to move `%s` to. "+
-				"Deploy them to %s alike first.", o.Repo, stage.PromoteFrom, stage.Branch, stage.PromoteFrom), nil
-		}
-		p.what = fmt.Sprintf("`%s` (live on %s)", deploy.ShortSHA(p.sha), stage.PromoteFrom)
-	}
-	ref := p.branch
-	if p.rel != nil {
-		ref = p.rel.Tag
-	}
+	return store.Release{}, store.ErrNotFound
+}
+
+// requests adds the plan's held deploy requests of p.sha, named by ref, one per app.
+func (p plan) requests(o origin, apps []*config.App, stage *config.Stage, ref string) plan {
 	for _, app := range apps {
 		p.reqs = append(p.reqs, deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, SHA: p.sha, Ref: ref,
 			InstallationID: o.InstallationID, Trigger: o.trigger(), Held: true})
 	}
-	return p, "", nil
+	return p
+}
+
+func codes(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = markdown.Code(s)
+	}
+	return out
 }
 
 // planDeploy deploys a branch, tag or commit (default: the stage's branch) without moving any
@@ -193,17 +209,23 @@ func (x *Executor) planDeploy(ctx context.Context, gh *github.Client, o origin, 
 	if ref == "" {
 		return plan{}, fmt.Sprintf("**%s** has no branch, so say what to deploy: `/deploy %s <branch, tag or sha>`.", stage.Name, stage.Name), nil
 	}
-	c, _, err := gh.Repositories.GetCommit(ctx, o.owner(), o.name(), ref, &github.ListOptions{PerPage: 1})
+	if err := command.ValidRef(ref); err != nil { // a command's ref is checked when parsed; a configured branch here
+		return plan{}, fmt.Sprintf("%s is not a branch, tag or sha: %v.", markdown.Code(ref), err), nil
+	}
+	c, _, err := gh.Repositories.GetCommit(ctx, o.owner(), o.name(), escapeRef(ref), &github.ListOptions{PerPage: 1})
 	if err != nil {
 		if _, ok := terminal(err); ok {
-			return plan{}, fmt.Sprintf("There is no branch, tag or commit `%s` in %s.", ref, o.Repo), nil
+			return plan{}, fmt.Sprintf("There is no branch, tag or commit %s in %s, so nothing was deployed.", markdown.Code(ref), o.Repo), nil
 		}
 		return plan{}, "", githubapp.Classify(fmt.Errorf("resolving %s: %w", ref, err))
+	}
+	if !fullSHA.MatchString(c.GetSHA()) {
+		return plan{}, fmt.Sprintf("GitHub resolved %s to no commit, so nothing was deployed.", markdown.Code(ref)), nil
 	}
 	p := plan{sha: c.GetSHA(), verb: "deploy", where: stage.Name}
 	p.what = "`" + deploy.ShortSHA(p.sha) + "`"
 	if !strings.HasPrefix(p.sha, ref) {
-		p.what = fmt.Sprintf("`%s` (`%s`)", ref, deploy.ShortSHA(p.sha))
+		p.what = fmt.Sprintf("%s (`%s`)", markdown.Code(ref), deploy.ShortSHA(p.sha))
 	}
 	for _, app := range apps {
 		p.reqs = append(p.reqs, deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, SHA: p.sha, Ref: ref,
@@ -231,7 +253,7 @@ func (x *Executor) planRollback(ctx context.Context, o origin, apps []*config.Ap
 		}
 		req := deploy.Request{App: app.Name, Stage: stage.Name, Repo: o.Repo, InstallationID: o.InstallationID,
 			Trigger: o.trigger(), Nonce: o.Key, Held: true}
-		if len(stage.Slots) == 2 {
+		if stage.Slotted() {
 			curCP, _ := deploy.DecodeCheckpoint(cur.Checkpoint)
 			other := stage.Slots[0]
 			if curCP.Slot == other {
@@ -283,7 +305,7 @@ func firstOther(ds []deploy.Deploy, sha string) (deploy.Deploy, bool) {
 // carryOut records the plan's deploys held, moves the branch, and returns the answer with the
 // deploys to release. A deploy of the same commit that is running or live already is reported
 // instead of started again; one this command's earlier attempt recorded is simply carried on.
-func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p plan) (outcome, error) {
+func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p plan, dec admission.Decision, force string) (outcome, error) {
 	recorded, err := x.st.RequestDeploys(ctx, p.reqs)
 	if err != nil {
 		return outcome{}, err
@@ -316,7 +338,29 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	if len(ours) == 0 {
 		return outcome{reply: strings.Join(already, " ")}, nil
 	}
+	if p.branch != "" && dec.BranchRead {
+		// The gate compared the branch as it was then; a push that landed since would be
+		// dropped unseen by the forced move.
+		now, err := admission.BranchHead(ctx, gh, o.Repo, p.branch)
+		if err != nil {
+			return outcome{}, err
+		}
+		if now != dec.BranchHead && now != p.sha {
+			why := fmt.Sprintf("`%s` moved to `%s` while this was being decided, so it was not moved again and nothing was deployed. "+
+				"Give the command again: it will say what the move would drop now.", p.branch, deploy.ShortSHA(now))
+			for _, id := range ours {
+				if _, err := x.st.CancelDeploy(ctx, id, why); err != nil {
+					return outcome{}, err
+				}
+			}
+			return outcome{reply: why}, nil
+		}
+	}
 	if p.branch != "" {
+		// Recorded before the move: the push GitHub sends for it is then known as Stagecoach's.
+		if err := x.st.RecordBranchMove(ctx, store.BranchMove{Repo: o.Repo, Branch: p.branch, SHA: p.sha, CommandKey: o.Key, DeployIDs: ours}); err != nil {
+			return outcome{}, err
+		}
 		if why, err := x.moveBranch(ctx, gh, o, p.branch, p.sha); err != nil {
 			return outcome{}, err
 		} else if why != "" {
@@ -342,7 +386,26 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	if len(already) > 0 {
 		reply += " " + strings.Join(already, " ")
 	}
-	return outcome{reply: "⏳ " + reply, accepted: true, deploys: ours}, nil
+	out := outcome{reply: "⏳ " + reply, accepted: true, deploys: ours}
+	if !dec.Dropped.Empty() {
+		out.reply = strings.Replace(out.reply, "Progress follows in this comment.", "Progress follows in the next comment.", 1)
+		out.reply += "\n\n" + dec.Dropped.Forced(o.Actor, force)
+		out.note, out.keep = "forced: dropped "+dec.Dropped.Summary(), true
+	}
+	return out, nil
+}
+
+// fullSHA is a commit's whole sha, as GitHub names commits.
+var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// escapeRef escapes each part of a ref for an API path (go-github puts it there as given); the
+// slashes between parts stay, as GitHub reads branch names with slashes.
+func escapeRef(ref string) string {
+	parts := strings.Split(ref, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
 }
 
 // doing says what the plan does, for the reply.

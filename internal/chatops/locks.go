@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/authz"
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -17,9 +19,9 @@ import (
 // lock holds a stage of every app of the repository for the commenter: automatic deploys queue
 // (newest wins) and other people's commands are refused until /unlock.
 func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd command.Command) (outcome, error) {
-	apps := x.appsFor(o.Repo, cmd.Stage)
+	apps := admission.AppsFor(x.cfg, o.Repo, cmd.Stage)
 	if len(apps) == 0 {
-		return refused("No app of %s deploys to `%s`.", o.Repo, cmd.Stage), nil
+		return refused("No app of %s deploys to %s.", o.Repo, markdown.Code(cmd.Stage)), nil
 	}
 	dec, err := authz.Check(ctx, authz.GitHubDirectory{Client: gh}, x.cfg.Stage(cmd.Stage).Who("lock"), o.Repo, o.Actor, "lock "+cmd.Stage, false)
 	if err != nil {
@@ -34,12 +36,12 @@ func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd co
 			return outcome{}, err
 		}
 		if !ours {
-			return refused("**%s** is locked already, by @%s since %s%s.", cmd.Stage, held.Owner, held.CreatedAt.UTC().Format("Jan 2 15:04 UTC"), lockReason(held)), nil
+			return refused("**%s** is locked already, by @%s since %s%s.", cmd.Stage, held.Owner, held.CreatedAt.UTC().Format("Jan 2 15:04 UTC"), admission.LockReason(held)), nil
 		}
 	}
 	reply := fmt.Sprintf("🔒 locked **%s**", cmd.Stage)
 	if cmd.Reason != "" {
-		reply += ": “" + cmd.Reason + "”"
+		reply += ": " + markdown.Code(cmd.Reason)
 	}
 	reply += fmt.Sprintf(". Automatic deploys to %s now wait in the queue (the newest one runs after the lock), and commands for it are refused "+
 		"except yours. `/unlock %s` releases it.", cmd.Stage, cmd.Stage)
@@ -48,9 +50,9 @@ func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd co
 
 // unlock releases a stage. The lock's owner may always; others need the lock permission.
 func (x *Executor) unlock(ctx context.Context, gh *github.Client, o origin, cmd command.Command) (outcome, error) {
-	apps := x.appsFor(o.Repo, cmd.Stage)
+	apps := admission.AppsFor(x.cfg, o.Repo, cmd.Stage)
 	if len(apps) == 0 {
-		return refused("No app of %s deploys to `%s`.", o.Repo, cmd.Stage), nil
+		return refused("No app of %s deploys to %s.", o.Repo, markdown.Code(cmd.Stage)), nil
 	}
 	var mine = true
 	var held []store.StageLock
@@ -86,7 +88,7 @@ func (x *Executor) unlock(ctx context.Context, gh *github.Client, o origin, cmd 
 	}
 	reply := fmt.Sprintf("🔓 unlocked **%s**", cmd.Stage)
 	if !mine {
-		reply += fmt.Sprintf(" (it was locked by @%s%s)", held[0].Owner, lockReason(held[0]))
+		reply += fmt.Sprintf(" (it was locked by @%s%s)", held[0].Owner, admission.LockReason(held[0]))
 	}
 	return outcome{reply: reply + ". Queued deploys to it start now.", accepted: true}, nil
 }
@@ -114,6 +116,11 @@ func (x *Executor) help() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", st.Name, authz.Who(st.Who("promote")), authz.Who(st.Who("deploy")),
 			authz.Who(st.Who("rollback")), authz.Who(st.Who("lock")))
 	}
-	b.WriteString("\n`--force \"reason\"` (admins only) skips the stage order; the reason is recorded with the deploy.\n")
+	b.WriteString("\n`--force \"reason\"` (admins only) skips the stage order and lets a deploy drop commits the stage holds that it lacks; " +
+		"the reason is recorded with the deploy.\n")
+	if rs := x.cfg.Release.Stage; rs != "" {
+		fmt.Fprintf(&b, "\n**%s** ships releases only: `/promote %s` on a release issue, or `/promote %s <tag>`. ", rs, rs, rs)
+	}
+	b.WriteString("A push to the branch of a stage with promoters or a stage before it deploys only when its pusher may promote to it.\n")
 	return b.String()
 }

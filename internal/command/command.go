@@ -5,10 +5,13 @@
 package command
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // Verb is what a command asks for.
@@ -27,9 +30,12 @@ const (
 
 // Command is a parsed command.
 type Command struct {
-	Verb   Verb
-	Stage  string // promote, deploy, rollback, lock, unlock
-	Ref    string // deploy: a branch, tag or sha ("" for the stage's branch head)
+	Verb  Verb
+	Stage string // promote, deploy, rollback, lock, unlock
+	// Ref is, for /deploy, a branch, tag or sha ("" for the stage's branch head), and for
+	// /promote, the release tag to ship ("" for the release of the issue it is given on). It is
+	// always a valid git ref name or 7 to 40 hex digits (ValidRef).
+	Ref    string
 	Force  bool   // skip the stage order (admins only); needs a reason
 	Reason string // lock, and forced commands
 }
@@ -79,21 +85,26 @@ func Parse(body string, stages []string) Result {
 		}
 		cmd.Stage = args[0]
 		max := 1
-		if verb == Deploy {
+		if verb == Deploy || verb == Promote {
 			max = 2
 			if len(args) == 2 {
 				cmd.Ref = args[1]
 			}
 		}
 		if len(args) > max {
-			return Result{Reply: fmt.Sprintf("Too many arguments: %s.\n\n%s", strings.Join(args[max:], " "), usage(verb))}
+			return Result{Reply: fmt.Sprintf("Too many arguments: %s.\n\n%s", markdown.Code(strings.Join(args[max:], " ")), usage(verb))}
+		}
+		if cmd.Ref != "" {
+			if err := ValidRef(cmd.Ref); err != nil {
+				return Result{Reply: fmt.Sprintf("%s is not a branch, tag or sha: %v.\n\n%s", markdown.Code(cmd.Ref), err, usage(verb))}
+			}
 		}
 		if force && (verb == Unlock || verb == Rollback) {
 			return Result{Reply: fmt.Sprintf("`/%s` has no `--force`.\n\n%s", verb, usage(verb))}
 		}
 	}
 	if !slices.Contains(stages, cmd.Stage) {
-		return Result{Reply: fmt.Sprintf("There is no stage `%s`. The stages are %s.", cmd.Stage, list(stages))}
+		return Result{Reply: fmt.Sprintf("There is no stage %s. The stages are %s.", markdown.Code(cmd.Stage), list(stages))}
 	}
 	return Result{Command: cmd}
 }
@@ -104,7 +115,7 @@ func splitFlags(s string) (args []string, force bool, reason, problem string) {
 	before, after, found := strings.Cut(" "+s+" ", " --force ")
 	if !found {
 		if strings.Contains(s, "--") {
-			return nil, false, "", fmt.Sprintf("Unknown option in `%s`.", strings.TrimSpace(s))
+			return nil, false, "", fmt.Sprintf("Unknown option in %s.", markdown.Code(s))
 		}
 		return strings.Fields(s), false, "", ""
 	}
@@ -134,7 +145,7 @@ func stripQuoted(body string) string {
 }
 
 var usages = map[Verb]string{
-	Promote:  "`/promote <stage> [--force \"reason\"]`: move the stage to the commit live on the stage before it, and deploy it.",
+	Promote:  "`/promote <stage> [tag] [--force \"reason\"]`: move the stage to the commit live on the stage before it and deploy it; to the release stage, the release of the issue it is given on, or the release tag named.",
 	Deploy:   "`/deploy <stage> [ref] [--force \"reason\"]`: deploy a branch, tag or sha (default: the stage's branch) to the stage.",
 	Rollback: "`/rollback <stage>`: put back what ran before: the previous deploy's image, with no build (on a stage with two slots, switch back to the other slot).",
 	Lock:     "`/lock <stage> [reason]`: hold automatic deploys and commands for the stage.",
@@ -154,6 +165,46 @@ func HelpText() string {
 	}
 	return b.String()
 }
+
+// ValidRef checks a ref given in a command before it goes anywhere near an API path: 7 to 40 hex
+// digits (a sha), or a name git would accept for a branch or tag (git check-ref-format), which
+// rules out "..", spaces, control characters, ~ ^ : ? * [ \, "@{", a leading "-" or "/", a
+// trailing "/", "." or ".lock", and components starting with ".".
+func ValidRef(ref string) error {
+	switch {
+	case ref == "":
+		return errors.New("it is empty")
+	case len(ref) > 255:
+		return errors.New("it is longer than 255 characters")
+	case shaRE.MatchString(ref):
+		return nil
+	case ref == "@":
+		return errors.New("`@` alone is no ref")
+	case strings.HasPrefix(ref, "-"):
+		return errors.New("a ref cannot start with `-`")
+	case strings.HasPrefix(ref, "/") || strings.HasSuffix(ref, "/") || strings.Contains(ref, "//"):
+		return errors.New("a ref cannot start or end with `/`, or hold `//`")
+	case strings.HasSuffix(ref, "."):
+		return errors.New("a ref cannot end with `.`")
+	case strings.Contains(ref, ".."):
+		return errors.New("a ref cannot hold `..`")
+	case strings.Contains(ref, "@{"):
+		return errors.New("a ref cannot hold `@{`")
+	}
+	for _, r := range ref {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return errors.New("a ref cannot hold spaces, control characters or any of `~ ^ : ? * [ \\`")
+		}
+	}
+	for _, part := range strings.Split(ref, "/") {
+		if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock") {
+			return errors.New("no part of a ref can start with `.` or end with `.lock`")
+		}
+	}
+	return nil
+}
+
+var shaRE = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
 
 func list(stages []string) string {
 	quoted := make([]string, len(stages))

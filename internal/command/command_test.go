@@ -30,6 +30,8 @@ func TestParse(t *testing.T) {
 		{"unlock", "/unlock alpha", &Command{Verb: Unlock, Stage: "alpha"}, ""},
 		{"status", "/status", &Command{Verb: Status}, ""},
 		{"help", "/help", &Command{Verb: Help}, ""},
+		{"promote a release tag", "/promote prod v1.2.0", &Command{Verb: Promote, Stage: "prod", Ref: "v1.2.0"}, ""},
+		{"deploy a short sha", "/deploy test abc1234", &Command{Verb: Deploy, Stage: "test", Ref: "abc1234"}, ""},
 
 		{"no command", "Great work, merging now.", nil, ""},
 		{"not at the start of a line", "you can type /promote prod when ready", nil, ""},
@@ -40,9 +42,10 @@ func TestParse(t *testing.T) {
 
 		{"missing stage", "/promote", nil, "Which stage?"},
 		{"unknown stage", "/promote production", nil, "There is no stage `production`. The stages are `dev`, `test`, `alpha`, `prod`."},
-		{"too many arguments", "/promote prod now please", nil, "Too many arguments: now please."},
+		{"too many arguments", "/promote prod now please", nil, "Too many arguments: `please`."},
 		{"force without a reason", "/promote prod --force", nil, "`--force` needs a reason"},
-		{"unknown option", "/deploy prod --dry-run", nil, "Unknown option"},
+		{"unknown option", "/deploy prod --dry-run", nil, "Unknown option in `prod --dry-run`."},
+		{"a ref that climbs out of the API path", "/deploy test ../../orgs/acme", nil, "`../../orgs/acme` is not a branch, tag or sha: a ref cannot hold `..`."},
 		{"status with arguments", "/status prod", nil, "`/status` takes no arguments."},
 		{"forced rollback", `/rollback prod --force "x"`, nil, "`/rollback` has no `--force`."},
 		{"forced lock", `/lock prod --force "x"`, nil, "`/lock` has no `--force`."},
@@ -89,4 +92,55 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDeployRefThatBreaksOutOfTheAPIPathIsRefused: a ref is a git ref name or a sha before it
+// is ever put into an API path; anything else is refused with git's rule it breaks.
+func TestDeployRefThatBreaksOutOfTheAPIPathIsRefused(t *testing.T) {
+	for _, ref := range []string{"../../orgs/acme", "a..b", "x?y", "x y", "-rf", "/abs", "dir/", "a//b", "a.lock", ".hidden", "v1.", "@",
+		"a@{1}", "x~1", "x^", "a:b", "a*", "a[b", `a\b`, "a\x00b", strings.Repeat("a", 256)} {
+		t.Run(ref, func(t *testing.T) {
+			if err := ValidRef(ref); err == nil {
+				t.Errorf("ValidRef(%q) = nil, want refused", ref)
+			}
+			got := Parse("/deploy test "+ref, stages)
+			if got.Command != nil {
+				t.Fatalf("/deploy test %q parsed as %+v", ref, got.Command)
+			}
+			if !strings.Contains(got.Reply, "is not a branch, tag or sha") && !strings.Contains(got.Reply, "Too many arguments") {
+				t.Errorf("reply = %q", got.Reply)
+			}
+		})
+	}
+	for _, ref := range []string{"master", "feature/login", "v1.2.0", "abc1234", strings.Repeat("f", 40), "release-2024#3", "user@host"} {
+		if err := ValidRef(ref); err != nil {
+			t.Errorf("ValidRef(%q) = %v, want valid", ref, err)
+		}
+	}
+}
+
+// TestCommandTextIsNeverEchoedRaw: whatever a command's words hold, the reply shows them in a
+// code span, so `@org/everyone`, links and Markdown are never rendered or mentioned by the App.
+func TestCommandTextIsNeverEchoedRaw(t *testing.T) {
+	for _, body := range []string{
+		"/promote prod @acme/everyone now",
+		"/deploy prod --dry-run @acme/everyone",
+		"/promote @acme/everyone",
+		"/deploy test [x](https://evil.example)",
+	} {
+		got := Parse(body, stages)
+		if got.Reply == "" {
+			t.Fatalf("%q: no reply", body)
+		}
+		for _, raw := range []string{" @acme/everyone", "[x](https://evil.example)"} {
+			if i := strings.Index(got.Reply, raw); i >= 0 && !insideCode(got.Reply, i) {
+				t.Errorf("%q: the reply echoes %q outside a code span: %s", body, raw, got.Reply)
+			}
+		}
+	}
+}
+
+// insideCode reports whether byte i of s is inside an inline code span.
+func insideCode(s string, i int) bool {
+	return strings.Count(s[:i], "`")%2 == 1
 }

@@ -3,7 +3,8 @@
 // or commit, with commit and compare links, since when and by whom), the slot that serves a
 // two-slot stage, the stage's lock (who, why, since when), the deploys in flight with their step
 // and pod progress, and the stage's recent history (rollbacks, slot switches and forced deploys
-// marked); and the app's latest pull-request builds. What is live comes from internal/status, so
+// marked); the app's latest pull-request builds; and what was refused lately (pushes to guarded
+// stages, commands), by whom and why. What is live comes from internal/status, so
 // the page, the /status command and release issues agree.
 //
 // The page is server-rendered with html/template, with no front-end build step, and reloads
@@ -33,9 +34,11 @@ var files embed.FS
 var page = template.Must(template.New("page.html").ParseFS(files, "page.html"))
 
 // Store is what the dashboard reads: what internal/status reads (live deploys, locks,
-// releases, each stage's history), and the app's deploys for its pull-request builds.
+// releases, each stage's history), the app's deploys for its pull-request builds, and the
+// commands and pushes that were refused.
 type Store interface {
 	status.Store
+	Refusals(ctx context.Context, repo string, limit int) ([]store.CommandRecord, error)
 }
 
 // Dashboard renders the page.
@@ -115,6 +118,11 @@ func (d *Dashboard) view(ctx context.Context) (pageView, error) {
 				inFlight = append(inFlight, b)
 			}
 		}
+		refused, err := d.st.Refusals(ctx, a.Repo, refusalWindow)
+		if err != nil {
+			return pageView{}, err
+		}
+		av.Refusals = refusalsOf(d.cfg.App(a.Name), refused, now)
 		pv.Apps = append(pv.Apps, av)
 	}
 	pv.Busy = len(inFlight) > 0

@@ -32,7 +32,7 @@ apps:
     repo: acme/hello
     codebuild_project: hello
     image_repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello
-    pr_build: {enabled: true}
+    pr_build: {enabled: true, codebuild_project: hello-pr}
     stages:
       test: {secret_id: hello/test, deployments: [{name: api, containers: [api]}]}
       alpha: {secret_id: hello/alpha, deployments: [{name: api, containers: [api]}]}
@@ -160,6 +160,15 @@ func world(t *testing.T) *Dashboard {
 			t.Fatal(err)
 		}
 	}
+	// A push to prod by someone who may not deploy there, refused by the admission gate.
+	c, err := st.RecordCommand(ctx, store.CommandRecord{Key: "push:1", Repo: "acme/hello", Actor: "dev-dana", Verb: "push", Stage: "prod",
+		Args: "push 9999999 to prod (forced)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishCommand(ctx, c.ID, "refused", "@dev-dana may not deploy to prod by pushing to `prod`: only members of **@acme/product-owners** may.", 0); err != nil {
+		t.Fatal(err)
+	}
 	d := New(st, cfg, "https://github.com/", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	d.now = func() time.Time { return epoch.Add(3 * time.Hour) }
 	return d
@@ -223,6 +232,10 @@ func TestPage(t *testing.T) {
 			`<a href="` + gh + `/issues/22">release issue #22</a>`,
 			`<span class="badge failed" title="eeeeeee never succeeded on alpha">refused</span>`,
 			`<span class="badge succeeded">shipped</span>`,
+		},
+		"app-hello-refusals": {
+			`<span class="badge failed">refused</span>`, `<strong>@dev-dana</strong> <code>push 9999999 to prod (forced)</code>: ` +
+				`@dev-dana may not deploy to prod by pushing to prod: only members of @acme/product-owners may.`,
 		},
 		"app-hello-prs": {
 			`<a href="` + gh + `/pull/12">#12</a>`, `<a href="` + gh + `/pull/13">#13</a>`,

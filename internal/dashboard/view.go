@@ -17,6 +17,8 @@ const (
 	releaseRows   = 5  // releases per app
 	prBuildRows   = 5  // pull requests per app
 	prBuildWindow = 200
+	refusalRows   = 10 // refused pushes and commands per app
+	refusalWindow = 40
 )
 
 // How often the page reloads itself, in seconds: quickly while something runs, slowly while
@@ -42,7 +44,14 @@ type appView struct {
 	Releases            []releaseView
 	Stages              []stageView
 	PRBuildsEnabled     bool
-	PRBuilds            []row // the newest build of each of the pull requests built last
+	PRBuilds            []row         // the newest build of each of the pull requests built last
+	Refusals            []refusalView // what was refused or ignored lately, newest first
+}
+
+// refusalView is a push or command Stagecoach refused (or, from outside, ignored).
+type refusalView struct {
+	Actor, What, Stage, Outcome, Why string
+	When                             when
 }
 
 // stageView is one stage's card.
@@ -354,7 +363,7 @@ func lockedOut(d deploy.Deploy, lock *store.StageLock) bool {
 
 // slotsOf are the configured slots of stage, when it has two.
 func slotsOf(cfg *config.Config, stage string) []string {
-	if s := cfg.Stage(stage); s != nil && len(s.Slots) == 2 {
+	if s := cfg.Stage(stage); s != nil && s.Slotted() {
 		return s.Slots
 	}
 	return nil
@@ -389,4 +398,30 @@ func joinNonEmpty(sep string, parts ...string) string {
 		}
 	}
 	return strings.Join(keep, sep)
+}
+
+// refusalsOf keeps the refusals about app's stages (or about no stage: a malformed command),
+// newest first, with the reason as plain words (the reply's Markdown marks stripped).
+func refusalsOf(app *config.App, cs []store.CommandRecord, now time.Time) []refusalView {
+	var out []refusalView
+	for _, c := range cs {
+		if app != nil && c.Stage != "" {
+			if _, ok := app.Stages[c.Stage]; !ok {
+				continue
+			}
+		}
+		what := c.Args
+		if what == "" {
+			what = strings.TrimSpace(c.Verb + " " + c.Stage)
+		}
+		why := strings.NewReplacer("**", "", "`", "").Replace(c.Reason)
+		if first, _, ok := strings.Cut(why, "\n"); ok {
+			why = first
+		}
+		out = append(out, refusalView{Actor: c.Actor, What: what, Stage: c.Stage, Outcome: c.Outcome, Why: why, When: at(c.CreatedAt, now)})
+		if len(out) == refusalRows {
+			break
+		}
+	}
+	return out
 }

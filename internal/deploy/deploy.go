@@ -104,7 +104,8 @@ type Request struct {
 	Mode  Mode   `json:"mode,omitempty"`
 	Image string `json:"image,omitempty"` // ModeImage: the image to run
 	Slot  string `json:"slot,omitempty"`  // ModeSwitch: the slot to switch to
-	// Force is the reason an admin gave for skipping the stage order; "" when nobody did.
+	// Force is the reason an admin gave for --force (skipping the stage order, or dropping
+	// commits the stage held that this commit lacks); "" when nobody did.
 	Force string `json:"force,omitempty"`
 	// Nonce makes a command's request a deploy of its own even when the same commit was
 	// deployed before (a retry, a rollback); automatic requests leave it empty.

@@ -26,6 +26,10 @@ const (
 	KindComment = "event.comment"
 	// KindCheckRunAction records a check-run button press or re-run request. Payload: CheckRunAction.
 	KindCheckRunAction = "event.check_run"
+	// KindPush records a push (or a merge) to the branch of a guarded stage, which deploys only
+	// once the admission gate let it: its pusher is Stagecoach moving the branch itself, or may
+	// promote to the stage. Payload: Push.
+	KindPush = "event.push"
 	// KindInstallation records an installation of the GitHub App. Payload: Installation.
 	KindInstallation = "event.installation"
 	// KindReleaseUpdate is what earlier versions recorded instead of KindDeployEnded; jobs of
@@ -122,6 +126,22 @@ type CheckRunAction struct {
 	ExternalID     string `json:"external_id,omitempty"`
 	HeadSHA        string `json:"head_sha"`
 	Actor          string `json:"actor"`
+	Delivery       string `json:"delivery"`
+}
+
+// Push is the payload of KindPush.
+type Push struct {
+	Repo           string `json:"repo"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	Stage          string `json:"stage"`
+	Branch         string `json:"branch"`
+	Before         string `json:"before,omitempty"` // what the branch held; "" for a merge
+	After          string `json:"after"`
+	Forced         bool   `json:"forced,omitempty"`
+	Pusher         string `json:"pusher"` // sender.login: who pushed, or merged
+	PusherType     string `json:"pusher_type,omitempty"`
+	Event          string `json:"event"` // push, or pull_request for a merge
+	PR             int    `json:"pr,omitempty"`
 	Delivery       string `json:"delivery"`
 }
 

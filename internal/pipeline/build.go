@@ -15,12 +15,20 @@ import (
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
-// imageTag is the tag a deploy's build pushes: the commit's short sha.
-func imageTag(sha string) string {
+// imageTag is the tag a deploy's build pushes: the commit's short sha, the stage and the
+// deploy, "<sha12>-<stage>-<deploy id>". Each stage's build bakes that stage's .env into its
+// image, so each stage needs its own tag: one tag for every stage let building alpha overwrite
+// the image test runs (with image_reference: tag), let a concurrent build swap it between the
+// push and the digest lookup, and broke on ECR's immutable tags as soon as a commit was
+// promoted. The deploy's id keeps a rebuild of the same commit for the same stage (a retry, a
+// promotion after a rollback, which bakes the stage's secret as it is now) from needing to
+// overwrite a tag either.
+func imageTag(d deploy.Deploy) string {
+	sha := d.SHA
 	if len(sha) > 12 {
-		return sha[:12]
+		sha = sha[:12]
 	}
-	return sha
+	return fmt.Sprintf("%s-%s-%d", sha, d.Stage, d.ID)
 }
 
 // buildInput is what CodeBuild is asked to build. A pull-request build gets the pr tier's
@@ -29,7 +37,7 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 	in := amazon.BuildInput{
 		Project: t.app.CodeBuildProject, SourceVersion: d.SHA, Buildspec: t.as.Buildspec,
 		IdempotencyToken: fmt.Sprintf("stagecoach-deploy-%d", d.ID),
-		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d.SHA),
+		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d),
 			"IMAGE_REPOSITORY": t.app.ImageRepository, "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
 		SecretEnv: map[string]string{"DOTENV_SECRET": t.as.SecretID},
 	}
@@ -85,9 +93,10 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		log.Info("pull-request build succeeded", "build", cp.BuildID)
 		return result{state: deploy.Succeeded}
 	}
-	image := t.app.ImageRepository + ":" + imageTag(d.SHA)
+	tag := imageTag(d)
+	image := t.app.ImageRepository + ":" + tag
 	if t.app.ImageReference != "tag" {
-		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, imageTag(d.SHA))
+		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, tag)
 		if err != nil {
 			var nf *amazon.NotFoundError
 			if errors.As(err, &nf) {

@@ -113,7 +113,7 @@ func TestFailedRolloutInIdleSlotKeepsLiveSlot(t *testing.T) {
 	}
 	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	wantSteps(t, cp, "Preflight:succeeded", "Build:succeeded", "Rollout:failed", "Rollback:succeeded")
-	if cp.Image != repoURI+":broken" || cp.Switched {
+	if !strings.HasPrefix(cp.Image, repoURI+":broken-prod-") || cp.Switched {
 		t.Errorf("image %q, switched %v", cp.Image, cp.Switched)
 	}
 	backup := w.deployment("api-prod-backup")

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/health"
@@ -46,7 +47,7 @@ func (r *Runner) resolve(d deploy.Deploy) (target, error) {
 }
 
 // slotted reports whether the stage switches between two slots.
-func (t target) slotted() bool { return t.stage != nil && len(t.stage.Slots) == 2 }
+func (t target) slotted() bool { return t.stage != nil && t.stage.Slotted() }
 
 // kubeTargets are the Deployments a deploy changes: on a slot stage, the copies in slot.
 func (t target) kubeTargets(slot string) []kube.Target {
@@ -161,23 +162,15 @@ func (r *Runner) preflightDetail(t target, cp *deploy.Checkpoint) string {
 	return detail
 }
 
-// orderProblem enforces the stage order: a commit deploys to a stage with promote_from only
-// once it succeeded there, unless an admin forced it (the reason is on the deploy). A rollback
-// or slot switch brings back what ran on the stage before, so it is not checked.
+// orderProblem is the stage order (admission.CheckOrder, the rule the admission gate applied when
+// the deploy was asked for), checked again where every deploy passes: whatever recorded the
+// deploy, it never runs a commit on a stage before the stage it comes from.
 func (r *Runner) orderProblem(ctx context.Context, d deploy.Deploy, t target) (string, error) {
-	from := t.stage.PromoteFrom
-	if from == "" || d.Force != "" || d.Mode == deploy.ModeImage || d.Mode == deploy.ModeSwitch {
-		return "", nil
-	}
-	if _, ok := t.app.Stages[from]; !ok {
-		return "", nil // the app skips the stage before: nothing to have succeeded on
-	}
-	_, ok, err := r.st.Succeeded(ctx, d.App, from, d.SHA)
-	if err != nil || ok {
+	oe, err := admission.CheckOrder(ctx, r.st, r.cfg, t.app, t.stage, d.Request)
+	if oe == nil {
 		return "", err
 	}
-	return fmt.Sprintf("stage order: %s has not succeeded on %s, and %s takes only commits that did "+
-		"(an admin may override with `/deploy %s %s --force \"reason\"`)", deploy.ShortSHA(d.SHA), from, d.Stage, d.Stage, deploy.ShortSHA(d.SHA)), nil
+	return oe.Error(), err
 }
 
 // checkCluster checks the stage's namespace has what the deploy needs, and on a slot stage picks

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
@@ -37,7 +38,7 @@ func (w *Workflow) Tag(ctx context.Context, j jobs.Job, in jobs.Tag) error {
 		return jobs.Terminal(err)
 	}
 	owner, name := splitRepo(in.Repo)
-	sha, err := peel(ctx, gh, owner, name, in.Tag)
+	sha, err := admission.PeelTag(ctx, gh, owner, name, in.Tag)
 	if notFound(err) {
 		w.log.Info("tag is gone", "repo", in.Repo, "tag", in.Tag)
 		return nil
@@ -56,14 +57,18 @@ func (w *Workflow) Tag(ctx context.Context, j jobs.Job, in jobs.Tag) error {
 	if mine, err := w.st.ClaimRelease(ctx, rel.ID, j.Key, sha); err != nil || !mine {
 		return err // another job of the same tag opens it
 	}
+	var moved *Move
 	if rel.SHA != sha {
-		// The tag was moved to another commit: the release is about that one now.
+		// The tag was moved to another commit: the release is about that one now, and its issue
+		// is rewritten to say so; a promotion of the old commit is refused (package admission).
+		moved = &Move{From: rel.SHA, To: sha, At: w.now()}
 		rel.SHA, rel.State, rel.CheckRunID, rel.Reason = sha, store.ReleaseOpening, 0, ""
 	}
 	v, err := w.view(ctx, gh, rel, apps, target)
 	if err != nil {
 		return err
 	}
+	v.Moved = moved
 	if v.Refusal != "" {
 		return w.refuse(ctx, gh, rel, v)
 	}
@@ -79,27 +84,6 @@ func (w *Workflow) apps(repo string, target *config.Stage) []*config.App {
 		}
 	}
 	return out
-}
-
-// peel resolves a tag to its commit: a lightweight tag's ref names the commit, an annotated
-// tag's names a tag object that names the commit (or, rarely, another tag).
-func peel(ctx context.Context, gh *github.Client, owner, repo, tag string) (string, error) {
-	ref, _, err := gh.Git.GetRef(ctx, owner, repo, "tags/"+tag)
-	if err != nil {
-		return "", err
-	}
-	obj := ref.GetObject()
-	for range 4 {
-		if obj.GetType() != "tag" {
-			return obj.GetSHA(), nil
-		}
-		t, _, err := gh.Git.GetTag(ctx, owner, repo, obj.GetSHA())
-		if err != nil {
-			return "", err
-		}
-		obj = t.GetObject()
-	}
-	return "", fmt.Errorf("tag %s nests tags too deeply", tag)
 }
 
 // view gathers what the release issue and check run say: where the commit ran on the stage
@@ -147,17 +131,43 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 		v.Refusal = fmt.Sprintf("no app of %s deploys to **%s**, where releases come from", rel.Repo, target.PromoteFrom)
 		return v, nil
 	}
-	if base := v.Apps[0].ToLive; base != nil && base.SHA != rel.SHA {
-		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base.SHA, rel.SHA, &github.ListOptions{PerPage: 250})
+	// What the target holds, as GitHub has it: its branch's head (commits pushed there that
+	// Stagecoach never deployed count too) and what runs there.
+	var heads []admission.Head
+	if target.Branch != "" {
+		ref, _, err := gh.Git.GetRef(ctx, owner, name, "heads/"+target.Branch)
+		switch {
+		case notFound(err): // no branch yet: it holds nothing
+		case err != nil:
+			return View{}, githubapp.Classify(fmt.Errorf("reading %s: %w", target.Branch, err))
+		default:
+			v.BranchHead = ref.GetObject().GetSHA()
+			heads = append(heads, admission.Head{What: fmt.Sprintf("`%s`'s branch", target.Branch), SHA: v.BranchHead})
+		}
+	}
+	base := v.BranchHead
+	for _, a := range v.Apps {
+		if a.ToLive != nil {
+			heads = append(heads, admission.Head{What: "what runs on " + target.Name, SHA: a.ToLive.SHA})
+		}
+	}
+	if live := v.Apps[0].ToLive; live != nil {
+		base = live.SHA
+	}
+	if base != "" && base != rel.SHA {
+		cmp, _, err := gh.Repositories.CompareCommits(ctx, owner, name, base, rel.SHA, &github.ListOptions{PerPage: 250})
 		if err != nil && !notFound(err) {
-			return View{}, githubapp.Classify(fmt.Errorf("comparing %s...%s: %w", deploy.ShortSHA(base.SHA), deploy.ShortSHA(rel.SHA), err))
+			return View{}, githubapp.Classify(fmt.Errorf("comparing %s...%s: %w", deploy.ShortSHA(base), deploy.ShortSHA(rel.SHA), err))
 		}
 		if err == nil {
 			v.Changes = changelog(cmp)
-			v.Changes.Base = base.SHA
 		}
+		v.Changes.Base = base
 	}
 	var err error
+	if v.Dropped, err = admission.Dropped(ctx, gh, rel.Repo, w.webURL, target.Name, rel.SHA, heads); err != nil {
+		return View{}, err
+	}
 	if v.Status, err = status.Read(ctx, w.st, w.cfg, rel.Repo); err != nil {
 		return View{}, err
 	}
@@ -177,14 +187,57 @@ func (w *Workflow) refuse(ctx context.Context, gh *github.Client, rel store.Rele
 			return err
 		}
 	}
+	if rel.Issue != 0 {
+		// A moved tag whose release had an issue: the issue must not go on offering it.
+		v.Release = rel
+		if err := w.rewrite(ctx, gh, rel, v, v.RefusedIssueBody()); err != nil {
+			return err
+		}
+	}
 	w.log.Info("release refused", "repo", rel.Repo, "tag", rel.Tag, "sha", rel.SHA, "reason", rel.Reason)
 	return w.st.UpdateRelease(ctx, rel)
+}
+
+// rewrite replaces a release issue's body after its tag moved, and says so in a comment that
+// notifies the people following it.
+func (w *Workflow) rewrite(ctx context.Context, gh *github.Client, rel store.Release, v View, body string) error {
+	owner, name := splitRepo(rel.Repo)
+	if _, _, err := gh.Issues.Edit(ctx, owner, name, rel.Issue, &github.IssueRequest{Body: github.Ptr(body)}); err != nil {
+		return githubapp.Classify(fmt.Errorf("rewriting release issue #%d: %w", rel.Issue, err))
+	}
+	if v.Moved == nil {
+		return nil
+	}
+	// Once per move (found again after a crash by its marker): the followers hear of it once.
+	marker := fmt.Sprintf("<!-- stagecoach:release-moved %d %s -->", rel.ID, rel.SHA)
+	_, _, err := ghcreate.Once(ctx, w.st, fmt.Sprintf("release/%d/moved/%s", rel.ID, rel.SHA),
+		func(ctx context.Context) (int64, error) {
+			bot, err := w.clients.BotLogin(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return ghcreate.Comment(ctx, gh, owner, name, rel.Issue, bot, marker)
+		},
+		func(ctx context.Context) (int64, error) {
+			c, _, err := gh.Issues.CreateComment(ctx, owner, name, rel.Issue, &github.IssueComment{Body: github.Ptr(v.MovedComment() + "\n\n" + marker)})
+			return c.GetID(), err
+		})
+	if err != nil {
+		return fmt.Errorf("telling release issue #%d that its tag moved: %w", rel.Issue, err)
+	}
+	return nil
 }
 
 // open makes the release issue (and its label) and the check run with the Promote button, each
 // once: what an earlier attempt made is recorded and skipped.
 func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Release, v View) error {
 	owner, name := splitRepo(rel.Repo)
+	if rel.Issue != 0 && v.Moved != nil {
+		v.Release.Issue = rel.Issue
+		if err := w.rewrite(ctx, gh, rel, v, v.IssueBody()); err != nil {
+			return err
+		}
+	}
 	if rel.Issue == 0 {
 		if err := w.ensureLabel(ctx, gh, owner, name); err != nil {
 			return err

@@ -72,12 +72,12 @@ func TestGoldenCommand(t *testing.T) {
 		v    view
 		head string // the comment's headline, which the issue's readers see first
 	}{
-		{"comment-command-building", building, "### ⏳ Deploying **v1.4.0** (`c4295bd`) to **prod**"},
-		{"comment-command-succeeded", succeeded, "### ✅ **v1.4.0** (`c4295bd`) is live on **prod**"},
-		{"comment-command-failed", failed, "### ❌ Deploying **v1.4.0** (`c4295bd`) to **prod** failed; prod still runs what it ran before"},
-		{"comment-command-rolled-back", rolledBack, "### ↩️ Deploying **v1.4.0** (`c4295bd`) to **prod** failed and was rolled back"},
-		{"comment-command-rollback-failed", rollbackFailed, "### ❌ Deploying **v1.4.0** (`c4295bd`) to **prod** failed and so did the rollback"},
-		{"comment-command-cancelled", cancelled, "### 🚫 Deploying **v1.4.0** (`c4295bd`) to **prod** was cancelled"},
+		{"comment-command-building", building, "### ⏳ Deploying `v1.4.0` (`c4295bd`) to **prod**"},
+		{"comment-command-succeeded", succeeded, "### ✅ `v1.4.0` (`c4295bd`) is live on **prod**"},
+		{"comment-command-failed", failed, "### ❌ Deploying `v1.4.0` (`c4295bd`) to **prod** failed; prod still runs what it ran before"},
+		{"comment-command-rolled-back", rolledBack, "### ↩️ Deploying `v1.4.0` (`c4295bd`) to **prod** failed and was rolled back"},
+		{"comment-command-rollback-failed", rollbackFailed, "### ❌ Deploying `v1.4.0` (`c4295bd`) to **prod** failed and so did the rollback"},
+		{"comment-command-cancelled", cancelled, "### 🚫 Deploying `v1.4.0` (`c4295bd`) to **prod** was cancelled"},
 		{"comment-command-image-rollback", imageRollback, "### ✅ **prod** is back on `6113728`"},
 		{"comment-command-switch", switchDeploy(deploy.Succeeded), "### ✅ **prod** is back on slot prod"},
 		{"comment-command-switch-refused", switchRefused(), "### ❌ Switching **prod** back to slot prod failed; prod still runs what it ran before"},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // view is everything a rendered report needs, resolved, so rendering is a pure function that
@@ -181,7 +182,8 @@ func (v view) summary() string {
 	}
 	b.WriteString("\n\n")
 	if d.Force != "" {
-		fmt.Fprintf(&b, "> [!WARNING]\n> Forced past the stage order by %s: %s\n\n", actor(d.Trigger.Actor), d.Force)
+		fmt.Fprintf(&b, "> [!WARNING]\n> Forced by %s, past the stage order and over anything the stage held that this commit lacks: %s\n\n",
+			actor(d.Trigger.Actor), markdown.Code(d.Force))
 	}
 	if len(v.CP.Steps) > 0 {
 		b.WriteString("| Step | Status | Duration | Details |\n|---|---|---|---|\n")
@@ -197,12 +199,12 @@ func (v view) summary() string {
 				}
 				detail += fmt.Sprintf("[CodeBuild log](%s)", s.Link)
 			}
-			fmt.Fprintf(&b, "| %s | %s %s | %s | %s |\n", s.Name, stepIcons[s.Status], s.Status, round(end.Sub(s.Started)), cell(detail))
+			fmt.Fprintf(&b, "| %s | %s %s | %s | %s |\n", s.Name, stepIcons[s.Status], s.Status, round(end.Sub(s.Started)), cell(markdown.Quote(detail)))
 		}
 		b.WriteString("\n")
 	}
 	if d.Error != "" {
-		fmt.Fprintf(&b, "> %s\n\n", d.Error)
+		fmt.Fprintf(&b, "> %s\n\n", markdown.Quote(d.Error)) // it may carry a build's own output
 	}
 	if v.CP.Image != "" {
 		fmt.Fprintf(&b, "Image: `%s`\n\n", v.CP.Image)
@@ -224,7 +226,7 @@ func (v view) summary() string {
 		}
 	}
 	b.WriteString("\n")
-	return b.String()
+	return markdown.Limit(b.String(), 0, v.commitURL())
 }
 
 // modeNote says what kind of deploy it is when it is not a normal build and rollout.
@@ -282,7 +284,7 @@ func (v view) comment() string {
 	default:
 		head = fmt.Sprintf("%s Deploying this pull request to **%s**: %s", icon, d.Stage, v.title())
 	}
-	return fmt.Sprintf("%s\n### %s\n\n%s", commentMarker(d), head, v.summary())
+	return markdown.Limit(fmt.Sprintf("%s\n### %s\n\n%s", commentMarker(d), head, v.summary()), 0, v.commitURL())
 }
 
 // commandMarker finds the comment that reports a command's deploy on its issue.
@@ -296,7 +298,7 @@ func (v view) commandComment() string {
 	d := v.D
 	what := "`" + deploy.ShortSHA(d.SHA) + "`"
 	if d.Ref != "" && d.Ref != d.Stage && !strings.HasPrefix(d.SHA, d.Ref) {
-		what = fmt.Sprintf("**%s** (`%s`)", d.Ref, deploy.ShortSHA(d.SHA))
+		what = fmt.Sprintf("%s (`%s`)", markdown.Code(d.Ref), deploy.ShortSHA(d.SHA)) // a ref someone named
 	}
 	var head string
 	switch d.State {
@@ -337,7 +339,7 @@ func (v view) commandComment() string {
 	default:
 		head = fmt.Sprintf("⏳ Deploying %s to **%s** — %s", what, d.Stage, v.title())
 	}
-	return fmt.Sprintf("%s\n### %s\n\n%s", commandMarker(d), head, v.summary())
+	return markdown.Limit(fmt.Sprintf("%s\n### %s\n\n%s", commandMarker(d), head, v.summary()), 0, v.commitURL())
 }
 
 // viaShort says in a few words what asked for a deploy, for a line about another deploy.

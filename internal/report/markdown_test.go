@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +119,32 @@ func TestWebURL(t *testing.T) {
 	} {
 		if got := WebURL(api); got != web {
 			t.Errorf("WebURL(%s) = %s, want %s", api, got, web)
+		}
+	}
+}
+
+// TestBuildOutputInACheckRunMentionsNobodyAndFitsGitHub: a failed build's message is the build's
+// own output, which a pull request's author controls; in a check run or a pull-request comment it
+// mentions nobody, opens no HTML, and a huge one is cut to GitHub's 65,535 characters with a link
+// (GitHub refuses the whole report otherwise).
+func TestBuildOutputInACheckRunMentionsNobodyAndFitsGitHub(t *testing.T) {
+	v := fixture(deploy.Failed)
+	v.D.Error = "build failed in BUILD: @acme/everyone <img src=x> " + strings.Repeat("npm ERR! a very long line of output ", 3000)
+	v.D.Force = "hotfix @acme/sre"
+	v.D.FinishedAt = at(150)
+	v.CP.Steps[1] = deploy.StepRecord{Name: "Build", Status: deploy.StepFailed, Started: at(2), Finished: at(150), Detail: v.D.Error}
+	for name, body := range map[string]string{"summary": v.summary(), "comment": v.comment(), "command comment": v.commandComment()} {
+		if len(body) > 65535 {
+			t.Errorf("%s: %d bytes, over GitHub's limit", name, len(body))
+		}
+		if !strings.Contains(body, "[Read the whole]("+v.commitURL()+")") {
+			t.Errorf("%s: cut without a link to the whole", name)
+		}
+		if strings.Contains(body, "@acme/everyone") || strings.Contains(body, "<img") {
+			t.Errorf("%s: the build's output mentions or opens HTML", name)
+		}
+		if strings.Contains(body, "by @octocat: hotfix @acme/sre") {
+			t.Errorf("%s: the force reason is not in a code span", name)
 		}
 	}
 }

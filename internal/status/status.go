@@ -13,6 +13,7 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -201,7 +202,7 @@ func liveCell(repo string, s Stage, webURL string) string {
 	}
 	out := fmt.Sprintf("[`%s`](%s/%s/commit/%s)", deploy.ShortSHA(s.Live.SHA), webURL, repo, s.Live.SHA)
 	if s.Tag != "" {
-		out = fmt.Sprintf("**%s** %s", s.Tag, out)
+		out = fmt.Sprintf("**%s** %s", cell(markdown.Code(s.Tag)), out)
 	}
 	if s.Slot != "" {
 		out += " on slot " + s.Slot
@@ -212,7 +213,7 @@ func liveCell(repo string, s Stage, webURL string) string {
 	if s.Lock != nil {
 		out += fmt.Sprintf("; locked by @%s", s.Lock.Owner)
 		if s.Lock.Reason != "" {
-			out += ": " + cell(s.Lock.Reason)
+			out += ": " + cell(markdown.Code(s.Lock.Reason)) // a person's words: shown, never rendered
 		}
 	}
 	return out

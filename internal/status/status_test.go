@@ -202,7 +202,7 @@ func TestMarkdown(t *testing.T) {
 	}{
 		{"nothing", Stage{Name: "dev"}, "| **dev** | nothing yet |  |  |  |"},
 		{"tag, slot and lock", Stage{Name: "prod", Live: live, Tag: "v1", Slot: "prod-backup", Lock: &store.StageLock{Owner: "sam", Reason: "a|b"}},
-			"| **prod** 🔒 | **v1** [`abcdef0`](W/acme/shop/commit/abcdef0123) on slot prod-backup; locked by @sam: a\\|b | 2h ago | @octocat (#7) |  |"},
+			"| **prod** 🔒 | **`v1`** [`abcdef0`](W/acme/shop/commit/abcdef0123) on slot prod-backup; locked by @sam: `a\\|b` | 2h ago | @octocat (#7) |  |"},
 		{"behind", Stage{Name: "test", Live: live, Next: "alpha", NextSHA: "0123"},
 			"| **test** | [`abcdef0`](W/acme/shop/commit/abcdef0123) | 2h ago | @octocat (#7) | [alpha is behind](W/acme/shop/compare/0123...abcdef0123) |"},
 	} {

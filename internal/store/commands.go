@@ -115,6 +115,9 @@ type CommandDone struct {
 	Reason  string
 	Reply   int64   // the reply comment; 0 when there is none
 	Deploys []int64 // the deploys the command recorded held
+	// KeepReply leaves the reply as it is: the deploys report in a comment of their own (a
+	// forced promotion's reply lists what it dropped, for good).
+	KeepReply bool
 }
 
 // FinishCommandWith records a command's outcome and hands its deploys over, in one transaction:
@@ -133,7 +136,7 @@ func (s *Store) FinishCommandWith(ctx context.Context, c CommandDone) error {
 		st := s.stmts.in(ctx, tx)
 		for i, id := range c.Deploys {
 			comment := int64(-1) // keep
-			if i == 0 && c.Reply != 0 {
+			if i == 0 && c.Reply != 0 && !c.KeepReply {
 				comment = c.Reply
 			}
 			d, err := scanDeploy(tx.QueryRowContext(ctx, `UPDATE deploys SET held = 0, report_seq = report_seq + 1,

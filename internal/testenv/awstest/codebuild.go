@@ -179,7 +179,13 @@ func (c *CodeBuild) advance(b *build, now time.Time) buildState {
 			}
 		}
 		if tag != "" {
-			c.env.ECR.push(repo, tag, b.id, st.pushed)
+			if _, refused := c.env.ECR.push(repo, tag, b.id, st.pushed); refused != "" {
+				// docker push failed in POST_BUILD: nobody saw the phase end yet (every look
+				// advances the build first), so the build is that failure from the start.
+				b.script.FailIn, b.script.Status, b.script.StatusCode, b.script.Message = "POST_BUILD", "FAILED", "COMMAND_EXECUTION_ERROR",
+					"Error while executing command: docker push "+repo+":"+tag+". Reason: "+refused
+				st = b.state(now)
+			}
 		}
 	}
 	return st

@@ -419,3 +419,44 @@ func TestWallClock(t *testing.T) {
 		t.Errorf("build = %s: %s", b.BuildStatus, phaseLine(b))
 	}
 }
+
+// TestImmutableTagIsNeverOverwritten: in a repository with immutable tags (imageTagMutability
+// IMMUTABLE) a second push of a tag fails the build in POST_BUILD with ECR's message, as docker
+// push does, and the image the tag names stays; another tag pushes as usual.
+func TestImmutableTagIsNeverOverwritten(t *testing.T) {
+	e := newEnv(t)
+	e.ECR.SetImmutable(Account + ".dkr.ecr.eu-west-1.amazonaws.com/hello")
+	cb := codebuild.NewFromConfig(e.Config())
+	tagged := func(token, tag string) *codebuild.StartBuildInput {
+		return buildInput(token,
+			cbtypes.EnvironmentVariable{Name: aws.String("IMAGE_REPOSITORY"), Value: aws.String("hello"), Type: cbtypes.EnvironmentVariableTypePlaintext},
+			cbtypes.EnvironmentVariable{Name: aws.String("IMAGE_TAG"), Value: aws.String(tag), Type: cbtypes.EnvironmentVariableTypePlaintext})
+	}
+	first := start(t, cb, tagged("a", "c4295bd74fb0-test"))
+	e.Advance(time.Hour)
+	if b := get(t, cb, first); b.BuildStatus != cbtypes.StatusTypeSucceeded {
+		t.Fatalf("first push: %s", b.BuildStatus)
+	}
+	digest := e.ECR.Digest("hello", "c4295bd74fb0-test")
+	again := start(t, cb, tagged("b", "c4295bd74fb0-test"))
+	other := start(t, cb, tagged("c", "c4295bd74fb0-alpha"))
+	e.Advance(time.Hour)
+	b := get(t, cb, again)
+	want := "COMMAND_EXECUTION_ERROR: Error while executing command: docker push hello:c4295bd74fb0-test. Reason: tag invalid: " +
+		"The image tag 'c4295bd74fb0-test' already exists in the 'hello' repository and cannot be overwritten because the repository is immutable."
+	var failed string
+	for _, p := range b.Phases {
+		if p.PhaseStatus == cbtypes.StatusTypeFailed && len(p.Contexts) == 1 {
+			failed = string(p.PhaseType) + " " + aws.ToString(p.Contexts[0].StatusCode) + ": " + aws.ToString(p.Contexts[0].Message)
+		}
+	}
+	if b.BuildStatus != cbtypes.StatusTypeFailed || failed != "POST_BUILD "+want {
+		t.Errorf("the second push of the tag: %s, %q", b.BuildStatus, failed)
+	}
+	if e.ECR.Digest("hello", "c4295bd74fb0-test") != digest {
+		t.Error("the immutable tag was overwritten")
+	}
+	if b := get(t, cb, other); b.BuildStatus != cbtypes.StatusTypeSucceeded || e.ECR.Digest("hello", "c4295bd74fb0-alpha") == "" {
+		t.Errorf("another tag in the same repository: %s", b.BuildStatus)
+	}
+}

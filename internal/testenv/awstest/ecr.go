@@ -12,9 +12,10 @@ import (
 // ECR is the fake ECR: successful builds push images to it, and DescribeImages finds them by
 // tag or digest.
 type ECR struct {
-	env   *Env
-	mu    sync.Mutex
-	repos map[string]map[string]ecrImage // repository name -> tag -> image
+	env       *Env
+	mu        sync.Mutex
+	repos     map[string]map[string]ecrImage // repository name -> tag -> image
+	immutable map[string]bool                // repositories whose tags cannot be overwritten
 }
 
 type ecrImage struct {
@@ -31,7 +32,10 @@ func repoName(repository string) string {
 	return repository
 }
 
-func (e *ECR) push(repository, tag, seed string, at time.Time) string {
+// push puts an image under tag, as `docker push` does, and returns its digest. In a repository
+// with immutable tags a tag that exists already is refused: the second result is ECR's message,
+// and nothing changes.
+func (e *ECR) push(repository, tag, seed string, at time.Time) (string, string) {
 	name := repoName(repository)
 	d := digest(seed + "\x00" + name + "\x00" + tag)
 	e.mu.Lock()
@@ -39,14 +43,31 @@ func (e *ECR) push(repository, tag, seed string, at time.Time) string {
 	if e.repos[name] == nil {
 		e.repos[name] = map[string]ecrImage{}
 	}
+	if _, exists := e.repos[name][tag]; exists && e.immutable[name] {
+		return "", fmt.Sprintf("tag invalid: The image tag '%s' already exists in the '%s' repository and cannot be overwritten "+
+			"because the repository is immutable.", tag, name)
+	}
 	e.repos[name][tag] = ecrImage{digest: d, pushed: at}
-	return d
+	return d, ""
 }
 
 // Push puts an image with a tag into a repository (a full ECR URI or a name), creating it, and
-// returns the image's digest.
+// returns the image's digest ("" when the repository's tags are immutable and the tag exists).
 func (e *ECR) Push(repository, tag string) string {
-	return e.push(repository, tag, "seed", e.env.Now())
+	d, _ := e.push(repository, tag, "seed", e.env.Now())
+	return d
+}
+
+// SetImmutable gives a repository (a full ECR URI or a name) immutable tags
+// (imageTagMutability IMMUTABLE): a push of a tag it has fails, as docker push does against ECR,
+// and a build that pushes one fails in POST_BUILD.
+func (e *ECR) SetImmutable(repository string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.immutable == nil {
+		e.immutable = map[string]bool{}
+	}
+	e.immutable[repoName(repository)] = true
 }
 
 // Digest is the digest of a tag in a repository, "" if there is none.

@@ -165,6 +165,26 @@ func (s *Server) CreateTag(repo, tag, sha, by string, annotated bool) string {
 	return target
 }
 
+// MoveTag force-pushes an existing tag of repo to commit sha, as by (git push --force origin
+// sha:refs/tags/tag): the tag becomes lightweight at sha and a forced push of refs/tags/<tag>
+// is delivered.
+func (s *Server) MoveTag(repo, tag, sha, by string) {
+	ref := "refs/tags/" + strings.TrimPrefix(tag, "refs/tags/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.refs[repo][ref]
+	if !ok {
+		s.problemLocked("MoveTag(%q, %q): no such tag (CreateTag makes one)", repo, tag)
+		return
+	}
+	if old == sha {
+		return
+	}
+	s.ensureCommitLocked(repo, sha)
+	s.setRefLocked(repo, ref, sha)
+	s.refChangeLocked(nil, push{repo: repo, ref: ref, before: old, after: sha, sender: by, forced: true})
+}
+
 // Comment adds a comment by user to issue or pull request number issue of repo and delivers
 // issue_comment created. It returns the comment's id (0 when there is no such issue).
 func (s *Server) Comment(repo string, issue int, user, body string) int64 {

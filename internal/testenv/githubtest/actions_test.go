@@ -105,6 +105,15 @@ func TestPersonActions(t *testing.T) {
 				t.Errorf("tag ref = %v, %v", ref, err)
 			}
 		}},
+		{"move a tag by force", "lead", func(s *Server) {
+			s.CreateTag("acme/app", "v1.0.0", sha('b'), "lead", false)
+			s.MoveTag("acme/app", "v1.0.0", sha('c'), "lead")
+		}, []string{"create", "push", "push"}, func(t *testing.T, s *Server, gh *github.Client, got []received) {
+			checkPush(t, got[2], "refs/tags/v1.0.0", sha('b'), sha('c'), false, true, nil)
+			if ref, _, err := gh.Git.GetRef(ctx, "acme", "app", "tags/v1.0.0"); err != nil || ref.GetObject().GetSHA() != sha('c') {
+				t.Errorf("tag ref = %v, %v", ref, err)
+			}
+		}},
 		{"push an annotated tag", "lead", func(s *Server) {
 			s.CreateTag("acme/app", "v2.0.0", sha('c'), "lead", true)
 		}, []string{"create", "push"}, func(t *testing.T, s *Server, gh *github.Client, got []received) {

@@ -154,6 +154,13 @@ func (s *Server) defaultBranchLocked(repo string) string {
 	return "main"
 }
 
+// AuthorAssociation is login's author_association on repo, as the comments it writes carry it.
+func (s *Server) AuthorAssociation(repo, login string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.associationLocked(repo, login)
+}
+
 // associationLocked is login's author_association on repo, as GitHub derives it: OWNER for
 // the repository's owner, MEMBER for a member of one of the owner's teams, COLLABORATOR for
 // someone with a permission seeded by SetPermission, CONTRIBUTOR for the author of a merged

@@ -150,6 +150,7 @@ type Server struct {
 	tags          map[string]map[string]*Tag // repo -> tag object sha -> annotated tag
 	pulls         map[string]map[int]*Pull
 	branches      map[string]string // repo -> default branch, where not "main"
+	onAnswered    func(Request)
 	members       map[string]bool   // org/team/user
 	permissions   map[string]string // owner/repo/user -> permission
 	manifestCodes map[string]bool
@@ -273,6 +274,11 @@ func (s *Server) Rejected() []Request {
 	return out
 }
 
+// OnAnswered calls fn with every request once it is answered, before the answer reaches the
+// client, so a test can make something happen on GitHub between two calls (a push landing while
+// a command decides). fn may call the server's methods; nil removes it.
+func (s *Server) OnAnswered(fn func(Request)) { s.mu.Lock(); s.onAnswered = fn; s.mu.Unlock() }
+
 // SetDown makes the server answer every request with 503 (true) or serve normally (false).
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
@@ -318,7 +324,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.At = time.Now()
 		s.mu.Lock()
 		s.reqs = append(s.reqs, rec)
+		hook := s.onAnswered
 		s.mu.Unlock()
+		if hook != nil {
+			hook(rec) // before the client reads the answer: what it does happened "meanwhile"
+		}
 		if !hijacked {
 			_ = http.NewResponseController(w).Flush()
 		}

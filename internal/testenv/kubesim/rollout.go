@@ -14,7 +14,8 @@ import (
 )
 
 // BrokenTag is the image tag whose pods never become ready, as in the test control plane
-// (package kubetest): a rollout to it fails at the progress deadline.
+// (package kubetest): a rollout to it fails at the progress deadline. So does a tag that starts
+// with it and a dash ("broken-prod-7": the pipeline's tag for a build of a commit named "broken").
 const BrokenTag = "broken"
 
 // container is one container of a pod template.
@@ -69,7 +70,10 @@ func (d *deployment) replicaSet() string {
 // broken reports whether a pod of the current template would never become ready: one of its
 // containers runs an image tagged BrokenTag.
 func (d *deployment) broken() bool {
-	return slices.ContainsFunc(d.containers, func(c container) bool { return imageTag(c.image) == BrokenTag })
+	return slices.ContainsFunc(d.containers, func(c container) bool {
+		tag := imageTag(c.image)
+		return tag == BrokenTag || strings.HasPrefix(tag, BrokenTag+"-")
+	})
 }
 
 // imageTag is the tag of an image reference ("" for none): "repo:5000/app:v1@sha256:…" → "v1".

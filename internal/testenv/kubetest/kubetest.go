@@ -14,7 +14,8 @@
 // Pod behaviour, decided by kwok from the pod alone:
 //   - a pod becomes Ready about 1 s after it is scheduled; the annotation
 //     "pod-ready.stage.kwok.x-k8s.io/delay" (a Go duration, e.g. "3s") changes that per pod;
-//   - a pod whose first container's image tag is "broken" (image "…:broken", see BrokenTag)
+//   - a pod whose first container's image tag is "broken" or starts with "broken-" (image
+//     "…:broken", "…:broken-prod-7", see BrokenTag)
 //     goes into CrashLoopBackOff and never becomes Ready;
 //   - a deleted pod goes away about 0.2 s later, as if its kubelet had confirmed it.
 package kubetest
@@ -44,7 +45,8 @@ const (
 	Context = "kubetest"
 	// ReadyDelayAnnotation sets how long after scheduling a pod becomes Ready, as a Go duration.
 	ReadyDelayAnnotation = "pod-ready.stage.kwok.x-k8s.io/delay"
-	// BrokenTag is the image tag that makes a pod crash-loop and never become Ready.
+	// BrokenTag is the image tag that makes a pod crash-loop and never become Ready; so does a
+	// tag that starts with it and a dash, as the pipeline tags a build of a commit named "broken".
 	BrokenTag = "broken"
 )
 

@@ -46,7 +46,7 @@ var (
 func (w *World) story() []step {
 	m12, m13, m14 := commit("merge #12"), commit("merge #13"), commit("merge #14")
 	var release1, release2 int
-	return []step{
+	steps := []step{
 		{"@alice opens pull request #12 “Add a health endpoint”", func(ctx context.Context) (string, error) {
 			w.GitHub.OpenPull(repo, prHealth)
 			run, err := w.awaitCheck(ctx, "stagecoach/pr-build", prHealth.HeadSHA)
@@ -56,7 +56,12 @@ func (w *World) story() []step {
 			if run.Conclusion != "success" {
 				return "", fmt.Errorf("the pull-request build ended %s: %s", run.Conclusion, run.Title)
 			}
-			return run.Title + " (credentials tier pr, no stage secret, nothing deployed)", nil
+			for _, b := range w.AWS.CodeBuild.Builds() {
+				if b.SourceVersion == prHealth.HeadSHA && b.Project != app+"-pr" {
+					return "", fmt.Errorf("the pull request was built in project %s, not its own %s-pr", b.Project, app)
+				}
+			}
+			return run.Title + " (project " + app + "-pr, not the deploy project; credentials tier pr, no stage secret, nothing deployed)", nil
 		}},
 		{"@alice merges #12 into master", func(ctx context.Context) (string, error) {
 			return w.merge(ctx, prHealth, m12, "succeeded")
@@ -97,18 +102,19 @@ func (w *World) story() []step {
 		{"@paula comments `/rollback prod`: v1.1.0 has to go", func(ctx context.Context) (string, error) {
 			return w.rollbackProd(ctx, release2, m12)
 		}},
-		{"@alice comments `/status` on #14", func(ctx context.Context) (string, error) {
-			id := w.GitHub.Comment(repo, prPin.Number, developer, "/status")
-			body, err := w.awaitReply(ctx, prPin.Number, id, "| **prod**")
-			if err != nil {
-				return "", err
-			}
-			if !strings.Contains(body, "v1.0.0") || !strings.Contains(body, "slot prod-backup") {
-				return "", fmt.Errorf("/status does not show v1.0.0 on slot prod-backup:\n%s", body)
-			}
-			return "the reply lists every stage: what runs there, since when, by whom, and which slot serves prod", nil
-		}},
 	}
+	steps = append(steps, w.attacks(m14)...)
+	return append(steps, step{"@alice comments `/status` on #14", func(ctx context.Context) (string, error) {
+		id := w.GitHub.Comment(repo, prPin.Number, developer, "/status")
+		body, err := w.awaitReply(ctx, prPin.Number, id, "| **prod**")
+		if err != nil {
+			return "", err
+		}
+		if !strings.Contains(body, "v1.1.1") || !strings.Contains(body, "on slot prod;") && !strings.Contains(body, "on slot prod |") {
+			return "", fmt.Errorf("/status does not show v1.1.1 on slot prod:\n%s", body)
+		}
+		return "the reply lists every stage: what runs there, since when, by whom, and which slot serves prod", nil
+	}})
 }
 
 // merge merges pr with merge commit sha and waits for its deploy to test to end in want, and
@@ -216,7 +222,7 @@ func (w *World) refusedPromotion(ctx context.Context, issue int) (string, error)
 
 // promoteProd has the product owner promote the release on issue: prod moves to the tag's
 // commit, which deploys to the idle slot, then the Service switches to it and the issue closes.
-func (w *World) promoteProd(ctx context.Context, issue int, sha, tag, slot string) (string, error) {
+func (w *World) promoteProd(ctx context.Context, issue int, sha, release, slot string) (string, error) {
 	after, err := w.lastDeploy(ctx, "prod")
 	if err != nil {
 		return "", err
@@ -232,6 +238,11 @@ func (w *World) promoteProd(ctx context.Context, issue int, sha, tag, slot strin
 	if live, err := w.kube.liveSlot(ctx); err != nil || live != slot {
 		return "", fmt.Errorf("prod's Service selects slot %q, want %s (%v)", live, slot, err)
 	}
+	// prod's build pushed prod's own image tag, and runs exactly that image.
+	tag := fmt.Sprintf("%s-prod-%d", sha[:12], d.ID)
+	if digest := w.AWS.ECR.Digest(imageRepository, tag); digest == "" || d.Image != imageRepository+"@"+digest {
+		return "", fmt.Errorf("prod runs %s, not the image of its own tag %s (%s)", d.Image, tag, digest)
+	}
 	if err := w.onlyDeployOf(ctx, "prod", sha, after); err != nil {
 		return "", err
 	}
@@ -246,8 +257,8 @@ func (w *World) promoteProd(ctx context.Context, issue int, sha, tag, slot strin
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("prod moved to %s; deploy #%d went to the idle slot %s, then the Service switched to it (%s in all); #%d closed with a summary",
-		tag, d.ID, slot, d.took(), issue), nil
+	return fmt.Sprintf("prod moved to %s; deploy #%d built its own image (tag %s) and went to the idle slot %s, then the Service switched to it (%s in all); #%d closed with a summary",
+		release, d.ID, tag, slot, d.took(), issue), nil
 }
 
 // rollbackProd switches prod back to the other slot, with no build.

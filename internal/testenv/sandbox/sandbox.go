@@ -3,9 +3,11 @@
 // (which speak the real wire protocols) and to a local Kubernetes control plane when one is
 // available, or else to a clearly labelled simulated cluster. It then acts out what people do —
 // a pull request opened and merged, `/promote alpha`, a release tag, `/promote prod` by someone
-// who may not and by the product owner, a failing build, a second release, `/rollback prod` —
-// and checks after each step that Stagecoach did what it should, printing the story as it goes
-// with a progress line for every wait.
+// who may not and by the product owner, a failing build, a second release, `/rollback prod`, then
+// what someone with write access tries to ship without approval (pushes to alpha and prod, an
+// outsider's command, a bad ref, a moved release tag, a promotion over a commit on prod's branch,
+// forced at last by an admin) — and checks after each step that Stagecoach did what it should,
+// printing the story as it goes with a progress line for every wait.
 //
 // Everything the sandbox sees, it sees as a user would: deploys through the HTTP API, comments,
 // issues and check runs on the GitHub test server. It never reads Stagecoach's store.

@@ -22,9 +22,11 @@ const (
 
 // The people of the story.
 const (
-	developer    = "alice" // writes and merges pull requests; may not promote to prod
-	lead         = "lena"  // the lead developer: promotes test to alpha and tags releases
-	productOwner = "paula" // accepts releases: promotes them to prod
+	developer    = "alice"   // writes and merges pull requests; may not promote to prod
+	lead         = "lena"    // the lead developer: promotes test to alpha and tags releases
+	productOwner = "paula"   // accepts releases: promotes them to prod
+	admin        = "omar"    // an admin of the repository, and a product owner: may force
+	outsider     = "mallory" // no collaborator: comments on a public repository, and is not heard
 )
 
 var (
@@ -58,11 +60,14 @@ func (w *World) seedGitHub() {
 	gh.SetPermission(repo, lead, "maintain")
 	gh.SetPermission(repo, productOwner, "triage")
 	gh.SetTeamMember("acme", "product-owners", productOwner)
+	gh.SetPermission(repo, admin, "admin")
+	gh.SetTeamMember("acme", "product-owners", admin)
 }
 
 // seedAWS makes the secrets the stages build with and lets the tiers' roles be assumed.
 func (w *World) seedAWS() {
 	w.AWS.CodeBuild.SetScript(awstest.Script{PhaseDuration: w.o.Phase})
+	w.AWS.ECR.SetImmutable(imageRepository) // as ECR recommends: a tag, once pushed, names one image
 	for _, st := range stageNames {
 		w.AWS.Secrets.Add(app + "/" + st)
 	}
@@ -130,7 +135,7 @@ apps:
     repo: %s
     codebuild_project: %s
     image_repository: %s
-    pr_build: {enabled: true}
+    pr_build: {enabled: true, codebuild_project: maas-backend-pr}
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
