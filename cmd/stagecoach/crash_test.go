@@ -92,7 +92,7 @@ func TestKilledBetweenGitHubsAnswerAndTheCommitCreatesOneObject(t *testing.T) {
 			w.start()
 			select {
 			case <-killed:
-			case <-time.After(20 * time.Second):
+			case <-time.After(2 * time.Minute): // a generous bound: the child starts and runs its jobs on a busy machine
 				t.Fatalf("the child never reached %s", tt.op)
 			}
 			w.gh.BeforeAnswer(nil)
@@ -238,7 +238,7 @@ func (w *crashWorld) command(body string) {
 	id := w.gh.Comment("acme/hello", 7, "dev", body)
 	w.record(store.Intake{Delivery: store.Delivery{Event: "issue_comment"}, Jobs: []jobs.Job{{Kind: jobs.KindComment,
 		Key: fmt.Sprintf("comment/%d", id), Payload: mustJSONBytes(jobs.Comment{Repo: "acme/hello", InstallationID: 1, Issue: 7,
-			CommentID: id, Body: body, Author: "dev", AuthorType: "User", Delivery: "c"})}}})
+			CommentID: id, Body: body, Author: "dev", AuthorType: "User", Association: "MEMBER", Delivery: "c"})}}})
 }
 
 // tag pushes release tag v1.0.0 on a commit that succeeded on alpha.
