@@ -19,6 +19,7 @@ type Config struct {
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Release     Release     `yaml:"release"`
 	Apps        []App       `yaml:"apps"`
+	SignIn      SignIn      `yaml:"signin"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
 	bad   []string          // field paths whose values could not be decoded
@@ -33,6 +34,12 @@ type GitHub struct {
 	APIURL            string `yaml:"api_url"` // default https://api.github.com/; GHE: https://HOST/api/v3/
 	// WebhookSecret comes only from STAGECOACH_WEBHOOK_SECRET, never from the file.
 	WebhookSecret string `yaml:"-"`
+	// ClientID and the client secret are the App's own user authorization, with which people
+	// sign in to the dashboard and the API (see SignIn).
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientSecret comes only from STAGECOACH_GITHUB_CLIENT_SECRET, never from the file.
+	ClientSecret string `yaml:"-"`
 }
 
 // Configured reports whether a GitHub App is set up.
@@ -281,6 +288,7 @@ func (c *Config) applyDefaults() {
 	if c.Release.Label == "" {
 		c.Release.Label = "release"
 	}
+	c.SignIn.applyDefaults()
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"
