@@ -71,10 +71,11 @@ func (v *Viewer) CanAudit(repo string) bool {
 	return v.all || v.audit[strings.ToLower(repo)]
 }
 
-// Repos lists the repositories the viewer may read, sorted; meaningless when All.
+// Repos lists the repositories the viewer may read, sorted; meaningless when All. It is never
+// nil, so a filter built from it keeps nothing rather than everything.
 func (v *Viewer) Repos() []string {
 	if v == nil {
-		return nil
+		return []string{}
 	}
 	out := make([]string, 0, len(v.read))
 	for _, name := range v.read {
