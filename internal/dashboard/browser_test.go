@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stagecoach/stagecoach/internal/access"
 )
 
 // chromium finds Debian's Chromium, installing it with the project's script when missing.
@@ -77,7 +79,7 @@ document.getElementById('f').addEventListener('load', function () {
 func TestInBrowser(t *testing.T) {
 	bin := chromium(t)
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", world(t))
+	mux.Handle("GET /{$}", asViewer(world(t), access.Everything()))
 	mux.HandleFunc("GET /check", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(checkPage))

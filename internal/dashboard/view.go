@@ -28,7 +28,12 @@ const (
 
 // pageView is everything the template renders, resolved: the template only lays it out.
 type pageView struct {
-	Apps    []appView
+	Apps []appView
+	// Login and CSRF are the signed-in person and their form token (the sign-out form); empty
+	// on the local trial.
+	Login, CSRF string
+	// Hidden is set when apps are configured but the reader can read none of their repositories.
+	Hidden  bool
 	Refresh int  // seconds between reloads; 0 for none
 	Paused  bool // the reader turned reloading off (?refresh=off)
 	Busy    bool // something is in flight, so the page would reload if not paused
@@ -43,6 +48,10 @@ type appView struct {
 	Stages              []stageView
 	PRBuildsEnabled     bool
 	PRBuilds            []row // the newest build of each of the pull requests built last
+	// Audit says the reader may read the app's command audit trail (its repository's admins);
+	// Commands are its latest entries.
+	Audit    bool
+	Commands []commandView
 }
 
 // stageView is one stage's card.
