@@ -116,8 +116,12 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	gate, err := newGate(cfg, st, m, log)
+	if err != nil {
+		return err
+	}
 	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log),
-		Dashboard: dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)}, log)
+		Dashboard: dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log), SignIn: gate}, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

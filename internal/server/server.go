@@ -1,6 +1,7 @@
 // Package server assembles Stagecoach's HTTP surface from parts built elsewhere: the webhook
-// intake, the read API and the metrics. It owns routing and the HTTP server's limits, nothing
-// else.
+// intake, the read API, the dashboard, the sign-in and the metrics. It owns routing and the HTTP
+// server's limits, nothing else. Everything but the public paths (GitHub's deliveries, the
+// probes and metrics) is behind the sign-in gate; without a gate, behind nothing but a 401.
 package server
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -20,7 +22,20 @@ type Routes struct {
 	Dashboard http.Handler // GET /; nil for none
 	// API registers its own routes (/api/v1/..., /healthz, /readyz).
 	API interface{ Register(*http.ServeMux) }
+	// SignIn serves the sign-in routes and guards every route but the public ones; nil closes
+	// them all (401).
+	SignIn Gate
 }
+
+// Gate is the sign-in: its own routes, and the guard in front of everything not public.
+type Gate interface {
+	Register(*http.ServeMux)
+	Protect(next http.Handler, public ...string) http.Handler
+}
+
+// public are the paths anyone may reach: GitHub's deliveries (the intake checks their
+// signature), and the probes and metrics.
+var public = []string{"/webhook", "/healthz", "/readyz", "/metrics"}
 
 // Handler builds the router.
 func Handler(r Routes, log *slog.Logger) http.Handler {
@@ -31,7 +46,23 @@ func Handler(r Routes, log *slog.Logger) http.Handler {
 		mux.Handle("GET /{$}", r.Dashboard)
 	}
 	r.API.Register(mux)
-	return recoverer(mux, log)
+	var h http.Handler = closed(mux)
+	if r.SignIn != nil {
+		r.SignIn.Register(mux)
+		h = r.SignIn.Protect(mux, public...)
+	}
+	return recoverer(h, log)
+}
+
+// closed serves only the public paths; everything else is refused.
+func closed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(public, r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "sign in first", http.StatusUnauthorized)
+	})
 }
 
 // recoverer turns a panic in one request into a 500 and a log line instead of a dead process.

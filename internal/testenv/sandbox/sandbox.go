@@ -7,8 +7,11 @@
 // and checks after each step that Stagecoach did what it should, printing the story as it goes
 // with a progress line for every wait.
 //
-// Everything the sandbox sees, it sees as a user would: deploys through the HTTP API, comments,
-// issues and check runs on the GitHub test server. It never reads Stagecoach's store.
+// Everything the sandbox sees, it sees as a user would: deploys through the HTTP API (with an
+// API token, as a script would), comments, issues and check runs on the GitHub test server. It
+// never reads Stagecoach's store. Its dashboard is one click away: DashboardURL signs in with
+// GitHub, where the test server's authorize page sends the browser straight back as the
+// sandbox's watcher, an admin of the repository.
 package sandbox
 
 import (
@@ -67,13 +70,14 @@ type World struct {
 	AWS    *awstest.Env
 	URL    string // Stagecoach's root, e.g. http://127.0.0.1:8080
 
-	o       Options
-	cfg     *config.Config
-	kube    *cluster
-	p       *printer
-	stop    context.CancelFunc
-	served  chan error
-	logFile *os.File
+	o        Options
+	cfg      *config.Config
+	kube     *cluster
+	p        *printer
+	apiToken string // the sandbox's own read-only API token
+	stop     context.CancelFunc
+	served   chan error
+	logFile  *os.File
 }
 
 // Start builds the world and starts Stagecoach in it. Close ends it.
@@ -142,8 +146,13 @@ func (w *World) setUp(ctx context.Context) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	w.GitHub.SetWebhook(w.URL+"/webhook", []byte(strings.TrimSpace(string(secret))))
+	w.GitHub.SetCallbackURL(w.URL + "/signin/callback") // the App's callback URL, as setup registers it
 	return nil
 }
+
+// DashboardURL opens the dashboard signed in: it starts the sign-in with GitHub, which the test
+// server completes at once for the sandbox's watcher.
+func (w *World) DashboardURL() string { return w.URL + "/signin/github" }
 
 // Banner tells where everything is.
 func (w *World) Banner() {
@@ -152,7 +161,7 @@ func (w *World) Banner() {
 	p.line("  Kubernetes  %s", w.kube.describe())
 	p.line("  GitHub      %s (test server, repository %s)", w.GitHub.URL(), repo)
 	p.line("  AWS         %s (CodeBuild, ECR, Secrets Manager and STS test servers)", w.AWS.URL())
-	p.line("  Dashboard   %s/", w.URL)
+	p.line("  Dashboard   %s (signs you in with the GitHub test server as @%s, an admin of %s)", w.DashboardURL(), watcher, repo)
 	p.line("  Logs        %s", w.logFile.Name())
 	p.line("")
 }
