@@ -59,9 +59,9 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time        { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration)   { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-func newClock() *clock                 { return &clock{now: time.Now()} }
+func (c *clock) Now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration)  { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func newClock() *clock                { return &clock{now: time.Now()} }
 func (c *clock) fn() func() time.Time { return c.Now }
 
 // env is a Stagecoach replica's front door on a real store, in front of a page and an API route
