@@ -130,6 +130,14 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 		g.render(w, http.StatusBadRequest, again)
 		return
 	}
+	select {
+	case g.exchanges <- struct{}{}:
+		defer func() { <-g.exchanges }()
+	default:
+		again.Problem = "Too many people are signing in at this moment. Sign in again shortly."
+		g.render(w, http.StatusServiceUnavailable, again)
+		return
+	}
 	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, g.hc)
 	tok, err := g.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
 	if err != nil {

@@ -215,3 +215,22 @@ func TestReturnToStaysOnThisSite(t *testing.T) {
 		t.Errorf("after signing in: %d to %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// TestCodeExchangesWithGitHubAreBounded: anyone can replay their own flow cookie with made-up
+// codes for ten minutes, each a call to GitHub; past maxExchanges in flight the callback answers
+// 503 without calling GitHub.
+func TestCodeExchangesWithGitHubAreBounded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	b := browser(t)
+	_, code, state := e.startFlow(t, b, "mallory")
+	for range maxExchanges {
+		e.gate.exchanges <- struct{}{} // exchanges stuck on a slow GitHub
+	}
+	resp, body := e.callback(t, b, code, state)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.signedIn(t, b) {
+		t.Errorf("callback past the bound: %d %s", resp.StatusCode, body)
+	}
+	if n := e.gh.Count("oauth/access-token"); n != 0 {
+		t.Errorf("%d exchanges reached GitHub", n)
+	}
+}

@@ -77,7 +77,13 @@ type Gate struct {
 	tokens     []apiToken
 	openLocal  bool
 	cache      grantCache
+	// exchanges bounds the code exchanges with GitHub in flight: a callback with a flow cookie
+	// costs a call to GitHub, and anyone can replay their own cookie for ten minutes.
+	exchanges chan struct{}
 }
+
+// maxExchanges is how many code exchanges may wait on GitHub at once; more answer 503.
+const maxExchanges = 16
 
 // The cookies: the session, and the sign-in flow in progress (sent only to /signin/).
 const (
@@ -93,7 +99,8 @@ func New(o Options) (*Gate, error) {
 	cfg := o.Config
 	g := &Gate{cfg: cfg, sessions: o.Sessions, publicURL: cfg.SignIn.PublicURL, apiURL: cfg.GitHub.APIURL,
 		hc: o.HTTPClient, userAgent: o.UserAgent, log: o.Log, now: o.Now,
-		sessionTTL: cfg.SignIn.SessionTTL, accessTTL: cfg.SignIn.AccessTTL, openLocal: cfg.OpenLocally()}
+		sessionTTL: cfg.SignIn.SessionTTL, accessTTL: cfg.SignIn.AccessTTL, openLocal: cfg.OpenLocally(),
+		exchanges: make(chan struct{}, maxExchanges)}
 	if g.hc == nil {
 		g.hc = &http.Client{Timeout: 20 * time.Second}
 	}
@@ -148,16 +155,17 @@ func (g *Gate) Register(mux *http.ServeMux) {
 var ownPaths = []string{"/signin", "/signin/github", "/signin/callback", "/signout"}
 
 // Protect lets a request through to next only when someone vouched for it: a session, an API
-// token (GET and HEAD under /api/ only), or the local trial. The request's context then carries
+// token (GET and HEAD under /api/ only; elsewhere a token counts for nothing), or the local
+// trial. The request's context then carries
 // the access.Viewer. The exact paths in public, and the gate's own, pass untouched. Everyone
 // else gets 401 under /api/ and the sign-in page elsewhere.
 func (g *Gate) Protect(next http.Handler, public ...string) http.Handler {
-	open := map[string]bool{}
+	pass := map[string]bool{}
 	for _, p := range append(public, ownPaths...) {
-		open[p] = true
+		pass[p] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if open[r.URL.Path] {
+		if pass[r.URL.Path] {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -186,19 +194,12 @@ func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/")
 // vouch finds who is behind r, or answers it (401, 403, 503 or the way to sign in) and
 // returns false.
 func (g *Gate) vouch(w http.ResponseWriter, r *http.Request) (*access.Viewer, bool) {
-	if authz := r.Header.Get("Authorization"); authz != "" {
-		scheme, cred, _ := strings.Cut(authz, " ")
-		v := (*access.Viewer)(nil)
-		if strings.EqualFold(scheme, "Bearer") {
-			v = tokenViewer(g.tokens, cred)
-		}
+	if scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " "); isAPI(r) && strings.EqualFold(scheme, "Bearer") {
+		v := tokenViewer(g.tokens, cred)
 		switch {
 		case v == nil:
 			g.log.Warn("refused an API token", "path", r.URL.Path, "remote", r.RemoteAddr)
 			unauthorized(w, "the API token is not valid")
-			return nil, false
-		case !isAPI(r):
-			unauthorized(w, "API tokens read /api/v1 only; people sign in at /signin")
 			return nil, false
 		case r.Method != http.MethodGet && r.Method != http.MethodHead:
 			apiError(w, http.StatusForbidden, "API tokens are read-only")

@@ -45,8 +45,8 @@ func TestAPITokenWithWrongSecretIsRefused(t *testing.T) {
 			t.Errorf("token %q: %d %s", tok, resp.StatusCode, body)
 		}
 	}
-	if resp, _ := do(t, http.DefaultClient, "GET", e.srv.URL+"/api/v1/whoami", nil, "Authorization", "Basic "+boardToken); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("another scheme: %d", resp.StatusCode)
+	if resp, body := do(t, http.DefaultClient, "GET", e.srv.URL+"/api/v1/whoami", nil, "Authorization", "Basic "+boardToken); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "login=") {
+		t.Errorf("another scheme: %d %s", resp.StatusCode, body)
 	}
 	if strings.Contains(e.logs.String(), "sct_guess") {
 		t.Error("a refused token is in the log")
@@ -69,8 +69,8 @@ func TestAPITokenIsReadOnlyAndForTheAPIOnly(t *testing.T) {
 	if resp, _ := do(t, http.DefaultClient, "POST", e.srv.URL+"/api/v1/whoami", url.Values{}, bearer(boardToken)...); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("POST with a token: %d", resp.StatusCode)
 	}
-	if resp, body := do(t, noFollow(browser(t)), "GET", e.srv.URL+"/", nil, bearer(boardToken)...); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "acme/") {
-		t.Errorf("the dashboard with a token: %d %s", resp.StatusCode, body)
+	if resp, body := do(t, noFollow(browser(t)), "GET", e.srv.URL+"/", nil, bearer(boardToken)...); resp.StatusCode != http.StatusSeeOther || strings.Contains(body, "acme/") {
+		t.Errorf("the dashboard with a token: %d %s (want the way to sign in)", resp.StatusCode, body)
 	}
 }
 
