@@ -82,7 +82,7 @@ type envOptions struct {
 	publicURL func(addr string) string // default http://addr
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{gh: o.gh, clock: o.clock, logs: &bytes.Buffer{}}
 	if e.gh == nil {
@@ -142,7 +142,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 // browser is a browser: it keeps cookies (across Stagecoach and GitHub, which share a host) and
 // follows redirects.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -156,7 +156,7 @@ func noFollow(c *http.Client) *http.Client {
 	return &http.Client{Jar: c.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func do(t *testing.T, c *http.Client, method, target string, form url.Values, header ...string) (*http.Response, string) {
+func do(t testing.TB, c *http.Client, method, target string, form url.Values, header ...string) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -182,7 +182,7 @@ func do(t *testing.T, c *http.Client, method, target string, form url.Values, he
 }
 
 // signIn signs login in through GitHub in browser b and returns the page it lands on.
-func (e *env) signIn(t *testing.T, b *http.Client, login string) string {
+func (e *env) signIn(t testing.TB, b *http.Client, login string) string {
 	t.Helper()
 	e.gh.SetBrowserUser(login)
 	resp, body := do(t, b, "GET", e.srv.URL+"/signin/github", nil)
