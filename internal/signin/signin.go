@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,12 +157,12 @@ var ownPaths = []string{"/signin", "/signin/github", "/signin/callback", "/signo
 
 // Protect lets a request through to next only when someone vouched for it: a session, an API
 // token (GET and HEAD under /api/ only; elsewhere a token counts for nothing), or the local
-// trial. The request's context then carries
-// the access.Viewer. The exact paths in public, and the gate's own, pass untouched. Everyone
-// else gets 401 under /api/ and the sign-in page elsewhere.
+// trial. The request's context then carries the access.Viewer. The exact paths in public, and
+// the gate's own, pass untouched. Everyone else gets 401 under /api/ and the sign-in page
+// elsewhere.
 func (g *Gate) Protect(next http.Handler, public ...string) http.Handler {
 	pass := map[string]bool{}
-	for _, p := range append(public, ownPaths...) {
+	for _, p := range slices.Concat(public, ownPaths) {
 		pass[p] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
