@@ -22,6 +22,7 @@ type Config struct {
 	Release     Release     `yaml:"release"`
 	Commands    Commands    `yaml:"commands"`
 	Apps        []App       `yaml:"apps"`
+	SignIn      SignIn      `yaml:"signin"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
 	bad   []string          // field paths whose values could not be decoded
@@ -36,6 +37,12 @@ type GitHub struct {
 	APIURL            string `yaml:"api_url"` // default https://api.github.com/; GHE: https://HOST/api/v3/
 	// WebhookSecret comes only from STAGECOACH_WEBHOOK_SECRET, never from the file.
 	WebhookSecret string `yaml:"-"`
+	// ClientID and the client secret are the App's own user authorization, with which people
+	// sign in to the dashboard and the API (see SignIn).
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientSecret comes only from STAGECOACH_GITHUB_CLIENT_SECRET, never from the file.
+	ClientSecret string `yaml:"-"`
 }
 
 // Configured reports whether a GitHub App is set up.
@@ -333,6 +340,7 @@ func (c *Config) applyDefaults() {
 	if c.Commands.AuthorAssociations == nil {
 		c.Commands.AuthorAssociations = []string{"OWNER", "MEMBER", "COLLABORATOR"}
 	}
+	c.SignIn.applyDefaults()
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"

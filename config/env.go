@@ -15,6 +15,9 @@ import (
 //	STAGECOACH_INTERNAL_LISTEN          internal_listen
 //	STAGECOACH_STORE                    a postgres:// or postgresql:// URL (store.postgres), else a
 //	                                    SQLite path, optionally prefixed "sqlite:" (store.sqlite)
+//	STAGECOACH_GITHUB_CLIENT_ID         github.client_id
+//	STAGECOACH_GITHUB_CLIENT_SECRET     the App's client secret (never read from the file)
+//	STAGECOACH_PUBLIC_URL               signin.public_url
 //
 // An empty variable changes nothing. A value that cannot be used is a Problem naming the
 // variable; later validation problems about a value set here name the variable too.
@@ -61,6 +64,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			c.env[f] = "STAGECOACH_STORE"
 		}
 	}
+	c.applySignInEnv(getenv)
 	if len(probs) > 0 {
 		return probs
 	}

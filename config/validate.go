@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 	v.release()
 	v.commands()
 	v.apps()
+	v.signin()
 	if len(v.probs) > 0 {
 		return v.probs
 	}

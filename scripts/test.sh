@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== setup: PostgreSQL (Debian packages)"
 bash scripts/install-postgres.sh
 
-echo "== setup: Chromium (Debian packages), for the dashboard's browser test"
+echo "== setup: Chromium (Debian packages), for the dashboard's and sign-in's browser tests"
 bash scripts/install-chromium.sh
 
 echo "== setup: Kubernetes test control plane (built once per machine, then cached)"

@@ -11,6 +11,7 @@
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
 //	stagecoach setup [--org ORG] [--hook-url URL]        create the GitHub App (manifest flow)
+//	stagecoach token --name NAME                         make a read-only API token for a script
 //	stagecoach version
 package main
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return replay(ctx, args, getenv, stdout, stderr)
 	case "setup":
 		return setup(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return token(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stagecoach", version)
 		return nil
@@ -108,6 +111,7 @@ const usage = `Usage:
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
   stagecoach setup [--org ORG] [--hook-url URL]       create the GitHub App with GitHub's manifest flow
+  stagecoach token --name NAME                        make a read-only API token for scripts (prints its config entry)
   stagecoach version                                  print the version
 
 Environment (overrides the configuration file):
@@ -118,4 +122,7 @@ Environment (overrides the configuration file):
   STAGECOACH_GITHUB_API_URL          GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/)
   STAGECOACH_STORE                   sqlite path or postgres:// URL
   STAGECOACH_INTERNAL_LISTEN         internal listener (metrics, probes), default 127.0.0.1:9090
+  STAGECOACH_GITHUB_CLIENT_ID        the App's client id (people sign in with GitHub)
+  STAGECOACH_GITHUB_CLIENT_SECRET    the App's client secret
+  STAGECOACH_PUBLIC_URL              where people open the dashboard, e.g. https://stagecoach.acme.dev
 `

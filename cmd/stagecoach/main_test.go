@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagecoach/stagecoach/internal/signin"
 	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
@@ -101,7 +102,9 @@ func startServer(t testing.TB, storeDSN string, env map[string]string, c cluster
 	if c.kubeconfig == "" { // no cluster: a kubeconfig that does not exist, never the developer's own
 		c = cluster{kubeconfig: filepath.Join(dir, "no-kubeconfig"), context: "none", namespace: "test"}
 	}
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, appConfig, c.kubeconfig, c.context, c.namespace), 0o600); err != nil {
+	cfg := fmt.Appendf(nil, appConfig, c.kubeconfig, c.context, c.namespace)
+	cfg = fmt.Appendf(cfg, "signin:\n  api_tokens: [{name: tests, sha256: %s}]\n", signin.HashToken(testToken))
+	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	secret := "e2e-secret"
@@ -179,9 +182,15 @@ type apiDeploy struct {
 	} `json:"trigger"`
 }
 
+// testToken is the tests' read-only API token: with a GitHub App configured the API is closed to
+// anyone else.
+const testToken = "sct_cmd-stagecoach-tests"
+
 func (s *testServer) deploys(t testing.TB, query string) []apiDeploy {
 	t.Helper()
-	resp, err := http.Get(s.url + "/api/v1/deployments" + query)
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/deployments"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

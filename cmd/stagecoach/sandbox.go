@@ -69,7 +69,7 @@ func sandboxCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *once {
 		return nil
 	}
-	fmt.Fprintf(stdout, "The dashboard stays up at %s/ until you press Ctrl-C.\n", w.URL)
+	fmt.Fprintf(stdout, "The dashboard stays up at %s until you press Ctrl-C.\n", w.DashboardURL())
 	<-ctx.Done()
 	return nil
 }

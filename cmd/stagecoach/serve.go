@@ -34,6 +34,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/server"
+	"github.com/stagecoach/stagecoach/internal/signin"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/webhook"
 	"github.com/stagecoach/stagecoach/internal/worker"
@@ -125,10 +126,11 @@ func runServer(ctx context.Context, o serverOptions) error {
 		Name: "stagecoach_webhook_unverified_bytes",
 		Help: "Bytes of webhook bodies read but not yet verified; the intake refuses requests (503) past webhook.max_unverified_mib.",
 	}, func() float64 { return float64(intake.Unverified()) }))
-	public := publicRoutes(cfg, st, intake, log)
-	if !public.Gated() {
-		log.Warn("the dashboard and /api/v1 are served on the public listener without sign-in")
+	gate, err := newGate(cfg, st, m, log)
+	if err != nil {
+		return err
 	}
+	public := publicRoutes(cfg, st, intake, gate, log)
 	internal := server.Internal{Metrics: m.Handler(), Store: st}
 
 	pub, err := net.Listen("tcp", cfg.Listen)
@@ -167,13 +169,15 @@ func runServer(ctx context.Context, o serverOptions) error {
 
 // publicRoutes is what the public listener serves: the webhook, and the dashboard and the read
 // API for people.
-func publicRoutes(cfg *config.Config, st *store.Store, intake *webhook.Intake, log *slog.Logger) server.Public {
+func publicRoutes(cfg *config.Config, st *store.Store, intake *webhook.Intake, gate *signin.Gate, log *slog.Logger) server.Public {
 	return server.Public{
 		Webhook: intake,
+		Open:    []server.Registrar{gate},
 		People: []server.Registrar{
 			server.Route("GET /{$}", dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)),
 			api.New(st, log),
 		},
+		Gate: func(people http.Handler) http.Handler { return gate.Protect(people) },
 	}
 }
 

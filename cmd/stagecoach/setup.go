@@ -14,14 +14,15 @@ import (
 )
 
 // setup creates Stagecoach's GitHub App through GitHub's manifest flow and writes its
-// credentials to files only their owner can read.
+// credentials (key, webhook secret, client secret) to files only their owner can read.
 func setup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:3000", "address of the local setup page")
-	out := fs.String("out", "stagecoach-secrets", "`directory` for the App's id, private key and webhook secret")
+	out := fs.String("out", "stagecoach-secrets", "`directory` for the App's id, private key, webhook secret and client secret")
 	org := fs.String("org", "", "create the App in this GitHub `organization` (default: your account)")
 	hook := fs.String("hook-url", "", "public `URL` GitHub sends webhooks to, e.g. https://stagecoach.example.com/webhook")
+	public := fs.String("public-url", "", "`URL` where people open the dashboard (default: the hook URL's scheme and host); the App's callback URL is its /signin/callback")
 	web := fs.String("github-url", "https://github.com", "GitHub's web `URL` (GitHub Enterprise: https://HOST)")
 	api := fs.String("api-url", "https://api.github.com/", "GitHub's REST API `URL` (GitHub Enterprise: https://HOST/api/v3/)")
 	manifestFile := fs.String("manifest", "app.yml", "the App manifest `file`")
@@ -38,7 +39,7 @@ func setup(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	base := "http://" + ln.Addr().String()
 	flow, err := appsetup.New(appsetup.Options{Manifest: manifest, WebURL: *web, APIURL: *api, Org: *org,
-		HookURL: *hook, Callback: base + "/callback", OutDir: *out})
+		HookURL: *hook, PublicURL: *public, Callback: base + "/callback", OutDir: *out})
 	if err != nil {
 		ln.Close()
 		return err

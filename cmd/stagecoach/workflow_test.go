@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,46 @@ func TestSandboxOnce(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestSandboxDashboardIsOneClickAway: the sandbox's dashboard link signs its watcher in with the
+// GitHub test server and lands on the dashboard, audit trail included; without it, the page is
+// the sign-in page and the API answers 401.
+func TestSandboxDashboardIsOneClickAway(t *testing.T) {
+	w, err := sandbox.Start(context.Background(), sandbox.Options{Dir: t.TempDir(), Listen: "127.0.0.1:0", Serve: serveSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	page := func(c *http.Client, url string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := page(http.DefaultClient, w.URL+"/"); code != 200 || !strings.Contains(body, `id="signin-github"`) || strings.Contains(body, "maas-backend") {
+		t.Errorf("anonymous: %d\n%s", code, body)
+	}
+	if code, body := page(http.DefaultClient, w.URL+"/api/v1/deployments"); code != http.StatusUnauthorized || strings.Contains(body, "maas-backend") {
+		t.Errorf("anonymous API: %d %s", code, body)
+	}
+	code, body := page(browser, w.DashboardURL())
+	for _, want := range []string{`Signed in as <strong>@sam</strong>`, `id="app-maas-backend"`, `id="app-maas-backend-audit"`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("one click: %d, the page lacks %s", code, want)
+		}
+	}
+	if code, body := page(browser, w.URL+"/api/v1/deployments"); code != 200 || !strings.Contains(body, `"deployments"`) {
+		t.Errorf("the signed-in API: %d %s", code, body)
+	}
+	if problems := w.GitHub.Problems(); len(problems) > 0 {
+		t.Errorf("GitHub test server: %v", problems)
 	}
 }

@@ -1,18 +1,26 @@
 // Package api is the read side over HTTP: what was asked to deploy, where it stands (its steps
-// and progress), the stages' locks, the releases and the commands people gave (the audit trail).
+// and progress), the stages' locks, the releases, the commands people gave (the audit trail).
 // It only reads; every change comes in through the webhook.
+//
+// Every answer under /api/v1 holds only what the request's access.Viewer may read: the deploys,
+// locks and releases of its repositories, and the command audit of those it may audit. A deploy
+// of another repository is answered as one that does not exist. A request without a viewer
+// reads nothing (401).
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/stagecoach/stagecoach/internal/access"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -84,7 +92,20 @@ func view(d deploy.Deploy) deployment {
 	return out
 }
 
+// viewer is who asks; a request nobody vouched for is answered 401 and gets nothing.
+func viewer(w http.ResponseWriter, r *http.Request) (*access.Viewer, bool) {
+	v := access.From(r.Context())
+	if v == nil {
+		writeError(w, http.StatusUnauthorized, "sign in, or send an API token")
+	}
+	return v, v != nil
+}
+
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
+	v, ok := viewer(w, r)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
 	f := store.Filter{App: q.Get("app"), Stage: q.Get("stage"), State: deploy.State(q.Get("state"))}
 	if f.State != "" && !f.State.Valid() {
@@ -102,6 +123,9 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.BeforeID = int64(before)
+	if !v.All() {
+		f.Repos = v.Repos()
+	}
 	ds, err := a.st.ListDeploys(r.Context(), f)
 	if err != nil {
 		a.log.Error("listing deploys", "err", err)
@@ -110,7 +134,9 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
 	}
 	out := deploymentList{Deployments: make([]deployment, 0, len(ds))}
 	for _, d := range ds {
-		out.Deployments = append(out.Deployments, view(d))
+		if v.CanRead(d.Repo) {
+			out.Deployments = append(out.Deployments, view(d))
+		}
 	}
 	if len(ds) == f.Limit {
 		out.Next = ds[len(ds)-1].ID
@@ -119,12 +145,19 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) {
+	v, ok := viewer(w, r)
+	if !ok {
+		return
+	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		writeError(w, http.StatusBadRequest, "id must be a positive integer")
 		return
 	}
 	d, err := a.st.Deploy(r.Context(), id)
+	if err == nil && !v.CanRead(d.Repo) {
+		err = store.ErrNotFound // another repository's deploy is not there, for this reader
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no deployment %d", id))
 		return
@@ -138,6 +171,10 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listLocks(w http.ResponseWriter, r *http.Request) {
+	v, ok := viewer(w, r)
+	if !ok {
+		return
+	}
 	ls, err := a.st.StageLocks(r.Context())
 	if err != nil {
 		a.log.Error("listing locks", "err", err)
@@ -155,17 +192,28 @@ func (a *API) listLocks(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []lock{}
 	for _, l := range ls {
+		if !v.CanRead(l.Repo) {
+			continue
+		}
 		out = append(out, lock{l.App, l.Stage, l.Repo, l.Owner, l.Reason, l.Issue, l.CreatedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"locks": out})
 }
 
 func (a *API) listReleases(w http.ResponseWriter, r *http.Request) {
+	v, ok := viewer(w, r)
+	if !ok {
+		return
+	}
 	repo, limit, ok := repoAndLimit(w, r)
 	if !ok {
 		return
 	}
-	rs, err := a.st.Releases(r.Context(), repo, limit)
+	var rs []store.Release
+	var err error
+	if v.CanRead(repo) { // another repository's releases look like none
+		rs, err = a.st.Releases(r.Context(), repo, limit)
+	}
 	if err != nil {
 		a.log.Error("listing releases", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read releases")
@@ -191,13 +239,21 @@ func (a *API) listReleases(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listCommands(w http.ResponseWriter, r *http.Request) {
+	v, ok := viewer(w, r)
+	if !ok {
+		return
+	}
 	repo := r.URL.Query().Get("repo")
 	limit, err := intParam(r.URL.Query().Get("limit"), 50, 1, 500)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "limit: "+err.Error())
 		return
 	}
-	cs, err := a.st.Commands(r.Context(), repo, limit)
+	if repo != "" && !v.CanAudit(repo) {
+		writeError(w, http.StatusForbidden, "the command audit of a repository is shown to its admins only")
+		return
+	}
+	cs, err := a.commands(r.Context(), v, repo, limit)
 	if err != nil {
 		a.log.Error("listing commands", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not read commands")
@@ -220,6 +276,23 @@ func (a *API) listCommands(w http.ResponseWriter, r *http.Request) {
 		out = append(out, cmd{c.Repo, c.Issue, c.Actor, c.Verb, c.Stage, c.Args, c.Force, c.Outcome, c.Reason, c.CreatedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"commands": out})
+}
+
+// commands reads the newest commands of repo, or of every repository v may audit.
+func (a *API) commands(ctx context.Context, v *access.Viewer, repo string, limit int) ([]store.CommandRecord, error) {
+	if repo != "" || v.All() {
+		return a.st.Commands(ctx, repo, limit)
+	}
+	var all []store.CommandRecord
+	for _, r := range v.AuditRepos() {
+		cs, err := a.st.Commands(ctx, r, limit)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, cs...)
+	}
+	slices.SortFunc(all, func(x, y store.CommandRecord) int { return cmp.Compare(y.ID, x.ID) })
+	return all[:min(len(all), limit)], nil
 }
 
 // repoAndLimit reads the required repo and optional limit parameters.

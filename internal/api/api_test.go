@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stagecoach/stagecoach/internal/access"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -37,10 +38,21 @@ func newAPI(t *testing.T) (http.Handler, *store.Store) {
 	return mux, st
 }
 
+// get asks as the local trial's viewer, who may read everything.
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
+	return getAs(t, h, access.Everything(), path)
+}
+
+// getAs asks as v; nil asks as nobody.
+func getAs(t *testing.T, h http.Handler, v *access.Viewer, path string) (int, string) {
+	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	if v != nil {
+		r = r.WithContext(access.WithViewer(r.Context(), v))
+	}
+	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
 }
 

@@ -1,7 +1,10 @@
 // Package appsetup runs GitHub's App manifest flow: a local page posts Stagecoach's manifest
 // (app.yml) to GitHub, where the person creating the App confirms it; GitHub redirects back with
 // a one-time code, which is exchanged (POST /app-manifests/{code}/conversions) for the App's id,
-// private key and webhook secret. Those are written to files only their owner can read.
+// private key, webhook secret, and client id and secret (with which people sign in to the
+// dashboard). The secrets are written to files only their owner can read. The manifest
+// registers <public URL>/signin/callback as the App's callback URL, the public URL being the
+// hook URL's origin unless given.
 package appsetup
 
 import (
@@ -14,6 +17,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,11 +30,14 @@ import (
 
 // Options configure the flow.
 type Options struct {
-	Manifest   []byte // app.yml
-	WebURL     string // GitHub's web root: https://github.com, or the GitHub Enterprise host
-	APIURL     string // GitHub's REST root
-	Org        string // create the App in this organization; "" for the signed-in user
-	HookURL    string // where GitHub will send webhooks (overrides app.yml's hook_attributes.url)
+	Manifest []byte // app.yml
+	WebURL   string // GitHub's web root: https://github.com, or the GitHub Enterprise host
+	APIURL   string // GitHub's REST root
+	Org      string // create the App in this organization; "" for the signed-in user
+	HookURL  string // where GitHub will send webhooks (overrides app.yml's hook_attributes.url)
+	// PublicURL is where people open the dashboard (default: HookURL's scheme and host); the
+	// App's callback URL is PublicURL + /signin/callback.
+	PublicURL  string
 	Callback   string // this page's callback URL, e.g. http://127.0.0.1:3000/callback
 	OutDir     string // where the id, key and webhook secret are written
 	HTTPClient *http.Client
@@ -43,11 +50,19 @@ type Result struct {
 	PrivateKeyFile    string
 	WebhookSecretFile string
 	AppIDFile         string
+	ClientID          string // not a secret: it is in every sign-in URL
+	ClientSecretFile  string
+	PublicURL         string // "" when no hook URL or public URL was given
 }
 
 // Config is the configuration snippet for the App.
 func (r Result) Config() string {
-	return fmt.Sprintf("github:\n  app_id: %d\n  private_key_file: %s\n  webhook_secret_file: %s\n", r.AppID, r.PrivateKeyFile, r.WebhookSecretFile)
+	s := fmt.Sprintf("github:\n  app_id: %d\n  private_key_file: %s\n  webhook_secret_file: %s\n  client_id: %s\n  client_secret_file: %s\n",
+		r.AppID, r.PrivateKeyFile, r.WebhookSecretFile, r.ClientID, r.ClientSecretFile)
+	if r.PublicURL != "" {
+		s += fmt.Sprintf("signin:\n  public_url: %s\n", r.PublicURL)
+	}
+	return s
 }
 
 // Flow is one run of the manifest flow.
@@ -71,6 +86,15 @@ func New(o Options) (*Flow, error) {
 		return nil, errors.New("the App manifest is empty")
 	}
 	m["redirect_url"] = o.Callback
+	if o.PublicURL == "" && o.HookURL != "" {
+		if u, err := url.Parse(o.HookURL); err == nil && u.Host != "" {
+			o.PublicURL = u.Scheme + "://" + u.Host
+		}
+	}
+	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
+	if o.PublicURL != "" {
+		m["callback_urls"] = []string{o.PublicURL + "/signin/callback"}
+	}
 	if o.HookURL != "" {
 		hook, _ := m["hook_attributes"].(map[string]any)
 		if hook == nil {
@@ -112,7 +136,7 @@ var donePage = template.Must(template.New("done").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Stagecoach is set up</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
 <h1>The App {{.Slug}} exists</h1>
-<p>Its id, private key and webhook secret are in files only you can read. Add this to Stagecoach's configuration:</p>
+<p>Its id, private key, webhook secret and client secret are in files only you can read. Add this to Stagecoach's configuration:</p>
 <pre>{{.Config}}</pre>
 <p>Then install the App on your repositories. You can close this page.</p>
 </body></html>
@@ -167,13 +191,15 @@ func (f *Flow) exchange(ctx context.Context, code string) (Result, error) {
 	if err := os.MkdirAll(f.o.OutDir, 0o700); err != nil {
 		return Result{}, err
 	}
-	res := Result{AppID: app.GetID(), Slug: app.GetSlug(),
+	res := Result{AppID: app.GetID(), Slug: app.GetSlug(), ClientID: app.GetClientID(), PublicURL: f.o.PublicURL,
 		PrivateKeyFile:    filepath.Join(f.o.OutDir, "github-app.pem"),
 		WebhookSecretFile: filepath.Join(f.o.OutDir, "webhook-secret"),
 		AppIDFile:         filepath.Join(f.o.OutDir, "github-app-id"),
+		ClientSecretFile:  filepath.Join(f.o.OutDir, "client-secret"),
 	}
 	for file, content := range map[string]string{
 		res.PrivateKeyFile: app.GetPEM(), res.WebhookSecretFile: app.GetWebhookSecret(), res.AppIDFile: strconv.FormatInt(res.AppID, 10),
+		res.ClientSecretFile: app.GetClientSecret(),
 	} {
 		if err := writePrivate(file, content); err != nil {
 			return Result{}, err

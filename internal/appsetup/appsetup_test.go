@@ -47,7 +47,8 @@ func TestManifestFlow(t *testing.T) {
 		t.Fatalf("no manifest field in the page:\n%s", body)
 	}
 	manifestJSON := html.UnescapeString(m[1])
-	for _, want := range []string{`"redirect_url":"http://127.0.0.1:3000/callback"`, `"url":"https://stagecoach.acme.dev/webhook"`, `"checks":"write"`, `"default_events":["push"`} {
+	for _, want := range []string{`"redirect_url":"http://127.0.0.1:3000/callback"`, `"url":"https://stagecoach.acme.dev/webhook"`, `"checks":"write"`, `"default_events":["push"`,
+		`"callback_urls":["https://stagecoach.acme.dev/signin/callback"]`} {
 		if !strings.Contains(manifestJSON, want) {
 			t.Errorf("manifest lacks %s:\n%s", want, manifestJSON)
 		}
@@ -58,11 +59,18 @@ func TestManifestFlow(t *testing.T) {
 		t.Errorf("a forged state got %d", code)
 	}
 	code, body = get(t, h, "/callback?code=one-time-code&state="+f.state)
-	if code != 200 || !strings.Contains(body, "app_id: "+strconv.FormatInt(gh.AppID(), 10)) {
+	if code != 200 || !strings.Contains(body, "app_id: "+strconv.FormatInt(gh.AppID(), 10)) ||
+		!strings.Contains(body, "client_id: "+gh.ClientID()) || !strings.Contains(body, "public_url: https://stagecoach.acme.dev") {
 		t.Fatalf("callback: %d\n%s", code, body)
 	}
 	res := <-f.Done()
-	for _, file := range []string{res.PrivateKeyFile, res.WebhookSecretFile, res.AppIDFile} {
+	if strings.Contains(body, gh.ClientSecret()) {
+		t.Error("the page shows the client secret")
+	}
+	if secret, _ := os.ReadFile(res.ClientSecretFile); strings.TrimSpace(string(secret)) != gh.ClientSecret() {
+		t.Errorf("client secret file = %q", secret)
+	}
+	for _, file := range []string{res.PrivateKeyFile, res.WebhookSecretFile, res.AppIDFile, res.ClientSecretFile} {
 		st, err := os.Stat(file)
 		if err != nil {
 			t.Fatal(err)

@@ -11,29 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"testing"
 	"time"
-)
 
-// chromium finds Debian's Chromium, installing it with the project's script when missing.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "install-chromium.sh")
-	out, err := exec.Command("bash", script).CombinedOutput()
-	if p, lerr := exec.LookPath("chromium"); lerr == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("Chromium is required under CI=true: %v\n%s", err, out)
-	}
-	t.Skipf("no Chromium (run scripts/install-chromium.sh): %v", err)
-	return ""
-}
+	"github.com/stagecoach/stagecoach/internal/access"
+	"github.com/stagecoach/stagecoach/internal/testenv/chromium"
+)
 
 // checkPage loads the dashboard in a same-origin frame and asks the DOM Chromium built, and its
 // layout, what a person would look for; it writes the answers into #results as JSON.
@@ -75,9 +58,9 @@ document.getElementById('f').addEventListener('load', function () {
 // and what each shows (a lock, a slot, a release tag, builds in flight, pull-request builds),
 // laid out side by side, and its screenshot is not blank.
 func TestInBrowser(t *testing.T) {
-	bin := chromium(t)
+	bin := chromium.Find(t)
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", world(t))
+	mux.Handle("GET /{$}", asViewer(world(t), access.Everything()))
 	mux.HandleFunc("GET /check", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(checkPage))
@@ -86,9 +69,7 @@ func TestInBrowser(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	shot := filepath.Join(dir, "dashboard.png")
-	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1400,1000", "--hide-scrollbars"}
+	flags := chromium.Flags(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dump := func(url string) []byte {

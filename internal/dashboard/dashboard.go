@@ -7,6 +7,10 @@
 // stages, commands), by whom and why. What is live comes from internal/status, so
 // the page, the /status command and release issues agree.
 //
+// The page shows only the apps whose repositories the request's access.Viewer may read, and an
+// app's latest commands (the audit trail) only to those who may audit its repository (its
+// admins). A signed-in person gets a sign-out form carrying their session's form token.
+//
 // The page is server-rendered with html/template, with no front-end build step, and reloads
 // itself while deploys are in flight (?refresh=off stops that).
 package dashboard
@@ -23,6 +27,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/access"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -39,6 +44,7 @@ var page = template.Must(template.New("page.html").ParseFS(files, "page.html"))
 type Store interface {
 	status.Store
 	Refusals(ctx context.Context, repo string, limit int) ([]store.CommandRecord, error)
+	Commands(ctx context.Context, repo string, limit int) ([]store.CommandRecord, error)
 }
 
 // Dashboard renders the page.
@@ -57,7 +63,7 @@ func New(st Store, cfg *config.Config, webURL string, log *slog.Logger) *Dashboa
 
 // ServeHTTP implements http.Handler.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	pv, err := d.view(r.Context())
+	pv, err := d.view(r.Context(), access.From(r.Context()))
 	if err != nil {
 		d.log.Error("dashboard: reading the status", "err", err)
 		http.Error(w, "could not read the status of the stages", http.StatusInternalServerError)
@@ -73,14 +79,19 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// view reads everything the page shows.
-func (d *Dashboard) view(ctx context.Context) (pageView, error) {
+// view reads everything the page shows v: the apps of the repositories v may read.
+func (d *Dashboard) view(ctx context.Context, v *access.Viewer) (pageView, error) {
 	now := d.now().UTC()
-	apps, err := status.ReadWith(ctx, d.st, d.cfg, "", status.Options{History: historyRows})
+	readable := *d.cfg
+	readable.Apps = slices.DeleteFunc(slices.Clone(d.cfg.Apps), func(a config.App) bool { return !v.CanRead(a.Repo) })
+	apps, err := status.ReadWith(ctx, d.st, &readable, "", status.Options{History: historyRows})
 	if err != nil {
 		return pageView{}, err
 	}
-	pv := pageView{Now: now}
+	pv := pageView{Now: now, Hidden: len(readable.Apps) == 0 && len(d.cfg.Apps) > 0}
+	if v != nil {
+		pv.Login, pv.CSRF = v.Login, v.CSRF
+	}
 	var inFlight []deploy.Deploy
 	locks := map[string]*store.StageLock{} // app/stage
 	for _, a := range apps {
@@ -111,6 +122,13 @@ func (d *Dashboard) view(ctx context.Context) (pageView, error) {
 		recent, err := d.st.ListDeploys(ctx, store.Filter{App: a.Name, Limit: prBuildWindow})
 		if err != nil {
 			return pageView{}, err
+		}
+		if av.Audit = v.CanAudit(a.Repo); av.Audit {
+			cs, err := d.st.Commands(ctx, a.Repo, auditRows)
+			if err != nil {
+				return pageView{}, err
+			}
+			av.Commands = commandsOf(cs, repoURL, now)
 		}
 		for _, b := range prBuilds(recent, prBuildRows) {
 			av.PRBuilds = append(av.PRBuilds, deployRow(b, repoURL, tags, nil, "", now))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/access"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -174,12 +175,28 @@ func world(t *testing.T) *Dashboard {
 	return d
 }
 
-// get renders the page at target.
+// get renders the page at target for the local trial's viewer, who may read everything.
 func get(t *testing.T, h http.Handler, target string) (*httptest.ResponseRecorder, string) {
 	t.Helper()
+	return getAs(t, h, access.Everything(), target)
+}
+
+// getAs renders the page at target for v (nil: nobody vouched for the request).
+func getAs(t *testing.T, h http.Handler, v *access.Viewer, target string) (*httptest.ResponseRecorder, string) {
+	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+	asViewer(h, v).ServeHTTP(w, httptest.NewRequest("GET", target, nil))
 	return w, w.Body.String()
+}
+
+// asViewer serves h to requests that carry v, as the sign-in gate passes them on.
+func asViewer(h http.Handler, v *access.Viewer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v != nil {
+			r = r.WithContext(access.WithViewer(r.Context(), v))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // section is the HTML of the element with id, up to the next element of the same kind: enough

@@ -30,7 +30,12 @@ const (
 
 // pageView is everything the template renders, resolved: the template only lays it out.
 type pageView struct {
-	Apps    []appView
+	Apps []appView
+	// Login and CSRF are the signed-in person and their form token (the sign-out form); empty
+	// on the local trial.
+	Login, CSRF string
+	// Hidden is set when apps are configured but the reader can read none of their repositories.
+	Hidden  bool
 	Refresh int  // seconds between reloads; 0 for none
 	Paused  bool // the reader turned reloading off (?refresh=off)
 	Busy    bool // something is in flight, so the page would reload if not paused
@@ -44,8 +49,14 @@ type appView struct {
 	Releases            []releaseView
 	Stages              []stageView
 	PRBuildsEnabled     bool
-	PRBuilds            []row         // the newest build of each of the pull requests built last
-	Refusals            []refusalView // what was refused or ignored lately, newest first
+	PRBuilds            []row // the newest build of each of the pull requests built last
+	// Refusals are what was refused or ignored lately, newest first: what anyone who reads the
+	// repository sees on GitHub too (the refused push's check run, the refusal's reply).
+	Refusals []refusalView
+	// Audit says the reader may read the app's command audit trail (its repository's admins);
+	// Commands are its latest entries.
+	Audit    bool
+	Commands []commandView
 }
 
 // refusalView is a push or command Stagecoach refused (or, from outside, ignored).

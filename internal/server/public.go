@@ -27,7 +27,7 @@ func (r route) Register(mux *http.ServeMux) { mux.Handle(r.pattern, r.h) }
 //   - Webhook serves /webhook. It authenticates every delivery by its signature, before
 //     anything else, so it is never behind Gate.
 //   - Open are routes anyone may reach: the sign-in's own pages (sign in, the OAuth callback,
-//     sign out). Keep them few.
+//     sign out), which guard themselves. Keep them few.
 //   - People are the routes for people and scripts: the dashboard (GET /) and the read API
 //     (/api/v1/...). Every request that is not for /webhook or an Open route goes through Gate
 //     to them, unknown paths included, so a path the gate does not let through reveals nothing.
@@ -36,12 +36,11 @@ type Public struct {
 	Open    []Registrar
 	People  []Registrar
 	// Gate wraps People: the sign-in (a session or an API token), which answers anonymous
-	// callers itself. nil serves People to anyone (Gated reports which).
+	// callers itself. nil closes People: every request but /webhook and the Open routes is
+	// answered 401, so a server assembled without its sign-in never opens the dashboard or the
+	// API by mistake.
 	Gate func(http.Handler) http.Handler
 }
-
-// Gated reports whether People are behind a gate.
-func (p Public) Gated() bool { return p.Gate != nil }
 
 // Handler builds the public router.
 func (p Public) Handler(log *slog.Logger) http.Handler {
@@ -49,15 +48,18 @@ func (p Public) Handler(log *slog.Logger) http.Handler {
 	for _, r := range p.People {
 		r.Register(people)
 	}
-	var rest http.Handler = people
-	if p.Gate != nil {
-		rest = p.Gate(people)
-	}
+	rest := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "sign in first", http.StatusUnauthorized)
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/webhook", p.Webhook)
 	for _, r := range p.Open {
 		r.Register(mux)
 	}
-	mux.Handle("/", rest)
+	if p.Gate != nil {
+		mux.Handle("/", p.Gate(people))
+	} else {
+		mux.Handle("/", rest)
+	}
 	return recoverer(mux, log)
 }

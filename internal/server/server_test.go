@@ -42,6 +42,7 @@ func TestMetricsAndProbesAreNotOnThePublicListener(t *testing.T) {
 	public := Public{
 		Webhook: answer(401, "webhook"),
 		People:  []Registrar{Route("GET /{$}", answer(200, "dashboard")), Route("GET /api/v1/locks", answer(200, "locks"))},
+		Gate:    func(h http.Handler) http.Handler { return h }, // a gate that lets everyone by: only the routes count here
 	}.Handler(quiet)
 	internal := Internal{Metrics: answer(200, "metrics"), Store: pinger{}}.Handler(quiet)
 	for _, tt := range []struct {
@@ -117,6 +118,26 @@ func TestGateCoversPeopleNotWebhook(t *testing.T) {
 	slices.Sort(gated)
 	if want := []string{"/", "/api/v1/locks", "/metrics", "/nope"}; !slices.Equal(gated, want) {
 		t.Errorf("gated %v, want %v", gated, want)
+	}
+}
+
+// TestWithoutGateOnlyPublicPathsAnswer: a public listener assembled without its sign-in serves
+// GitHub's deliveries and the open routes, and refuses the dashboard and the API rather than
+// opening them.
+func TestWithoutGateOnlyPublicPathsAnswer(t *testing.T) {
+	h := Public{
+		Webhook: answer(202, "webhook"),
+		Open:    []Registrar{Route("GET /signin", answer(200, "sign in"))},
+		People:  []Registrar{Route("GET /{$}", answer(200, "dashboard")), Route("GET /api/v1/locks", answer(200, "locks"))},
+	}.Handler(quiet)
+	for path, want := range map[string]int{"/webhook": 202, "/signin": 200, "/": 401, "/api/v1/locks": 401, "/nope": 401} {
+		method := "GET"
+		if path == "/webhook" {
+			method = "POST"
+		}
+		if code, body := do(h, method, path); code != want || (want == 401 && strings.Contains(body, "dashboard")) {
+			t.Errorf("%s %s = %d %q, want %d", method, path, code, body, want)
+		}
 	}
 }
 

@@ -27,6 +27,10 @@ type Filter struct {
 	State      deploy.State
 	Limit      int   // default 100, at most 1000
 	BeforeID   int64 // only deploys with a smaller id (paging)
+	// Repos, when not nil, keeps only the deploys of these repositories (owner/name, compared
+	// case-insensitively): what the person or token asking may read. An empty, non-nil list
+	// keeps none.
+	Repos []string
 }
 
 const deployCols = `id, app, stage, repo, sha, ref, installation_id, trigger_event, trigger_delivery, trigger_pr,
@@ -75,6 +79,17 @@ func (s *Store) ListDeploys(ctx context.Context, f Filter) ([]deploy.Deploy, err
 	}
 	if f.BeforeID > 0 {
 		add("id < $%d", f.BeforeID)
+	}
+	if f.Repos != nil {
+		if len(f.Repos) == 0 {
+			return nil, nil
+		}
+		in := make([]string, len(f.Repos))
+		for i, r := range f.Repos {
+			args = append(args, strings.ToLower(r))
+			in[i] = fmt.Sprintf("$%d", len(args))
+		}
+		where = append(where, "LOWER(repo) IN ("+strings.Join(in, ", ")+")")
 	}
 	q := "SELECT " + deployCols + " FROM deploys"
 	if len(where) > 0 {

@@ -22,6 +22,11 @@ func (s *Server) authorize(op *operation, r *http.Request) (int, string) {
 		return 0, "" // the one-time code is the credential
 	case op.id == "rate-limit/get" && r.Header.Get("Authorization") == "":
 		return 0, "" // anonymous callers have a rate limit too
+	case op.id == "users/get-authenticated" || op.id == "apps/list-installations-for-authenticated-user" ||
+		op.id == "apps/list-installation-repos-for-authenticated-user":
+		return s.authorizeUser(r) // a person's token
+	case op.id == "apps/delete-token":
+		return s.authorizeClient(r) // the App's client id and secret
 	case strings.HasPrefix(op.id, "apps/"): // /app/…, and a repository's installation
 		if msg := s.checkJWT(r.Header.Get("Authorization")); msg != "" {
 			return http.StatusUnauthorized, msg

@@ -44,7 +44,7 @@ func (s *Server) convertManifest(c *call) (int, any) {
 		"html_url": "https://github.com/apps/" + s.slug, "created_at": now, "updated_at": now,
 		"permissions": map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write", "metadata": "read"},
 		"events":      []string{"push", "pull_request", "create", "issue_comment", "check_run"},
-		"client_id":   "Iv1.stagecoach", "client_secret": "client-secret", "webhook_secret": secret, "pem": string(s.PrivateKeyPEM()),
+		"client_id":   s.oauth.clientID, "client_secret": s.oauth.clientSecret, "webhook_secret": secret, "pem": string(s.PrivateKeyPEM()),
 	}
 }
 

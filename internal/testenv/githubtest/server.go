@@ -36,6 +36,15 @@
 // bot user is BotLogin, "<slug>[bot]" (GET /app answers the slug): it authors whatever the App
 // creates.
 //
+// # Signing in
+//
+// The App's user authorization runs as on GitHub's web host (oauth.go): GET
+// /login/oauth/authorize (the page, or straight back for the person SetBrowserUser signed in)
+// and POST /login/oauth/access_token (client credentials, redirect_uri and the PKCE verifier
+// checked; GitHub's error answers). The user token ("ghu_…") reads GET /user and the person's
+// installations and repositories (with their SetPermission permissions) and is revoked by DELETE
+// /applications/{client_id}/token; installation tokens are refused there, as on GitHub.
+//
 // # Webhooks
 //
 // After SetWebhook the server delivers events to a URL as GitHub delivers an App's: a POST with
@@ -157,6 +166,7 @@ type Server struct {
 	webhookSecret string
 	beforeAnswer  func(Request)
 	settings      settings // the App's permissions, its installation's coverage, branch rules
+	oauth         *oauthState // the App's user authorization (oauth.go)
 }
 
 // Start starts a server outside of a test (New is the same inside one). Close stops it;
@@ -176,6 +186,7 @@ func Start(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.oauth = newOAuthState(s.slug)
 	if s.ops, s.v, err = loadSubset(subsetJSON); err != nil {
 		return nil, fmt.Errorf("githubtest: %w", err)
 	}
@@ -348,6 +359,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if down {
 		rec.Status = http.StatusServiceUnavailable
 		writeJSON(w, rec.Status, message("Service Unavailable"))
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/login/oauth/") { // the web flow, on GitHub's web host
+		rec.Status, rec.Operation = s.webFlow(w, r, body)
 		return
 	}
 	op, params, near := match(s.ops, s.v, r.Method, r.URL.EscapedPath())

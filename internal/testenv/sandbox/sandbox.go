@@ -9,8 +9,11 @@
 // forced at last by an admin) — and checks after each step that Stagecoach did what it should,
 // printing the story as it goes with a progress line for every wait.
 //
-// Everything the sandbox sees, it sees as a user would: deploys through the HTTP API, comments,
-// issues and check runs on the GitHub test server. It never reads Stagecoach's store.
+// Everything the sandbox sees, it sees as a user would: deploys through the HTTP API (with an
+// API token, as a script would), comments, issues and check runs on the GitHub test server. It
+// never reads Stagecoach's store. Its dashboard is one click away: DashboardURL signs in with
+// GitHub, where the test server's authorize page sends the browser straight back as the
+// sandbox's watcher, an admin of the repository.
 package sandbox
 
 import (
@@ -73,13 +76,14 @@ type World struct {
 	// free loopback port.
 	InternalURL string
 
-	o       Options
-	cfg     *config.Config
-	kube    *cluster
-	p       *printer
-	stop    context.CancelFunc
-	served  chan error
-	logFile *os.File
+	o        Options
+	cfg      *config.Config
+	kube     *cluster
+	p        *printer
+	apiToken string // the sandbox's own read-only API token
+	stop     context.CancelFunc
+	served   chan error
+	logFile  *os.File
 }
 
 // Start builds the world and starts Stagecoach in it. Close ends it.
@@ -148,8 +152,13 @@ func (w *World) setUp(ctx context.Context) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	w.GitHub.SetWebhook(w.URL+"/webhook", []byte(strings.TrimSpace(string(secret))))
+	w.GitHub.SetCallbackURL(w.URL + "/signin/callback") // the App's callback URL, as setup registers it
 	return nil
 }
+
+// DashboardURL opens the dashboard signed in: it starts the sign-in with GitHub, which the test
+// server completes at once for the sandbox's watcher.
+func (w *World) DashboardURL() string { return w.URL + "/signin/github" }
 
 // Banner tells where everything is.
 func (w *World) Banner() {
@@ -158,7 +167,7 @@ func (w *World) Banner() {
 	p.line("  Kubernetes  %s", w.kube.describe())
 	p.line("  GitHub      %s (test server, repository %s)", w.GitHub.URL(), repo)
 	p.line("  AWS         %s (CodeBuild, ECR, Secrets Manager and STS test servers)", w.AWS.URL())
-	p.line("  Dashboard   %s/", w.URL)
+	p.line("  Dashboard   %s (signs you in with the GitHub test server as @%s, an admin of %s)", w.DashboardURL(), watcher, repo)
 	p.line("  Logs        %s", w.logFile.Name())
 	p.line("")
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/stagecoach/stagecoach/config"
+	"github.com/stagecoach/stagecoach/internal/signin"
 	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
 )
 
@@ -27,6 +28,9 @@ const (
 	productOwner = "paula"   // accepts releases: promotes them to prod
 	admin        = "omar"    // an admin of the repository, and a product owner: may force
 	outsider     = "mallory" // no collaborator: comments on a public repository, and is not heard
+	// watcher is who the sandbox signs in to the dashboard: an admin of the repository, so the
+	// dashboard shows everything, the command audit included.
+	watcher = "sam"
 )
 
 var (
@@ -62,6 +66,8 @@ func (w *World) seedGitHub() {
 	gh.SetTeamMember("acme", "product-owners", productOwner)
 	gh.SetPermission(repo, admin, "admin")
 	gh.SetTeamMember("acme", "product-owners", admin)
+	gh.SetPermission(repo, watcher, "admin")
+	gh.SetBrowserUser(watcher) // GitHub's authorize page sends the sandbox's browser straight back
 }
 
 // seedAWS makes the secrets the stages build with and lets the tiers' roles be assumed.
@@ -82,6 +88,15 @@ func (w *World) writeConfig() (*config.Config, error) {
 	dir := w.o.Dir
 	keyFile := filepath.Join(dir, "github-app.pem")
 	secretFile := filepath.Join(dir, "webhook-secret")
+	clientSecretFile := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(clientSecretFile, []byte(w.GitHub.ClientSecret()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	tok, tokSHA, err := signin.NewToken()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	w.apiToken = tok
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -107,6 +122,10 @@ github:
   private_key_file: %q
   webhook_secret_file: %q
   api_url: %q
+  client_id: %q
+  client_secret_file: %q
+signin:
+  api_tokens: [{name: sandbox, sha256: %s}]
 store:
   sqlite: %q
 credentials:
@@ -140,7 +159,7 @@ apps:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       prod: {secret_id: %s/prod, deployments: [{name: api, containers: [api], service: api}], rollout_timeout: 1m}
-`, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), filepath.Join(dir, "stagecoach.db"),
+`, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), w.GitHub.ClientID(), clientSecretFile, tokSHA, filepath.Join(dir, "stagecoach.db"),
 		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), lead, kube("alpha"), kube("prod"),
 		app, repo, app, imageRepository, app, app, app)
 	path := filepath.Join(dir, "stagecoach.yaml")

@@ -104,6 +104,7 @@ func (w *World) get(ctx context.Context, path string, q url.Values, v any) error
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+w.apiToken) // the sandbox reads as a script would
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

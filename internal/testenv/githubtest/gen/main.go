@@ -64,6 +64,12 @@ var operations = []string{
 	"GET /repos/{owner}/{repo}/rules/branches/{branch}",
 	"GET /repos/{owner}/{repo}/rulesets/{ruleset_id}",
 	"GET /repos/{owner}/{repo}/branches/{branch}/protection",
+	// Sign-in: who the person is, the App's installations they can reach and the repositories
+	// they can read in each (with their permissions), and revoking their token at sign-out.
+	"GET /user",
+	"GET /user/installations",
+	"GET /user/installations/{installation_id}/repositories",
+	"DELETE /applications/{client_id}/token",
 }
 
 // aliases are operations the description keeps apart that GitHub serves as one: the
