@@ -54,8 +54,10 @@ func TestPersonWithoutAccessSeesNothingOfTheApp(t *testing.T) {
 	}
 }
 
-// TestCommandAuditOnOnlyAdminsPage: a reader sees the app but not its commands; an admin of
-// the repository sees who asked for what, the forced reason and the refusal.
+// TestCommandAuditOnOnlyAdminsPage: a reader sees the app but not its commands (who asked for
+// what, the forced reasons); an admin of the repository sees them, the refusal included. (A
+// reader does see what was refused lately, in the Refused section: GitHub shows them the same in
+// the refusal's reply or check run.)
 func TestCommandAuditOnOnlyAdminsPage(t *testing.T) {
 	d := world(t)
 	withCommands(t, d)
@@ -63,7 +65,7 @@ func TestCommandAuditOnOnlyAdminsPage(t *testing.T) {
 	if !strings.Contains(body, `id="hello-test"`) {
 		t.Fatal("a reader does not see the app")
 	}
-	if strings.Contains(body, "app-hello-audit") || strings.Contains(body, "product-owners may") || strings.Contains(body, `--force`) {
+	if strings.Contains(body, "app-hello-audit") || strings.Contains(body, `--force`) {
 		t.Error("a reader who is not an admin sees the command audit")
 	}
 	_, body = getAs(t, d, access.New("sam", "", []access.Grant{{Repo: "ACME/hello", Audit: true}}), "/")
