@@ -72,8 +72,9 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	if n := gh.Count("git/update-ref"); n != 5 {
 		t.Errorf("%d branch moves, want 5 (alpha twice, prod three times: the last forced over @alice's push)", n)
 	}
-	// The refusals are on the dashboard too.
-	resp, err := http.Get(w.URL + "/")
+	// The refusals are on the dashboard too, for the watcher signed in with GitHub.
+	jar, _ := cookiejar.New(nil)
+	resp, err := (&http.Client{Jar: jar}).Get(w.DashboardURL())
 	if err != nil {
 		t.Fatal(err)
 	}

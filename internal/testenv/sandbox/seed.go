@@ -125,7 +125,7 @@ github:
   client_id: %q
   client_secret_file: %q
 signin:
-  api_tokens: [{name: sandbox, sha256: %s}]
+  api_tokens: [{name: sandbox, sha256: %s, audit: true}]
 store:
   sqlite: %q
 credentials:
