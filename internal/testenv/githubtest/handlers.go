@@ -76,6 +76,10 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"pulls/get":                                       s.getPull,
 		"teams/get-membership-for-user-in-org":            s.teamMembership,
 		"repos/get-collaborator-permission-level":         s.collaboratorPermission,
+		"apps/list-webhook-deliveries":                    s.listHookDeliveries,
+		"apps/get-webhook-delivery":                       s.getHookDelivery,
+		"apps/redeliver-webhook-delivery":                 s.redeliverHookDelivery,
+		"git/list-matching-refs":                          s.listMatchingRefs,
 	}
 	return routes
 }

@@ -44,7 +44,11 @@
 // one at a time, in the order of the changes that caused them, from one goroutine; one caused
 // by an API call leaves only once that call is answered. Deliveries records each with its
 // answer; one answered other than 2xx, or not within 10 s, is failed and not retried
-// (Redeliver sends it again); Flush waits for the queue to empty.
+// (Redeliver sends it again); Flush waits for the queue to empty. Every attempt is in the App's
+// delivery log as GitHub keeps it, for the App's JWT: GET /app/hook/deliveries (newest first,
+// paged by the Link header's cursor), GET /app/hook/deliveries/{id} (with the request and the
+// answer) and POST /app/hook/deliveries/{id}/attempts (a redelivery: GitHub answers 202, which
+// go-github reports as an *AcceptedError).
 //
 // The App's own API calls cause what they cause on GitHub: git/create-ref and git/update-ref
 // of a branch or tag deliver a push (and a create for a new ref), and issues/create-comment and
