@@ -18,6 +18,7 @@ type Config struct {
 	Credentials Credentials `yaml:"credentials"`
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Release     Release     `yaml:"release"`
+	Recovery    Recovery    `yaml:"recovery"`
 	Apps        []App       `yaml:"apps"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
@@ -167,6 +168,23 @@ type Release struct {
 	Label string `yaml:"label"`
 }
 
+// Recovery is how Stagecoach finds the work it missed while every replica was down or failing
+// (package recovery): failed webhook deliveries redelivered, trigger branch heads and release
+// tags reconciled with what it recorded.
+type Recovery struct {
+	// Enabled turns recovery on; default true (it needs a GitHub App).
+	Enabled *bool `yaml:"enabled"`
+	// Interval is the time between two recovery passes of all replicas together (default 5m);
+	// every process that starts runs one at once.
+	Interval time.Duration `yaml:"interval"`
+	// MaxAge is how old a failed delivery may be and still be redelivered (default 24h; GitHub
+	// keeps three days of deliveries).
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// On reports whether recovery runs.
+func (r Recovery) On() bool { return r.Enabled == nil || *r.Enabled }
+
 // Kubernetes says where a stage runs.
 type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"` // "" uses the default loading rules
@@ -280,6 +298,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Release.Label == "" {
 		c.Release.Label = "release"
+	}
+	if c.Recovery.Interval == 0 {
+		c.Recovery.Interval = 5 * time.Minute
+	}
+	if c.Recovery.MaxAge == 0 {
+		c.Recovery.MaxAge = 24 * time.Hour
 	}
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {

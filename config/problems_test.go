@@ -117,6 +117,10 @@ func TestRules(t *testing.T) {
 		{"release stage without an order", `stages: [{name: prod, credentials: prod}]` + "\n" + `release: {stage: prod}`, `release.stage: stage "prod" has no promote_from…`},
 		{"pr builds need the pr tier", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), `credentials.pr.role_arn: required: app web builds pull requests…`},
 		{"pr builds with the pr tier", strings.Replace(strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), "credentials: {", `credentials: {pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}, `, 1), ""},
+		{"recovery interval", `recovery: {interval: 1s}`, `recovery.interval: want between 10s and 24h, got 1s`},
+		{"recovery max age", `recovery: {max_age: 96h}`, `recovery.max_age: want a positive duration of at most 72h…`},
+		{"recovery off", `recovery: {enabled: false, interval: 1m, max_age: 6h}`, ""},
+		{"recovery enabled", `recovery: {enabled: maybe}`, `recovery.enabled: want true or false…`},
 		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -68,6 +69,7 @@ func (c *Config) Validate() error {
 	v.credentials()
 	v.stages()
 	v.release()
+	v.recovery()
 	v.apps()
 	if len(v.probs) > 0 {
 		return v.probs
@@ -273,6 +275,16 @@ func (v *validator) release() {
 	}
 	if r.Label != "" && len(r.Label) > 50 {
 		v.add("release.label", "a GitHub label has at most 50 characters, got %d", len(r.Label))
+	}
+}
+
+func (v *validator) recovery() {
+	r := v.c.Recovery
+	if r.Interval < 10*time.Second || r.Interval > 24*time.Hour {
+		v.add("recovery.interval", "want between 10s and 24h, got %s", r.Interval)
+	}
+	if r.MaxAge <= 0 || r.MaxAge > 72*time.Hour {
+		v.add("recovery.max_age", "want a positive duration of at most 72h (GitHub keeps three days of deliveries), got %s", r.MaxAge)
 	}
 }
 
