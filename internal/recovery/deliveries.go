@@ -234,10 +234,12 @@ func (p *pass) leave(ctx context.Context, d *delivery, rec store.Redelivery, sta
 
 // hookPayload is what recovery reads of a push or pull_request payload.
 type hookPayload struct {
-	Ref          string `json:"ref"`
-	After        string `json:"after"`
-	Deleted      bool   `json:"deleted"`
-	Repository   struct{ FullName string `json:"full_name"` }
+	Ref        string `json:"ref"`
+	After      string `json:"after"`
+	Deleted    bool   `json:"deleted"`
+	Repository struct {
+		FullName string `json:"full_name"`
+	}
 	Installation struct{ ID int64 }
 	PullRequest  struct {
 		Merged         bool   `json:"merged"`
