@@ -54,7 +54,17 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if n := rc.inFlight.Add(1); n != 1 {
 		rc.t.Errorf("%d deliveries at once; GitHub sends one at a time here", n)
 	}
-	defer rc.inFlight.Add(-1)
+	// The delivery ends when the answer is written or the connection closed, which the sender
+	// sees at once; this goroutine may only get to its deferred calls after the next delivery
+	// began. So it counts itself out before it answers.
+	counted := true
+	out := func() {
+		if counted {
+			rc.inFlight.Add(-1)
+			counted = false
+		}
+	}
+	defer out()
 	h := r.Header
 	for name, want := range map[string]string{"Content-Type": "application/json", "X-GitHub-Hook-Installation-Target-Type": "integration"} {
 		if h.Get(name) != want {
@@ -87,6 +97,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		<-rc.hold
 	}
 	status := int(rc.answer.Load())
+	out()
 	if status == 0 {
 		conn, _, _ := http.NewResponseController(w).Hijack()
 		conn.Close()
