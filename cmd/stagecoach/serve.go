@@ -29,6 +29,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/installs"
 	"github.com/stagecoach/stagecoach/internal/metrics"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/recovery"
 	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/server"
@@ -74,6 +75,8 @@ type serverOptions struct {
 	listening func(addr string)
 	// pipeline tunes the pipeline (the sandbox looks at its seconds-long builds more often).
 	pipeline pipeline.Options
+	// recovery tunes recovery (tests follow a pass up sooner).
+	recovery recovery.Options
 }
 
 // runServer runs the service until ctx ends: the intake, the job runner, the pipeline and the
@@ -116,6 +119,10 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	missed, err := recoverer(cfg, st, m, func() { wakeOnAccept{m, runner, deploys}.wake() }, o.recovery, log)
+	if err != nil {
+		return err
+	}
 	h := server.Handler(server.Routes{Webhook: intake, Metrics: m.Handler(), API: api.New(st, log),
 		Dashboard: dashboard.New(st, cfg, report.WebURL(cfg.GitHub.APIURL), log)}, log)
 
@@ -137,6 +144,9 @@ func runServer(ctx context.Context, o serverOptions) error {
 	wg.Go(func() { _ = runner.Run(runCtx) })
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
+	}
+	if missed != nil { // after the listener is up: what it redelivers comes back here too
+		wg.Go(func() { _ = missed.Run(runCtx) })
 	}
 	err = server.Serve(ctx, ln, h, log)
 	cancel()
@@ -264,11 +274,41 @@ type wakeOnAccept struct {
 func (w wakeOnAccept) Delivered(event string, res webhook.Result) {
 	w.m.Delivered(event, res)
 	if res == webhook.Accepted {
-		w.r.Wake()
-		if w.p != nil {
-			w.p.Wake()
-		}
+		w.wake()
 	}
+}
+
+func (w wakeOnAccept) wake() {
+	w.r.Wake()
+	if w.p != nil {
+		w.p.Wake()
+	}
+}
+
+// recoverer builds recovery of missed work, which feeds what GitHub failed to deliver back
+// through the handlers and the store's intake; nil when it is off or no GitHub App is
+// configured (it reads the App's delivery log).
+func recoverer(cfg *config.Config, st *store.Store, m *metrics.Metrics, wake func(), o recovery.Options, log *slog.Logger) (*recovery.Runner, error) {
+	if !cfg.GitHub.Configured() {
+		return nil, nil
+	}
+	if !cfg.Recovery.On() {
+		log.Warn("recovery is off: what GitHub fails to deliver while every replica is down is lost")
+		return nil, nil
+	}
+	key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the GitHub App private key: %w", err)
+	}
+	gh, err := githubapp.New(githubapp.Options{
+		AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL,
+		UserAgent: "stagecoach/" + version, Transport: m.GitHubTransport(http.DefaultTransport),
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Observer, o.Wake = m, wake
+	return recovery.New(st, gh, cfg, handlers.All(cfg), o, log)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
