@@ -171,6 +171,10 @@ func (p *pass) failed(ctx context.Context, app *github.Client, d *delivery, rec 
 		}
 		return true, nil
 	}
+	// Each failed delivery acted on may cost three calls to GitHub: keep the lease meanwhile.
+	if err := p.renew(ctx); err != nil {
+		return false, err
+	}
 	if !seen {
 		rec = store.Redelivery{GUID: d.guid, Event: d.event, Action: d.action}
 	}
