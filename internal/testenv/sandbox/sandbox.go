@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
@@ -121,28 +120,7 @@ func (w *World) setUp(ctx context.Context) error {
 	if w.logFile, err = os.OpenFile(filepath.Join(o.Dir, "stagecoach.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	w.stop = stop
-	listening := make(chan string, 1)
-	go func() {
-		w.served <- o.Serve(serveCtx, Server{Config: w.cfg, Clusters: w.kube.clusters(), AWSEndpoint: w.AWS.URL(),
-			AWSRegion: awstest.Region, AWSKeyID: awstest.AccessKeyID, AWSSecret: awstest.SecretAccessKey,
-			Log: w.logFile, Listening: func(addr string) { listening <- addr }})
-	}()
-	select {
-	case addr := <-listening:
-		w.URL = "http://" + addr
-	case err := <-w.served:
-		return fmt.Errorf("sandbox: Stagecoach did not start: %w", err)
-	case <-time.After(30 * time.Second):
-		return errors.New("sandbox: Stagecoach did not start within 30 s")
-	}
-	secret, err := os.ReadFile(w.cfg.GitHub.WebhookSecretFile)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	w.GitHub.SetWebhook(w.URL+"/webhook", []byte(strings.TrimSpace(string(secret))))
-	return nil
+	return w.serve(ctx)
 }
 
 // Banner tells where everything is.
