@@ -2,8 +2,11 @@ package recovery
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -72,8 +75,9 @@ func (p *pass) reconcileRepo(ctx context.Context, app *github.Client, repo strin
 	if err != nil {
 		return err
 	}
+	pl := r.plan(repo)
 	read := r.o.Now()
-	current, err := p.refs(ctx, gh, repo)
+	current, err := p.refs(ctx, gh, repo, pl)
 	if err != nil {
 		return err
 	}
@@ -82,24 +86,32 @@ func (p *pass) reconcileRepo(ctx context.Context, app *github.Client, repo strin
 		return err
 	}
 	marker, known := seen[""]
-	save := []store.RecoveryRef{{Ref: "", ObservedAt: read}}
-	var drop []string
-	if !known {
-		// The first look at this repository: what is there now was there before recovery looked.
+	save := []store.RecoveryRef{{Ref: "", SHA: pl.fingerprint(), ObservedAt: read}}
+	if !known || marker.SHA != pl.fingerprint() {
+		// The first look at this repository, or at what the configuration now has reconciled
+		// (a stage or tag pattern added): what is there now was there before recovery looked,
+		// and is not work it missed.
+		var drop []string
+		for ref := range seen {
+			if _, ok := current[ref]; !ok && ref != "" {
+				drop = append(drop, ref)
+			}
+		}
 		for ref, sha := range current {
 			save = append(save, store.RecoveryRef{Ref: ref, SHA: sha, ObservedAt: read})
 		}
-		r.log.Info("recovery reads the repository's refs for the first time", "repo", repo, "refs", len(current))
-		return r.st.SaveRecoveryRefs(ctx, p.l, repo, save, nil)
+		r.log.Info("recovery learns the repository's refs", "repo", repo, "refs", len(current), "first", !known)
+		return r.st.SaveRecoveryRefs(ctx, p.l, repo, save, drop)
 	}
-	for _, ref := range slices.Sorted(mapsKeys(current)) {
+	for _, ref := range slices.Sorted(maps.Keys(current)) {
 		sha := current[ref]
 		if p.busy[refKey{strings.ToLower(repo), ref}] {
 			continue // a redelivery about it is in flight: the next pass judges the outcome
 		}
 		last, had := seen[ref]
 		if !had || last.SHA != sha {
-			// Changed since the last pass looked: Stagecoach heard of it after that, or never did.
+			// New or moved since the last pass looked: Stagecoach heard of it after that, or
+			// never did.
 			since := marker.ObservedAt
 			if had {
 				since = last.ObservedAt
@@ -110,61 +122,77 @@ func (p *pass) reconcileRepo(ctx context.Context, app *github.Client, repo strin
 		}
 		save = append(save, store.RecoveryRef{Ref: ref, SHA: sha, ObservedAt: read})
 	}
+	// A tag that is gone is forgotten: made again, it is new. A branch is kept even when GitHub
+	// says it is not there: a transient 404 must not make its head look new (and redeploy it
+	// over a rollback) when it shows up again.
+	var drop []string
 	for ref := range seen {
-		if _, ok := current[ref]; !ok && ref != "" && !p.busy[refKey{strings.ToLower(repo), ref}] {
-			drop = append(drop, ref) // gone: if it comes back, it is new
+		if _, ok := current[ref]; !ok && strings.HasPrefix(ref, "refs/tags/") && !p.busy[refKey{strings.ToLower(repo), ref}] {
+			drop = append(drop, ref)
 		}
 	}
 	return r.st.SaveRecoveryRefs(ctx, p.l, repo, save, drop)
 }
 
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
+// plan is what recovery reconciles in a repository: the branches a stage of one of its apps
+// deploys on push or merge, and, when one of its apps deploys to the release stage, the tags
+// the release patterns match, listed by their literal prefixes.
+type plan struct {
+	branches []string
+	prefixes []string
+	patterns []string
 }
 
-// refs reads what recovery reconciles in a repository: the head of each branch a stage of one of
-// its apps deploys on push or merge, and each release tag (its ref's object: for an annotated
-// tag, the tag object, as a push names it).
-func (p *pass) refs(ctx context.Context, gh *github.Client, repo string) (map[string]string, error) {
-	cfg := p.r.cfg
-	owner, name, _ := strings.Cut(repo, "/")
+func (r *Runner) plan(repo string) plan {
+	cfg := r.cfg
 	apps := cfg.AppsForRepo(repo)
 	deploysTo := func(stage string) bool {
 		return slices.ContainsFunc(apps, func(a *config.App) bool { _, ok := a.Stages[stage]; return ok })
 	}
-	out := map[string]string{}
+	var pl plan
 	for _, st := range cfg.Stages {
-		ref := "refs/heads/" + st.Branch
-		if st.Branch == "" || st.Trigger == config.TriggerNone || !deploysTo(st.Name) || out[ref] != "" {
-			continue
+		if st.Branch != "" && st.Trigger != config.TriggerNone && deploysTo(st.Name) && !slices.Contains(pl.branches, st.Branch) {
+			pl.branches = append(pl.branches, st.Branch)
 		}
-		got, _, err := gh.Git.GetRef(ctx, owner, name, "heads/"+st.Branch)
+	}
+	slices.Sort(pl.branches)
+	if rel := cfg.Stage(cfg.Release.Stage); rel != nil && deploysTo(rel.Name) {
+		pl.patterns = slices.Sorted(slices.Values(cfg.Release.Tags))
+		pl.prefixes = tagPrefixes(pl.patterns)
+	}
+	return pl
+}
+
+// fingerprint names the plan: when the configuration changes what is reconciled, the refs are
+// learnt again rather than taken for changes.
+func (pl plan) fingerprint() string {
+	h := sha256.Sum256([]byte(strings.Join(pl.branches, "\x00") + "\x01" + strings.Join(pl.patterns, "\x00")))
+	return "plan:" + hex.EncodeToString(h[:8])
+}
+
+// refs reads the plan's refs: each branch's head, and each release tag (its ref's object: for an
+// annotated tag, the tag object, as a push names it).
+func (p *pass) refs(ctx context.Context, gh *github.Client, repo string, pl plan) (map[string]string, error) {
+	owner, name, _ := strings.Cut(repo, "/")
+	out := map[string]string{}
+	for _, b := range pl.branches {
+		got, _, err := gh.Git.GetRef(ctx, owner, name, "heads/"+b)
 		if notFound(err) {
 			continue // no such branch (yet)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the head of %s: %w", st.Branch, err)
+			return nil, fmt.Errorf("reading the head of %s: %w", b, err)
 		}
-		out[ref] = got.GetObject().GetSHA()
+		out["refs/heads/"+b] = got.GetObject().GetSHA()
 	}
-	rel := cfg.Stage(cfg.Release.Stage)
-	if rel == nil || !deploysTo(rel.Name) {
-		return out, nil
-	}
-	for _, prefix := range tagPrefixes(cfg.Release.Tags) {
+	for _, prefix := range pl.prefixes {
 		// One answer holds every match: GitHub does not page matching refs (NOTES.md).
 		got, _, err := gh.Git.ListMatchingRefs(ctx, owner, name, "tags/"+prefix)
 		if err != nil {
 			return nil, fmt.Errorf("listing tags %s*: %w", prefix, err)
 		}
 		for _, ref := range got {
-			if tag, ok := strings.CutPrefix(ref.GetRef(), "refs/tags/"); ok && cfg.MatchRelease(tag) {
+			if tag, ok := strings.CutPrefix(ref.GetRef(), "refs/tags/"); ok && p.r.cfg.MatchRelease(tag) {
 				out[ref.GetRef()] = ref.GetObject().GetSHA()
 			}
 		}

@@ -3,11 +3,13 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
@@ -328,5 +330,53 @@ func TestTagPrefixes(t *testing.T) {
 		if got := tagPrefixes(tt.in); fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("tagPrefixes(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestConfigurationChangeOnlyLearns: a stage or release pattern added to the configuration makes
+// refs that were long there part of what recovery reconciles; they are learnt, not taken for
+// work missed (which would deploy a branch, or open release issues for old tags, out of the
+// blue). Changes after that are reconciled.
+func TestConfigurationChangeOnlyLearns(t *testing.T) {
+	w := newWorld(t)
+	w.gh.SetWebhook("", nil)
+	w.gh.PushBranch(repo, "staging", sha('s'), "lena")
+	w.gh.CreateTag(repo, "release-1", sha('s'), "lena", false)
+	w.pass(w.runner("replica-1", nil, nil))
+	wider, err := config.Parse("wider.yaml", []byte(strings.Replace(strings.Replace(configYAML,
+		"stages:\n", "stages:\n  - {name: staging, branch: staging, trigger: push, credentials: nonprod}\n", 1),
+		"      test: {", "      staging: {secret_id: web/staging, deployments: [{name: web, containers: [web]}]}\n      test: {", 1)+
+		"release: {tags: [\"v*\", \"release-*\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = wider
+	r := w.runner("replica-1", nil, nil)
+	w.pass(r)
+	if ds := w.deploys(); len(ds) != 0 || len(w.jobs()) != 0 {
+		t.Fatalf("after the configuration grew: deploys %s, jobs %v; want none", describe(ds), w.jobs())
+	}
+	w.gh.PushBranch(repo, "staging", sha('t'), "lena")
+	w.pass(r)
+	if got := describe(w.deploys()); got != "staging:t:push" {
+		t.Errorf("deploys = %s, want staging's new head", got)
+	}
+}
+
+// TestBranchMissingForAMomentIsNotNew: GitHub answering 404 for a branch once must not make its
+// head look new the next time (it would be acted on again, over whatever ran since).
+func TestBranchMissingForAMomentIsNotNew(t *testing.T) {
+	w := newWorld(t)
+	r := w.runner("replica-1", nil, nil)
+	w.pass(r)
+	w.gh.FailNext("git/get-ref", 1, http.StatusNotFound) // alpha's, the first branch read
+	w.pass(r)
+	refs, err := w.st.RecoveryRefs(context.Background(), repo)
+	if err != nil || refs["refs/heads/alpha"].SHA != sha('e') {
+		t.Errorf("alpha as recovery remembers it: %+v, %v; want kept at its head", refs["refs/heads/alpha"], err)
+	}
+	w.pass(r)
+	if ds := w.deploys(); len(ds) != 0 {
+		t.Errorf("deploys = %s, want none", describe(ds))
 	}
 }
