@@ -300,9 +300,11 @@ func recoverer(cfg *config.Config, st *store.Store, m *metrics.Metrics, wake fun
 	if err != nil {
 		return nil, fmt.Errorf("reading the GitHub App private key: %w", err)
 	}
+	// Its calls say they are recovery's, apart from the deploys' and commands' (GitHub's logs,
+	// and tests counting what a deploy costs, tell them apart).
 	gh, err := githubapp.New(githubapp.Options{
 		AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL,
-		UserAgent: "stagecoach/" + version, Transport: m.GitHubTransport(http.DefaultTransport),
+		UserAgent: "stagecoach/" + version + " (recovery)", Transport: m.GitHubTransport(http.DefaultTransport),
 	})
 	if err != nil {
 		return nil, err

@@ -186,7 +186,8 @@ func (p *pass) refs(ctx context.Context, gh *github.Client, repo string, pl plan
 		out["refs/heads/"+b] = got.GetObject().GetSHA()
 	}
 	for _, prefix := range pl.prefixes {
-		// One answer holds every match: GitHub does not page matching refs (NOTES.md).
+		// One answer holds every match: GitHub does not page matching refs, although its
+		// description lists a Link header, and go-github v88 offers no paging for them.
 		got, _, err := gh.Git.ListMatchingRefs(ctx, owner, name, "tags/"+prefix)
 		if err != nil {
 			return nil, fmt.Errorf("listing tags %s*: %w", prefix, err)

@@ -18,8 +18,9 @@
 //     recovered (handlers.Event.Recovered, and a delivery id "recovered:<repo>:<ref>:<sha>"),
 //     translated by the same handler and recorded by the same durable intake as a webhook, so
 //     every rule that applies to a push applies to it. Its payload names no pusher: GitHub does
-//     not say who moved a ref. The first pass over a repository only learns its refs: what was
-//     there before recovery looked is not work it missed.
+//     not say who moved a ref. The first pass over a repository only learns its refs, and so
+//     does the first after the configuration changes what is reconciled: what was there before
+//     recovery looked is not work it missed.
 //
 // Nothing is done twice: redeliveries keep their delivery id, reconciled changes have a
 // deterministic one, a ref change is acted on only if Stagecoach recorded nothing for it, and

@@ -137,7 +137,7 @@ func (s *Server) getRef(c *call) (int, any) {
 
 // listMatchingRefs answers git/list-matching-refs: every ref that starts with refs/<ref>, sorted,
 // in one answer. GitHub pages nothing here although the description lists a Link header, and
-// go-github v88 sends no paging parameters (NOTES.md).
+// go-github v88 sends no paging parameters (it dropped them for that reason).
 func (s *Server) listMatchingRefs(c *call) (int, any) {
 	prefix := "refs/" + c.params["ref"]
 	repo := c.repo()

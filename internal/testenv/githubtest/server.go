@@ -48,7 +48,8 @@
 // delivery log as GitHub keeps it, for the App's JWT: GET /app/hook/deliveries (newest first,
 // paged by the Link header's cursor), GET /app/hook/deliveries/{id} (with the request and the
 // answer) and POST /app/hook/deliveries/{id}/attempts (a redelivery: GitHub answers 202, which
-// go-github reports as an *AcceptedError).
+// go-github reports as an *AcceptedError). go-github cannot ask the log for failed deliveries
+// only (its ListCursorOptions lacks the description's status filter): list them all.
 //
 // The App's own API calls cause what they cause on GitHub: git/create-ref and git/update-ref
 // of a branch or tag deliver a push (and a create for a new ref), and issues/create-comment and
