@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/pgtest"
 )
 
 // describe names deploys "stage:sha-initial:event", oldest first.
@@ -239,33 +241,45 @@ func TestReconciledPushTakesThePushHandlersWord(t *testing.T) {
 	}
 }
 
-// TestTwoReplicasRecoverOnce: two replicas on one store pass at once after an outage; the lease
-// lets one of them act, and each missed delivery is redelivered and recorded once.
+// TestTwoReplicasRecoverOnce: two replicas, each with its own connection to one store (SQLite,
+// and PostgreSQL as replicas share it), pass at once after an outage; the lease lets one of them
+// act, and each missed delivery is redelivered and recorded once.
 func TestTwoReplicasRecoverOnce(t *testing.T) {
-	w := newWorld(t)
-	a := w.runner("replica-a", nil, nil)
-	b := w.runner("replica-b", openStore(t, w.dsn), nil)
-	w.pass(a)
-	outage(w)
-	var wg sync.WaitGroup
-	for _, r := range []*Runner{a, b} {
-		wg.Go(func() {
-			if _, err := r.Pass(context.Background(), true); err != nil {
-				t.Error(err)
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			dsn := "sqlite:" + filepath.Join(t.TempDir(), "recovery.db")
+			if db == "postgres" {
+				dsn = pgtest.URL(t)
+			}
+			w := newWorldOn(t, dsn)
+			a := w.runner("replica-a", nil, nil)
+			b := w.runner("replica-b", openStore(t, w.dsn), nil)
+			w.pass(a)
+			outage(w)
+			var wg sync.WaitGroup
+			for _, r := range []*Runner{a, b} {
+				wg.Go(func() {
+					if _, err := r.Pass(context.Background(), true); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			w.flush()
+			for range 2 {
+				w.pass(a)
+				w.pass(b)
+			}
+			if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 6 {
+				t.Errorf("%d redeliveries, want 6", n)
+			}
+			if got := describe(w.deploys()); got != "test:m:pull_request alpha:a:push" {
+				t.Errorf("deploys = %s", got)
+			}
+			if got := w.seen.get("redelivered issue_comment"); got != 1 {
+				t.Errorf("the comment was recovered %d times, want once", got)
 			}
 		})
-	}
-	wg.Wait()
-	w.flush()
-	for range 2 {
-		w.pass(a)
-		w.pass(b)
-	}
-	if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 6 {
-		t.Errorf("%d redeliveries, want 6", n)
-	}
-	if got := describe(w.deploys()); got != "test:m:pull_request alpha:a:push" {
-		t.Errorf("deploys = %s", got)
 	}
 }
 

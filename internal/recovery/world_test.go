@@ -20,6 +20,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
+	"github.com/stagecoach/stagecoach/internal/testenv/pgtest"
 	"github.com/stagecoach/stagecoach/internal/webhook"
 )
 
@@ -63,14 +64,23 @@ type world struct {
 	woken   atomic.Int32
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newWorld is a world on a fresh SQLite store.
 func newWorld(t *testing.T) *world {
+	t.Helper()
+	return newWorldOn(t, "sqlite:"+filepath.Join(t.TempDir(), "recovery.db"))
+}
+
+// newWorldOn is a world on the store at dsn.
+func newWorldOn(t *testing.T, dsn string) *world {
 	t.Helper()
 	cfg, err := config.Parse("recovery.yaml", []byte(configYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &world{t: t, gh: githubtest.New(t), cfg: cfg, seen: &observer{}}
-	w.dsn = "sqlite:" + filepath.Join(t.TempDir(), "recovery.db")
+	w.dsn = dsn
 	w.st = openStore(t, w.dsn)
 	intake, err := webhook.New(secret, handlers.All(cfg), w.st, nil, quiet())
 	if err != nil {
