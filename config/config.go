@@ -21,6 +21,7 @@ type Config struct {
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Release     Release     `yaml:"release"`
 	Commands    Commands    `yaml:"commands"`
+	Recovery    Recovery    `yaml:"recovery"`
 	Apps        []App       `yaml:"apps"`
 	SignIn      SignIn      `yaml:"signin"`
 
@@ -213,6 +214,22 @@ func (c Commands) Heard(association string) bool {
 	}
 	return false
 }
+// Recovery is how Stagecoach finds the work it missed while every replica was down or failing
+// (package recovery): failed webhook deliveries redelivered, trigger branch heads and release
+// tags reconciled with what it recorded.
+type Recovery struct {
+	// Enabled turns recovery on; default true (it needs a GitHub App).
+	Enabled *bool `yaml:"enabled"`
+	// Interval is the time between two recovery passes of all replicas together (default 5m);
+	// every process that starts runs one at once.
+	Interval time.Duration `yaml:"interval"`
+	// MaxAge is how old a failed delivery may be and still be redelivered (default 24h; GitHub
+	// keeps three days of deliveries).
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// On reports whether recovery runs.
+func (r Recovery) On() bool { return r.Enabled == nil || *r.Enabled }
 
 // Kubernetes says where a stage runs.
 type Kubernetes struct {
@@ -341,6 +358,12 @@ func (c *Config) applyDefaults() {
 		c.Commands.AuthorAssociations = []string{"OWNER", "MEMBER", "COLLABORATOR"}
 	}
 	c.SignIn.applyDefaults()
+	if c.Recovery.Interval == 0 {
+		c.Recovery.Interval = 5 * time.Minute
+	}
+	if c.Recovery.MaxAge == 0 {
+		c.Recovery.MaxAge = 24 * time.Hour
+	}
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"

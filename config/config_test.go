@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -177,7 +178,8 @@ func TestDefaults(t *testing.T) {
 				}
 			}
 			if c.Listen != ":8080" || c.LogLevel != "info" || c.Store.DSN() != "sqlite:stagecoach.db" ||
-				c.GitHub.APIURL != "https://api.github.com/" || c.GitHub.Configured() {
+				c.GitHub.APIURL != "https://api.github.com/" || c.GitHub.Configured() ||
+				!c.Recovery.On() || c.Recovery.Interval != 5*time.Minute || c.Recovery.MaxAge != 24*time.Hour {
 				t.Errorf("defaults = %+v", c)
 			}
 		})

@@ -182,6 +182,8 @@ func describeType(t reflect.Type) string {
 		return "a duration such as 90s or 10m"
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		return describeType(t.Elem())
 	case reflect.Int, reflect.Int64:
 		return "an integer"
 	case reflect.Bool:

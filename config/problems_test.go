@@ -123,6 +123,10 @@ func TestRules(t *testing.T) {
 		{"pr builds need the pr tier", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true, codebuild_project: web-pr}", 1), `credentials.pr.role_arn: required: app web builds pull requests…`},
 		{"pr builds with the pr tier", strings.Replace(strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true, codebuild_project: web-pr}", 1), "credentials: {", `credentials: {pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}, `, 1), ""},
 		{"unknown author association", `commands: {author_associations: [OWNER, member]}`, `commands.author_associations[1]: want one of OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER, MANNEQUIN, NONE, got "member"`},
+		{"recovery interval", `recovery: {interval: 1s}`, `recovery.interval: want between 10s and 24h, got 1s`},
+		{"recovery max age", `recovery: {max_age: 96h}`, `recovery.max_age: want a positive duration of at most 72h…`},
+		{"recovery off", `recovery: {enabled: false, interval: 1m, max_age: 6h}`, ""},
+		{"recovery enabled", `recovery: {enabled: maybe}`, `recovery.enabled: want true or false…`},
 		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
 	}
 	for _, tt := range tests {

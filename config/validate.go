@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -69,6 +70,7 @@ func (c *Config) Validate() error {
 	v.stages()
 	v.release()
 	v.commands()
+	v.recovery()
 	v.apps()
 	v.signin()
 	if len(v.probs) > 0 {
@@ -295,6 +297,16 @@ func (v *validator) commands() {
 		if !slices.Contains(Associations, a) {
 			v.add(fmt.Sprintf("commands.author_associations[%d]", i), "want one of %s, got %q", strings.Join(Associations, ", "), a)
 		}
+	}
+}
+
+func (v *validator) recovery() {
+	r := v.c.Recovery
+	if r.Interval < 10*time.Second || r.Interval > 24*time.Hour {
+		v.add("recovery.interval", "want between 10s and 24h, got %s", r.Interval)
+	}
+	if r.MaxAge <= 0 || r.MaxAge > 72*time.Hour {
+		v.add("recovery.max_age", "want a positive duration of at most 72h (GitHub keeps three days of deliveries), got %s", r.MaxAge)
 	}
 }
 

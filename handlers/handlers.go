@@ -21,6 +21,11 @@ type Event struct {
 	Name     string // X-GitHub-Event
 	Delivery string // X-GitHub-Delivery
 	Payload  []byte
+	// Recovered marks an event package recovery made up for a change GitHub never delivered: a
+	// branch head or release tag it found on GitHub that Stagecoach never recorded. Its payload
+	// names no sender (GitHub does not say who moved a ref), so no rule may take it for
+	// anyone's action, Stagecoach's own included.
+	Recovered bool
 }
 
 // Result is the work an event implies. An empty Result (no deploys, no jobs) means the event is

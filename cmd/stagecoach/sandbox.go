@@ -106,7 +106,10 @@ func sandboxCluster(ctx context.Context, which string, stdout io.Writer) (*sandb
 // serveSandbox runs Stagecoach for the sandbox: its AWS SDK goes to the AWS test servers with
 // static credentials (no profile, file or metadata service is read), and the pipeline looks at
 // the seconds-long builds more often than production's schedule would.
-func serveSandbox(ctx context.Context, s sandbox.Server) error {
+func serveSandbox(ctx context.Context, s sandbox.Server) error { return serveSandboxTuned(ctx, s, nil) }
+
+// serveSandboxTuned is serveSandbox with the server's options changed by tune (nil: none).
+func serveSandboxTuned(ctx context.Context, s sandbox.Server, tune func(*serverOptions)) error {
 	awsOptions := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(s.AWSRegion),
 		awsconfig.WithBaseEndpoint(s.AWSEndpoint),
@@ -116,10 +119,14 @@ func serveSandbox(ctx context.Context, s sandbox.Server) error {
 		awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled),
 		awsconfig.WithRetryMaxAttempts(3),
 	}
-	err := runServer(ctx, serverOptions{cfg: s.Config, deploy: true, log: newLogger(s.Log, s.Config.LogLevel),
+	o := serverOptions{cfg: s.Config, deploy: true, log: newLogger(s.Log, s.Config.LogLevel),
 		clusters: s.Clusters, aws: awsOptions, listening: s.Listening,
 		pipeline: pipeline.Options{Poll: 200 * time.Millisecond, MinPoll: 300 * time.Millisecond, EndPoll: 200 * time.Millisecond,
-			MaxPoll: time.Second, FollowBudget: 5 * time.Second, ReportEvery: 2 * time.Second}})
+			MaxPoll: time.Second, FollowBudget: 5 * time.Second, ReportEvery: 2 * time.Second}}
+	if tune != nil {
+		tune(&o)
+	}
+	err := runServer(ctx, o)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

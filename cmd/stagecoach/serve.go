@@ -31,6 +31,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/installs"
 	"github.com/stagecoach/stagecoach/internal/metrics"
 	"github.com/stagecoach/stagecoach/internal/pipeline"
+	"github.com/stagecoach/stagecoach/internal/recovery"
 	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/server"
@@ -82,6 +83,8 @@ type serverOptions struct {
 	listening func(public, internal string)
 	// pipeline tunes the pipeline (the sandbox looks at its seconds-long builds more often).
 	pipeline pipeline.Options
+	// recovery tunes recovery (tests follow a pass up sooner).
+	recovery recovery.Options
 }
 
 // runServer runs the service until ctx ends: the intake, the job runner, the pipeline and the
@@ -122,6 +125,15 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	missed, err := recoverer(cfg, st, m, func() {
+		runner.Wake()
+		if deploys != nil {
+			deploys.Wake()
+		}
+	}, o.recovery, log)
+	if err != nil {
+		return err
+	}
 	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "stagecoach_webhook_unverified_bytes",
 		Help: "Bytes of webhook bodies read but not yet verified; the intake refuses requests (503) past webhook.max_unverified_mib.",
@@ -157,6 +169,9 @@ func runServer(ctx context.Context, o serverOptions) error {
 	wg.Go(func() { _ = runner.Run(runCtx) })
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
+	}
+	if missed != nil { // after the listeners are up: what it redelivers comes back here too
+		wg.Go(func() { _ = missed.Run(runCtx) })
 	}
 	err = server.Serve(ctx, log,
 		server.Listener{Name: "public", Listener: pub, Handler: public.Handler(log)},

@@ -1,6 +1,7 @@
 // Package metrics exposes Stagecoach's Prometheus metrics: webhook deliveries by event and
-// result, calls to GitHub (with the rate limit left) and AWS, and ended deploys by stage and
-// result with their durations, counted as they happen; deploys by state and pending jobs by
+// result, calls to GitHub (with the rate limit left) and AWS, ended deploys by stage and result
+// with their durations, and recovery's passes, redeliveries and recovered work, counted as they
+// happen; deploys by state and pending jobs by
 // kind, read from the store when scraped so every replica reports the same truth.
 package metrics
 
@@ -32,7 +33,8 @@ type Metrics struct {
 	mu     sync.Mutex
 	counts map[[2]string]prometheus.Counter // curried counters: no label hashing per delivery
 
-	clients *clientMetrics
+	clients  *clientMetrics
+	recovery *recoveryMetrics
 }
 
 // knownEvents bounds the event label: the header is sent before authentication, so an
@@ -55,6 +57,7 @@ func New(st Store, log *slog.Logger) *Metrics {
 	}
 	m.reg.MustRegister(m.deliveries, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.clients = newClientMetrics(m.reg)
+	m.recovery = newRecoveryMetrics(m.reg)
 	if st != nil {
 		m.reg.MustRegister(&storeCollector{st: st, log: log})
 	}

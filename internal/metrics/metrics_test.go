@@ -100,3 +100,30 @@ func TestClientMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoveryMetrics(t *testing.T) {
+	m := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.RecoveryPass("done")
+	m.Redelivery("requested")
+	m.Redelivery("requested")
+	m.Redelivery("stale")
+	m.Recovered("redelivered", "issue_comment")
+	m.Recovered("reconciled", "push")
+	m.Recovered("redelivered", "made-up-event-1234")
+	out := scrape(t, m)
+	for _, want := range []string{
+		`stagecoach_recovery_passes_total{result="done"} 1`,
+		`stagecoach_recovery_redeliveries_total{outcome="requested"} 2`,
+		`stagecoach_recovery_redeliveries_total{outcome="stale"} 1`,
+		`stagecoach_recovered_total{event="issue_comment",how="redelivered"} 1`,
+		`stagecoach_recovered_total{event="push",how="reconciled"} 1`,
+		`stagecoach_recovered_total{event="other",how="redelivered"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(out, "made-up-event") {
+		t.Error("an arbitrary event name became a label")
+	}
+}

@@ -135,6 +135,28 @@ func (s *Server) getRef(c *call) (int, any) {
 	return http.StatusOK, s.refJSONLocked(c.repo(), ref, sha)
 }
 
+// listMatchingRefs answers git/list-matching-refs: every ref that starts with refs/<ref>, sorted,
+// in one answer. GitHub pages nothing here although the description lists a Link header, and
+// go-github v88 sends no paging parameters (it dropped them for that reason).
+func (s *Server) listMatchingRefs(c *call) (int, any) {
+	prefix := "refs/" + c.params["ref"]
+	repo := c.repo()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for ref := range s.refs[repo] {
+		if strings.HasPrefix(ref, prefix) {
+			names = append(names, ref)
+		}
+	}
+	sort.Strings(names)
+	out := []any{}
+	for _, ref := range names {
+		out = append(out, s.refJSONLocked(repo, ref, s.refs[repo][ref]))
+	}
+	return http.StatusOK, out
+}
+
 func (s *Server) createRef(c *call) (int, any) {
 	var in struct{ Ref, SHA string }
 	if err := c.decode(&in); err != nil {

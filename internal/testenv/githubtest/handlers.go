@@ -86,6 +86,10 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"apps/list-installations-for-authenticated-user":      s.userInstallations,
 		"apps/list-installation-repos-for-authenticated-user": s.userInstallationRepos,
 		"apps/delete-token":                                   s.deleteUserToken,
+		"apps/list-webhook-deliveries":                        s.listHookDeliveries,
+		"apps/get-webhook-delivery":                           s.getHookDelivery,
+		"apps/redeliver-webhook-delivery":                     s.redeliverHookDelivery,
+		"git/list-matching-refs":                              s.listMatchingRefs,
 	}
 	return routes
 }

@@ -53,7 +53,12 @@
 // one at a time, in the order of the changes that caused them, from one goroutine; one caused
 // by an API call leaves only once that call is answered. Deliveries records each with its
 // answer; one answered other than 2xx, or not within 10 s, is failed and not retried
-// (Redeliver sends it again); Flush waits for the queue to empty.
+// (Redeliver sends it again); Flush waits for the queue to empty. Every attempt is in the App's
+// delivery log as GitHub keeps it, for the App's JWT: GET /app/hook/deliveries (newest first,
+// paged by the Link header's cursor), GET /app/hook/deliveries/{id} (with the request and the
+// answer) and POST /app/hook/deliveries/{id}/attempts (a redelivery: GitHub answers 202, which
+// go-github reports as an *AcceptedError). go-github cannot ask the log for failed deliveries
+// only (its ListCursorOptions lacks the description's status filter): list them all.
 //
 // The App's own API calls cause what they cause on GitHub: git/create-ref and git/update-ref
 // of a branch or tag deliver a push (and a create for a new ref), and issues/create-comment and
@@ -172,11 +177,11 @@ type Server struct {
 // Start starts a server outside of a test (New is the same inside one). Close stops it;
 // Problems says what it rejected or answered outside the description.
 func Start(opts ...Option) (*Server, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	b, err := shared()
 	if err != nil {
-		return nil, fmt.Errorf("githubtest: generating the App key: %w", err)
+		return nil, err
 	}
-	s := &Server{key: key, appID: 4242, slug: "stagecoach", installationID: 1, limit: 5000,
+	s := &Server{key: b.key, ops: b.ops, v: b.v, templates: b.templates, appID: 4242, slug: "stagecoach", installationID: 1, limit: 5000,
 		reset: time.Now().Add(time.Hour), nextID: 1000,
 		failNext: map[string][]int{}, tokens: map[string]int64{},
 		checkRuns: map[string][]*CheckRun{}, deployments: map[string][]*Deployment{}, issues: map[string]map[int]*Issue{},
@@ -187,17 +192,38 @@ func Start(opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.oauth = newOAuthState(s.slug)
-	if s.ops, s.v, err = loadSubset(subsetJSON); err != nil {
-		return nil, fmt.Errorf("githubtest: %w", err)
-	}
-	if s.templates, err = loadTemplates(); err != nil {
-		return nil, fmt.Errorf("githubtest: %w", err)
-	}
 	s.handlers = s.routes()
 	s.out = newOutbox(s.appID)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s, nil
 }
+
+// base is what every server of the process starts from, made once and only read afterwards:
+// the App's key, the description subset and the webhook payload examples. Generating a 2048-bit
+// key and parsing both files took most of a server's start, and, under -race on a busy machine,
+// most of a test run (a package run at -count=20 outlived go test's ten-minute timeout). Every
+// server of a process so has the same App key; each is still its own App by id and slug.
+type base struct {
+	key       *rsa.PrivateKey
+	ops       []*operation
+	v         *validator
+	templates map[string]map[string]any
+}
+
+var shared = sync.OnceValues(func() (*base, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("githubtest: generating the App key: %w", err)
+	}
+	b := &base{key: key}
+	if b.ops, b.v, err = loadSubset(subsetJSON); err != nil {
+		return nil, fmt.Errorf("githubtest: %w", err)
+	}
+	if b.templates, err = loadTemplates(); err != nil {
+		return nil, fmt.Errorf("githubtest: %w", err)
+	}
+	return b, nil
+})
 
 // New starts a server for a test; it closes when the test ends, and the test fails then for
 // every problem (see Problems).

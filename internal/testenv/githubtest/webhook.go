@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -39,6 +40,15 @@ type Delivery struct {
 	Status     int           // the receiver's answer; 0 when there was none
 	Response   []byte        // the first KiB of the answer's body
 	Err        error         // why there was no answer, or why it was refused
+	// AttemptID is this attempt's id in the App's delivery log (GET /app/hook/deliveries): each
+	// redelivery is an attempt of its own, with the original's ID (its guid).
+	AttemptID int64
+	// DeliveredAt is when the attempt was made (or dropped, for one Close dropped).
+	DeliveredAt time.Time
+
+	installationID, repositoryID int64       // from the payload, as the delivery log shows them
+	reqHeader, respHeader        http.Header // what was sent with the body, and the answer's headers
+	timedOut                     bool
 }
 
 // Failed reports whether GitHub would show the delivery as failed: no answer in time, or an
@@ -47,9 +57,8 @@ func (d Delivery) Failed() bool { return d.Err != nil || d.Status/100 != 2 }
 
 // pending is a delivery waiting for its turn.
 type pending struct {
-	d      Delivery
-	secret []byte
-	ready  <-chan struct{} // closed when the API call that caused it has been answered
+	d     Delivery
+	ready <-chan struct{} // closed when the API call that caused it has been answered
 }
 
 // outbox sends webhook deliveries one at a time, in the order they were queued, from one
@@ -68,6 +77,7 @@ type outbox struct {
 	log      []Delivery
 	queued   int
 	done     int
+	attempts int64         // the last AttemptID handed out
 	progress chan struct{} // closed and replaced whenever a delivery ends
 	wake     chan struct{}
 	closed   bool
@@ -172,7 +182,14 @@ var subscribed = map[string]bool{"push": true, "pull_request": true, "create": t
 
 func (o *outbox) enqueueLocked(d Delivery, ready <-chan struct{}) {
 	d.HookID, d.URL, d.Queued = o.hookID, o.url, time.Now()
-	p := &pending{d: d, secret: o.secret, ready: ready}
+	var ids struct {
+		Installation struct{ ID int64 } `json:"installation"`
+		Repository   struct{ ID int64 } `json:"repository"`
+	}
+	_ = json.Unmarshal(d.Body, &ids) // every payload the server makes is a JSON object
+	d.installationID, d.repositoryID = ids.Installation.ID, ids.Repository.ID
+	d.reqHeader = o.headers(d, o.secret)
+	p := &pending{d: d, ready: ready}
 	o.queued++
 	if o.closed {
 		o.finishLocked(p, 0, nil, errors.New("the server was closed before the delivery was answered"))
@@ -185,9 +202,14 @@ func (o *outbox) enqueueLocked(d Delivery, ready <-chan struct{}) {
 	}
 }
 
-// finishLocked records a delivery's outcome and wakes Flush.
+// finishLocked records a delivery's outcome, as an attempt of the delivery log, and wakes Flush.
 func (o *outbox) finishLocked(p *pending, status int, resp []byte, err error) {
 	p.d.Status, p.d.Response, p.d.Err = status, resp, err
+	o.attempts++
+	p.d.AttemptID = 80000000000 + o.attempts
+	if p.d.DeliveredAt.IsZero() {
+		p.d.DeliveredAt = time.Now()
+	}
 	o.log = append(o.log, p.d)
 	o.done++
 	close(o.progress)
@@ -215,47 +237,66 @@ func (o *outbox) run() {
 			return
 		}
 		began := time.Now()
-		status, resp, err := o.send(p)
-		p.d.Took = time.Since(began)
+		a := o.send(p)
 		o.mu.Lock()
-		if len(o.queue) > 0 && o.queue[0] == p { // Close may have dropped it meanwhile
+		// Close may have dropped it meanwhile; then p is Close's, and its outcome stands.
+		if len(o.queue) > 0 && o.queue[0] == p {
 			o.queue = o.queue[1:]
-			o.finishLocked(p, status, resp, err)
+			p.d.Took, p.d.DeliveredAt, p.d.respHeader, p.d.timedOut = time.Since(began), began, a.header, a.timedOut
+			o.finishLocked(p, a.status, a.body, a.err)
 		}
 		o.mu.Unlock()
 	}
 }
 
-// send POSTs one delivery with GitHub's headers.
-func (o *outbox) send(p *pending) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(o.ctx, http.MethodPost, p.d.URL, bytes.NewReader(p.d.Body))
-	if err != nil {
-		return 0, nil, err
-	}
-	h := req.Header
+// answer is how the receiver answered one attempt.
+type answer struct {
+	status   int // 0: no answer
+	body     []byte
+	header   http.Header
+	timedOut bool
+	err      error
+}
+
+// headers are GitHub's headers of a delivery, signed with secret (unsigned when it is empty).
+func (o *outbox) headers(d Delivery, secret []byte) http.Header {
+	h := http.Header{}
 	h.Set("Accept", "*/*")
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", hookUserAgent)
-	h.Set("X-GitHub-Delivery", p.d.ID)
-	h.Set("X-GitHub-Event", p.d.Event)
-	h.Set("X-GitHub-Hook-ID", strconv.FormatInt(p.d.HookID, 10))
+	h.Set("X-GitHub-Delivery", d.ID)
+	h.Set("X-GitHub-Event", d.Event)
+	h.Set("X-GitHub-Hook-ID", strconv.FormatInt(d.HookID, 10))
 	h.Set("X-GitHub-Hook-Installation-Target-ID", strconv.FormatInt(o.appID, 10))
 	h.Set("X-GitHub-Hook-Installation-Target-Type", "integration")
-	if len(p.secret) > 0 {
-		h.Set("X-Hub-Signature", "sha1="+sign(sha1.New, p.secret, p.d.Body))
-		h.Set("X-Hub-Signature-256", "sha256="+sign(sha256.New, p.secret, p.d.Body))
+	if len(secret) > 0 {
+		h.Set("X-Hub-Signature", "sha1="+sign(sha1.New, secret, d.Body))
+		h.Set("X-Hub-Signature-256", "sha256="+sign(sha256.New, secret, d.Body))
 	}
+	return h
+}
+
+// send POSTs one delivery with GitHub's headers. It only reads p: while it runs, Close may be
+// recording p's outcome.
+func (o *outbox) send(p *pending) answer {
+	req, err := http.NewRequestWithContext(o.ctx, http.MethodPost, p.d.URL, bytes.NewReader(p.d.Body))
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header = p.d.reqHeader.Clone()
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		var ne net.Error
+		return answer{err: err, timedOut: errors.As(err, &ne) && ne.Timeout()}
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	a := answer{status: resp.StatusCode, header: resp.Header.Clone()}
+	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, body, fmt.Errorf("the receiver answered %s", resp.Status)
+		a.err = fmt.Errorf("the receiver answered %s", resp.Status)
 	}
-	return resp.StatusCode, body, nil
+	return a
 }
 
 // close drops what is queued, cancels the delivery in flight and waits for the sender.

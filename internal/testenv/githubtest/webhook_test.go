@@ -54,7 +54,17 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if n := rc.inFlight.Add(1); n != 1 {
 		rc.t.Errorf("%d deliveries at once; GitHub sends one at a time here", n)
 	}
-	defer rc.inFlight.Add(-1)
+	// The delivery ends when the answer is written or the connection closed, which the sender
+	// sees at once; this goroutine may only get to its deferred calls after the next delivery
+	// began. So it counts itself out before it answers.
+	counted := true
+	out := func() {
+		if counted {
+			rc.inFlight.Add(-1)
+			counted = false
+		}
+	}
+	defer out()
 	h := r.Header
 	for name, want := range map[string]string{"Content-Type": "application/json", "X-GitHub-Hook-Installation-Target-Type": "integration"} {
 		if h.Get(name) != want {
@@ -87,6 +97,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		<-rc.hold
 	}
 	status := int(rc.answer.Load())
+	out()
 	if status == 0 {
 		conn, _, _ := http.NewResponseController(w).Hijack()
 		conn.Close()
@@ -258,6 +269,9 @@ func TestNoWebhookNoDeliveries(t *testing.T) {
 	}
 }
 
+// TestCloseDropsQueuedDeliveries closes the server while the receiver holds the first delivery
+// and the second waits its turn: Close returns without waiting for the held answer, and both
+// are recorded as failed.
 func TestCloseDropsQueuedDeliveries(t *testing.T) {
 	s, err := Start()
 	if err != nil {
@@ -266,10 +280,27 @@ func TestCloseDropsQueuedDeliveries(t *testing.T) {
 	rc := newReceiver(t)
 	rc.hold = make(chan struct{})
 	defer close(rc.hold)
+	holding := make(chan struct{}, 1)
+	rc.seen = func(received) {
+		select {
+		case holding <- struct{}{}:
+		default:
+		}
+	}
 	s.SetWebhook(rc.srv.URL, secret)
 	s.AddPull("acme/app", Pull{Number: 1, Title: "t", HeadRef: "f", HeadSHA: strings.Repeat("c", 40)})
 	s.Comment("acme/app", 1, "octocat", "one")
 	s.Comment("acme/app", 1, "octocat", "two")
+	// Close only once the receiver holds the first delivery, read and verified. Closed any
+	// earlier, the cancelled request is cut off while its body is on the wire, and the receiver,
+	// which checks every delivery as Stagecoach's intake would, rightly reports the truncated
+	// body ("signature: unexpected EOF", "use of closed network connection"): the test raced
+	// Close against the first delivery's transmission, which a busy machine loses now and then.
+	select {
+	case <-holding:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery never reached the receiver")
+	}
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {

@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
@@ -131,29 +130,7 @@ func (w *World) setUp(ctx context.Context) error {
 	if w.logFile, err = os.OpenFile(filepath.Join(o.Dir, "stagecoach.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	w.stop = stop
-	listening := make(chan [2]string, 1)
-	go func() {
-		w.served <- o.Serve(serveCtx, Server{Config: w.cfg, Clusters: w.kube.clusters(), AWSEndpoint: w.AWS.URL(),
-			AWSRegion: awstest.Region, AWSKeyID: awstest.AccessKeyID, AWSSecret: awstest.SecretAccessKey,
-			Log: w.logFile, Listening: func(public, internal string) { listening <- [2]string{public, internal} }})
-	}()
-	select {
-	case addrs := <-listening:
-		w.URL, w.InternalURL = "http://"+addrs[0], "http://"+addrs[1]
-	case err := <-w.served:
-		return fmt.Errorf("sandbox: Stagecoach did not start: %w", err)
-	case <-time.After(30 * time.Second):
-		return errors.New("sandbox: Stagecoach did not start within 30 s")
-	}
-	secret, err := os.ReadFile(w.cfg.GitHub.WebhookSecretFile)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	w.GitHub.SetWebhook(w.URL+"/webhook", []byte(strings.TrimSpace(string(secret))))
-	w.GitHub.SetCallbackURL(w.URL + "/signin/callback") // the App's callback URL, as setup registers it
-	return nil
+	return w.serve(ctx)
 }
 
 // DashboardURL opens the dashboard signed in: it starts the sign-in with GitHub, which the test

@@ -21,7 +21,9 @@ import (
 
 // operations are the method and path of every GitHub call Stagecoach makes (git/get-tag peels
 // the annotated tags a push names by their tag object). The deprecated compare form is listed
-// too: go-github's URL matches it as well as the {basehead} form.
+// too: go-github's URL matches it as well as the {basehead} form. The App's hook deliveries and
+// git/list-matching-refs are recovery's: the deliveries GitHub failed to make, redelivered, and
+// the release tags reconciled with what Stagecoach recorded.
 var operations = []string{
 	"POST /app/installations/{installation_id}/access_tokens",
 	"GET /app",
@@ -70,6 +72,10 @@ var operations = []string{
 	"GET /user/installations",
 	"GET /user/installations/{installation_id}/repositories",
 	"DELETE /applications/{client_id}/token",
+	"GET /app/hook/deliveries",
+	"GET /app/hook/deliveries/{delivery_id}",
+	"POST /app/hook/deliveries/{delivery_id}/attempts",
+	"GET /repos/{owner}/{repo}/git/matching-refs/{ref}",
 }
 
 // aliases are operations the description keeps apart that GitHub serves as one: the
@@ -128,14 +134,20 @@ type document struct {
 			Required bool    `json:"required"`
 			Content  content `json:"content"`
 		} `json:"requestBody"`
-		Responses map[string]struct {
-			Content content `json:"content"`
-		} `json:"responses"`
+		Responses map[string]rawResponse `json:"responses"`
 	} `json:"paths"`
 	Components struct {
 		Schemas    map[string]json.RawMessage `json:"schemas"`
 		Parameters map[string]rawParameter    `json:"parameters"`
+		Responses  map[string]rawResponse     `json:"responses"`
 	} `json:"components"`
+}
+
+// rawResponse is a response of an operation, or a reference to a shared one (apps/redeliver-
+// webhook-delivery's 202 is #/components/responses/accepted).
+type rawResponse struct {
+	Ref     string  `json:"$ref"`
+	Content content `json:"content"`
 }
 
 func main() {
@@ -222,6 +234,14 @@ func extract(doc *document) (*Subset, error) {
 		for status, r := range o.Responses {
 			if !strings.HasPrefix(status, "2") {
 				continue
+			}
+			if r.Ref != "" {
+				name := strings.TrimPrefix(r.Ref, "#/components/responses/")
+				resolved, ok := doc.Components.Responses[name]
+				if !ok {
+					return nil, fmt.Errorf("%s: response %s is missing", op, r.Ref)
+				}
+				r = resolved
 			}
 			c, ok := r.Content["application/json"]
 			if !ok {

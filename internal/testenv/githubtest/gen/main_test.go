@@ -21,6 +21,7 @@ func description(t *testing.T) []byte {
 			"parameters":  []any{map[string]any{"$ref": "#/components/parameters/owner"}, map[string]any{"name": "per_page", "in": "query", "schema": map[string]any{"type": "integer"}}},
 			"responses": map[string]any{
 				"200": map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/top"}}}},
+				"202": map[string]any{"$ref": "#/components/responses/accepted"},
 				"204": map[string]any{},
 				"404": map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/error"}}}},
 			},
@@ -38,6 +39,7 @@ func description(t *testing.T) []byte {
 		"paths": paths,
 		"components": map[string]any{
 			"parameters": map[string]any{"owner": map[string]any{"name": "owner", "in": "path", "schema": map[string]any{"type": "string"}}},
+			"responses":  map[string]any{"accepted": map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}},
 			"schemas": map[string]any{
 				"top":    map[string]any{"type": "object", "properties": map[string]any{"x": map[string]any{"$ref": "#/components/schemas/middle"}}},
 				"middle": map[string]any{"allOf": []any{map[string]any{"$ref": "#/components/schemas/leaf"}}},
@@ -104,7 +106,11 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s: parameters %+v, want the path parameter owner only", o.OperationID, o.Parameters)
 		}
 		if string(o.Responses["204"]) != "null" || o.Responses["404"] != nil || o.Responses["200"] == nil {
-			t.Errorf("%s: responses %v, want 200 and 204 (no body) only", o.OperationID, o.Responses)
+			t.Errorf("%s: responses %v, want 200, 202 and 204 (no body) only", o.OperationID, o.Responses)
+		}
+		var accepted map[string]any
+		if err := json.Unmarshal(o.Responses["202"], &accepted); err != nil || len(accepted) != 1 || accepted["type"] != "object" {
+			t.Errorf("%s: 202 %s, want the shared response's schema", o.OperationID, o.Responses["202"])
 		}
 		if (o.Method == "POST") != (o.Request != nil && o.RequestRequired) {
 			t.Errorf("%s %s: request %s required %v", o.Method, o.Path, o.Request, o.RequestRequired)
@@ -119,5 +125,19 @@ func TestMissingOperation(t *testing.T) {
 	var doc document
 	if _, err := extract(&doc); err == nil || !strings.Contains(err.Error(), "not in the description") {
 		t.Errorf("err = %v, want a missing operation", err)
+	}
+}
+
+func TestMissingSharedResponse(t *testing.T) {
+	var doc document
+	if err := json.Unmarshal([]byte(`{"paths": {"/app": {"get": {"operationId": "apps/get-authenticated",
+		"responses": {"202": {"$ref": "#/components/responses/gone"}}}}}}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	saved := operations
+	operations = []string{"GET /app"}
+	defer func() { operations = saved }()
+	if _, err := extract(&doc); err == nil || !strings.Contains(err.Error(), "response #/components/responses/gone is missing") {
+		t.Errorf("err = %v, want the missing shared response named", err)
 	}
 }
