@@ -214,6 +214,7 @@ func (c Commands) Heard(association string) bool {
 	}
 	return false
 }
+
 // Recovery is how Stagecoach finds the work it missed while every replica was down or failing
 // (package recovery): failed webhook deliveries redelivered, trigger branch heads and release
 // tags reconciled with what it recorded.

@@ -106,7 +106,7 @@ func guardedJobs(cfg *config.Config, repo string, stages []*config.Stage, base j
 		}
 		p := base
 		p.Stage = st.Name
-		out = append(out, jobs.Job{Kind: jobs.KindPush, Key: "push:" + repo + ":" + st.Name + ":" + base.Delivery, Payload: mustJSON(p)})
+		out = append(out, jobs.Job{Kind: jobs.KindPush, Key: jobs.PushKey(repo, st.Name, base.After, base.Delivery), Payload: mustJSON(p)})
 	}
 	return out
 }

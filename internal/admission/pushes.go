@@ -95,6 +95,9 @@ func (p *Pushes) Decide(ctx context.Context, _ jobs.Job, in jobs.Push) error {
 	if rec.Outcome != "" {
 		return nil // decided by an earlier attempt
 	}
+	if in.Pusher == "" {
+		return p.unknown(ctx, in, rec)
+	}
 	if isBot(in.Pusher, in.PusherType) {
 		login, err := p.o.Identity.BotLogin(ctx)
 		if err != nil {
@@ -159,6 +162,29 @@ func (p *Pushes) own(ctx context.Context, in jobs.Push, rec store.CommandRecord)
 	return p.refuse(ctx, gh, in, rec, p.o.Config.Stage(in.Stage), why)
 }
 
+// unknown settles a push that names no pusher: one recovery found on GitHub (package recovery)
+// because its webhook never arrived, and GitHub does not say who moved a branch. When it is a
+// move Stagecoach recorded (its own promotion, whose push was lost), it is that move; otherwise
+// nobody can be said to have approved it, so nothing deploys.
+func (p *Pushes) unknown(ctx context.Context, in jobs.Push, rec store.CommandRecord) error {
+	m, ok, err := p.st.MatchBranchMove(ctx, in.Repo, in.Branch, in.After, in.Delivery)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return p.finish(ctx, in, rec, "accepted", fmt.Sprintf("Stagecoach's own move for %s, found by recovery", m.CommandKey))
+	}
+	gh, err := p.clients.Installation(in.InstallationID)
+	if err != nil {
+		return jobs.Terminal(err)
+	}
+	stage := p.o.Config.Stage(in.Stage)
+	why := fmt.Sprintf("Stagecoach found `%s` at `%s` when it recovered the webhooks it missed, and GitHub does not say who pushed "+
+		"it, so nobody can be said to have approved it and nothing deploys. Someone who may promote to %s can deploy it with a command.",
+		in.Branch, deploy.ShortSHA(in.After), stage.Name)
+	return p.refuse(ctx, gh, in, rec, stage, why)
+}
+
 // refuse tells GitHub and the audit trail why the push deploys nothing.
 func (p *Pushes) refuse(ctx context.Context, gh *github.Client, in jobs.Push, rec store.CommandRecord, stage *config.Stage, why string) error {
 	owner, repo, _ := strings.Cut(in.Repo, "/")
@@ -166,7 +192,7 @@ func (p *Pushes) refuse(ctx context.Context, gh *github.Client, in jobs.Push, re
 	if err != nil {
 		return err
 	}
-	title := fmt.Sprintf("Not deployed: the push of %s to %s by @%s was refused", deploy.ShortSHA(in.After), in.Branch, in.Pusher)
+	title := fmt.Sprintf("Not deployed: the push of %s to %s by %s was refused", deploy.ShortSHA(in.After), in.Branch, pusher(in))
 	// Recorded before it is made, so a retry after a crash finds the check run instead of
 	// making a second one.
 	name, external := "stagecoach/"+stage.Name, "refused:"+strconv.FormatInt(rec.ID, 10)
@@ -197,7 +223,11 @@ func (p *Pushes) refusalSummary(ctx context.Context, in jobs.Push, stage *config
 	if in.Event == "pull_request" {
 		verb = fmt.Sprintf("merged #%d, making", in.PR)
 	}
-	fmt.Fprintf(&b, "**@%s %s `%s` to `%s`, and nothing was deployed.**\n\n%s\n\n", in.Pusher, verb, sha, in.Branch, why)
+	who := pusher(in)
+	if in.Pusher == "" {
+		who = "Someone"
+	}
+	fmt.Fprintf(&b, "**%s %s `%s` to `%s`, and nothing was deployed.**\n\n%s\n\n", who, verb, sha, in.Branch, why)
 	for _, app := range AppsFor(p.o.Config, in.Repo, stage.Name) {
 		live, err := p.st.LiveDeploys(ctx, app.Name)
 		if err != nil {
@@ -302,4 +332,13 @@ func clip(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// pusher names who pushed: @login, or, for a push recovery found (GitHub does not say who made
+// it), someone.
+func pusher(in jobs.Push) string {
+	if in.Pusher == "" {
+		return "someone"
+	}
+	return "@" + in.Pusher
 }

@@ -291,6 +291,46 @@ func TestStagecoachsOwnMoveDeploysOnce(t *testing.T) {
 	}
 }
 
+// TestRecoveredPushNamingNobodyDeploysNothing: recovery (package recovery) finds a branch moved
+// while every webhook was lost and makes the push GitHub would have sent, which names no pusher:
+// GitHub does not say who moved a branch. Nobody can be said to have approved it, so the gate
+// must not treat it as Stagecoach's or anyone's: nothing deploys, and the check run says why.
+// Stagecoach's own recorded move found that way is that move, and deploys as it would have.
+func TestRecoveredPushNamingNobodyDeploysNothing(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	prodBefore := len(w.deploys("prod"))
+	w.pushed("prod", shaB, "", "")
+	if n := len(w.deploys("prod")); n != prodBefore {
+		t.Fatalf("a push naming nobody recorded %d deploy(s) on prod", n-prodBefore)
+	}
+	run := w.refusal("prod", shaB)
+	if !strings.Contains(run.Summary, "GitHub does not say who pushed it") || !strings.Contains(run.Title, "by someone was refused") {
+		t.Errorf("check run %q:\n%s", run.Title, run.Summary)
+	}
+	if a := w.lastAudit(); a.Verb != "push" || a.Outcome != "refused" {
+		t.Errorf("audit = %+v", a)
+	}
+
+	rd, err := w.st.RequestDeploys(ctx, []deploy.Request{{App: "hello", Stage: "alpha", Repo: repo, SHA: shaX, Ref: "alpha", InstallationID: 1,
+		Held: true, Trigger: deploy.Trigger{Event: "issue_comment", Delivery: "promote-alpha", Actor: "lead", Issue: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.RecordBranchMove(ctx, store.BranchMove{Repo: repo, Branch: "alpha", SHA: shaX, CommandKey: "comment:acme/hello:78",
+		DeployIDs: []int64{rd[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	alphaBefore := len(w.deploys("alpha"))
+	w.pushed("alpha", shaX, "", "")
+	if n := len(w.deploys("alpha")); n != alphaBefore {
+		t.Errorf("Stagecoach's own move, found by recovery, recorded %d more deploy(s)", n-alphaBefore)
+	}
+	if a := w.lastAudit(); a.Outcome != "accepted" || !strings.Contains(a.Reason, "Stagecoach's own move for comment:acme/hello:78, found by recovery") {
+		t.Errorf("audit = %+v", a)
+	}
+}
+
 // TestPushByPromoterPassesTheGate: a promoter's push deploys (it is the same approval as
 // /promote), but the rest of the gate still holds: the stage order, and what the push would
 // take off the stage.

@@ -145,6 +145,17 @@ type Push struct {
 	Delivery       string `json:"delivery"`
 }
 
+// PushKey is the key of a push's job for one stage: the commit comes before the delivery, so
+// recovery can tell whether any push of that commit to the stage was heard, by whatever delivery.
+func PushKey(repo, stage, sha, delivery string) string {
+	return PushKeyPrefix(repo, stage, sha) + delivery
+}
+
+// PushKeyPrefix is what every PushKey of repo, stage and sha starts with.
+func PushKeyPrefix(repo, stage, sha string) string {
+	return "push:" + repo + ":" + stage + ":" + sha + ":"
+}
+
 // Installation is the payload of KindInstallation.
 type Installation struct {
 	InstallationID int64    `json:"installation_id"`

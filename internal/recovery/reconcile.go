@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/handlers"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
 
@@ -238,7 +239,17 @@ func (p *pass) recoverRef(ctx context.Context, repo string, installationID int64
 		}
 	}
 	for _, j := range res.Jobs {
-		if heard, err := r.st.JobExists(ctx, j.Key); err != nil || heard {
+		heard, err := r.st.JobExists(ctx, j.Key)
+		if j.Kind == jobs.KindPush && err == nil && !heard {
+			// A push to a guarded stage is a job for the admission gate, keyed by its
+			// delivery: heard if any push of the commit to the stage was recorded since.
+			var p jobs.Push
+			if err := json.Unmarshal(j.Payload, &p); err != nil {
+				return fmt.Errorf("reading the recovered push: %w", err)
+			}
+			heard, err = r.st.PushRecordedSince(ctx, p.Repo, p.Stage, p.After, since)
+		}
+		if err != nil || heard {
 			return err
 		}
 	}

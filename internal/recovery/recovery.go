@@ -57,6 +57,7 @@ type Store interface {
 	SaveRecoveryRefs(ctx context.Context, l store.RecoveryLease, repo string, refs []store.RecoveryRef, drop []string) error
 	DeployRequestedSince(ctx context.Context, app, stage, sha string, since time.Time) (bool, error)
 	JobExists(ctx context.Context, key string) (bool, error)
+	PushRecordedSince(ctx context.Context, repo, stage, sha string, since time.Time) (bool, error)
 }
 
 // Clients gives GitHub clients: the App's own (JWT) and an installation's.

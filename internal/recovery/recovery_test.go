@@ -56,8 +56,8 @@ func TestWorkMissedWhileDownIsRecoveredOnce(t *testing.T) {
 	if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 6 {
 		t.Errorf("%d redeliveries asked for, want 6", n)
 	}
-	if got := describe(w.deploys()); got != "test:m:pull_request alpha:a:push" {
-		t.Errorf("deploys = %s, want the merge on test and the push on alpha, once each", got)
+	if got := w.work(); got != "test:m:pull_request alpha:a:gate" {
+		t.Errorf("work = %s, want the merge's deploy on test and the push on alpha for the gate, once each", got)
 	}
 	if d := w.deploys()[0]; d.Trigger.PR != 7 {
 		t.Errorf("the merge's deploy reports to PR %d, want 7", d.Trigger.PR)
@@ -72,8 +72,8 @@ func TestWorkMissedWhileDownIsRecoveredOnce(t *testing.T) {
 	if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 6 {
 		t.Errorf("%d redeliveries after more passes, want still 6", n)
 	}
-	if got := describe(w.deploys()); got != "test:m:pull_request alpha:a:push" {
-		t.Errorf("deploys after more passes = %s", got)
+	if got := w.work(); got != "test:m:pull_request alpha:a:gate" {
+		t.Errorf("work after more passes = %s", got)
 	}
 	if got := w.jobs(); fmt.Sprint(got) != fmt.Sprint(jobsAfter) {
 		t.Errorf("jobs after more passes = %v, want %v", got, jobsAfter)
@@ -102,7 +102,7 @@ func TestStaleFailedDeliveryIsNotRedelivered(t *testing.T) {
 		stale        int
 	}{
 		{"push", func(w *world) { w.gh.PushBranch(repo, "alpha", sha('a'), "lena") },
-			func(w *world) { w.gh.PushBranch(repo, "alpha", sha('b'), "lena") }, "alpha:b:push", 1},
+			func(w *world) { w.gh.PushBranch(repo, "alpha", sha('b'), "lena") }, "alpha:b:gate", 1},
 		{"merge", func(w *world) {
 			w.gh.MergePull(repo, githubtest.Pull{Number: 1, Title: "one", HeadRef: "one", HeadSHA: sha('1')}, sha('a'), "alice")
 		}, func(w *world) {
@@ -125,8 +125,8 @@ func TestStaleFailedDeliveryIsNotRedelivered(t *testing.T) {
 			if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 0 {
 				t.Errorf("%d stale deliveries redelivered", n)
 			}
-			if got := describe(w.deploys()); got != tt.want {
-				t.Errorf("deploys = %s, want only %s", got, tt.want)
+			if got := w.work(); got != tt.want {
+				t.Errorf("work = %s, want only %s", got, tt.want)
 			}
 			if got := w.seen.get("redelivery stale"); got != tt.stale {
 				t.Errorf("%d deliveries left as stale, want %d", got, tt.stale)
@@ -152,14 +152,16 @@ func TestRefChangesNeverDeliveredAreReconciled(t *testing.T) {
 	for range 3 {
 		w.pass(r)
 	}
-	ds := w.deploys()
-	if len(ds) != 1 {
-		t.Fatalf("deploys = %s, want prod's head once", describe(ds))
+	// prod is guarded: the push is the gate's to decide (it names no pusher, so the gate deploys
+	// it only as Stagecoach's own recorded move).
+	ps := w.pushes()
+	if len(ps) != 1 || len(w.deploys()) != 0 {
+		t.Fatalf("work = %s, want prod's head once, for the gate", w.work())
 	}
-	d := ds[0]
-	if d.Stage != "prod" || d.SHA != sha('p') || d.Trigger.Event != "push" || d.Trigger.Actor != "" ||
-		d.Trigger.Delivery != RecoveredDelivery(repo, "refs/heads/prod", sha('p')) {
-		t.Errorf("the recovered deploy = %+v %+v, want prod at p, marked recovered, naming no pusher", d, d.Trigger)
+	p := ps[0]
+	if p.Stage != "prod" || p.After != sha('p') || p.Event != "push" || p.Pusher != "" ||
+		p.Delivery != RecoveredDelivery(repo, "refs/heads/prod", sha('p')) {
+		t.Errorf("the recovered push = %+v, want prod at p, marked recovered, naming no pusher", p)
 	}
 	if got := w.jobs()[jobs.KindTagCreated]; got != 1 {
 		t.Errorf("%d tag jobs, want v1.0.0's alone (v0.9.0 was there before, not-a-release is no release tag)", got)
@@ -187,8 +189,8 @@ func TestReconcileLeavesWhatStagecoachHeard(t *testing.T) {
 	w.gh.CreateTag(repo, "v1.0.0", sha('a'), "lena", false)
 	w.flush()
 	w.pass(r)
-	if got := describe(w.deploys()); got != "alpha:a:push" {
-		t.Errorf("deploys = %s", got)
+	if got := w.work(); got != "alpha:a:gate" {
+		t.Errorf("work = %s", got)
 	}
 	if got := w.seen.get("reconciled push"); got != 0 {
 		t.Errorf("reconciled %d changes Stagecoach had heard of", got)
@@ -273,8 +275,8 @@ func TestTwoReplicasRecoverOnce(t *testing.T) {
 			if n := w.gh.Count("apps/redeliver-webhook-delivery"); n != 6 {
 				t.Errorf("%d redeliveries, want 6", n)
 			}
-			if got := describe(w.deploys()); got != "test:m:pull_request alpha:a:push" {
-				t.Errorf("deploys = %s", got)
+			if got := w.work(); got != "test:m:pull_request alpha:a:gate" {
+				t.Errorf("work = %s", got)
 			}
 			if got := w.seen.get("redelivered issue_comment"); got != 1 {
 				t.Errorf("the comment was recovered %d times, want once", got)

@@ -2,6 +2,9 @@ package recovery
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"github.com/stagecoach/stagecoach/handlers"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 	"github.com/stagecoach/stagecoach/internal/testenv/pgtest"
@@ -169,6 +173,54 @@ func (w *world) deploys() []deploy.Deploy {
 	}
 	slices.Reverse(ds)
 	return ds
+}
+
+// pushes names the pushes to guarded stages recorded for the admission gate (jobs.KindPush),
+// "stage:sha-initial:gate", oldest first: a push to alpha or prod deploys only once the gate
+// admits it, so recovery's work there is these jobs, not deploys.
+func (w *world) pushes() []jobs.Push {
+	w.t.Helper()
+	driver, dsn := "pgx", w.dsn
+	if path, ok := strings.CutPrefix(w.dsn, "sqlite:"); ok {
+		driver, dsn = "sqlite", "file:"+path+"?mode=ro"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT payload FROM jobs WHERE kind = $1 ORDER BY id", jobs.KindPush)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []jobs.Push
+	for rows.Next() {
+		var payload string
+		var p jobs.Push
+		if err := rows.Scan(&payload); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(payload), &p); err != nil {
+			w.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	return out
+}
+
+// work describes what Stagecoach recorded to do: its deploys, then the pushes waiting for the
+// admission gate ("alpha:a:gate").
+func (w *world) work() string {
+	w.t.Helper()
+	out := describe(w.deploys())
+	for _, p := range w.pushes() {
+		out = strings.TrimSpace(out + " " + fmt.Sprintf("%s:%s:gate", p.Stage, p.After[:1]))
+	}
+	return out
 }
 
 func (w *world) jobs() map[string]int {

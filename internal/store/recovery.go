@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/stagecoach/stagecoach/internal/jobs"
 )
 
 // What package recovery keeps: the lease that lets one replica at a time run a pass, on the
@@ -294,6 +296,23 @@ func (s *Store) DeployRequestedSince(ctx context.Context, app, stage, sha string
 	}
 	if err != nil {
 		return false, fmt.Errorf("store: looking for a deploy of %s to %s/%s: %w", sha, app, stage, err)
+	}
+	return true, nil
+}
+
+// PushRecordedSince reports whether a push of sha to repo's stage (a jobs.KindPush job, keyed by
+// jobs.PushKey) was recorded at or after since, by any delivery: a push to a guarded stage that
+// Stagecoach heard of, whatever the gate made of it.
+func (s *Store) PushRecordedSince(ctx context.Context, repo, stage, sha string, since time.Time) (bool, error) {
+	prefix := jobs.PushKeyPrefix(repo, stage, sha)
+	var one int
+	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE kind = $1 AND substr(job_key, 1, $2) = $3 AND created_at >= $4 LIMIT 1`,
+		jobs.KindPush, len(prefix), prefix, micros(since)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: looking for a push of %.7s to %s of %s: %w", sha, stage, repo, err)
 	}
 	return true, nil
 }

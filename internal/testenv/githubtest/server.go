@@ -170,7 +170,7 @@ type Server struct {
 	manifestCodes map[string]bool
 	webhookSecret string
 	beforeAnswer  func(Request)
-	settings      settings // the App's permissions, its installation's coverage, branch rules
+	settings      settings    // the App's permissions, its installation's coverage, branch rules
 	oauth         *oauthState // the App's user authorization (oauth.go)
 }
 
