@@ -19,6 +19,8 @@ type Config struct {
 	Stages      []Stage     `yaml:"stages"` // omitted: the seed's stages
 	Release     Release     `yaml:"release"`
 	Apps        []App       `yaml:"apps"`
+	Pipeline    Pipeline    `yaml:"pipeline"`
+	Retention   Retention   `yaml:"retention"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
 	bad   []string          // field paths whose values could not be decoded
@@ -281,6 +283,7 @@ func (c *Config) applyDefaults() {
 	if c.Release.Label == "" {
 		c.Release.Label = "release"
 	}
+	c.durabilityDefaults()
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"

@@ -117,6 +117,12 @@ func TestRules(t *testing.T) {
 		{"release stage without an order", `stages: [{name: prod, credentials: prod}]` + "\n" + `release: {stage: prod}`, `release.stage: stage "prod" has no promote_from…`},
 		{"pr builds need the pr tier", strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), `credentials.pr.role_arn: required: app web builds pull requests…`},
 		{"pr builds with the pr tier", strings.Replace(strings.Replace(app, "repo: acme/web", "repo: acme/web\n    pr_build: {enabled: true}", 1), "credentials: {", `credentials: {pr: {role_arn: "arn:aws:iam::123456789012:role/pr"}, `, 1), ""},
+		{"retry budget", `pipeline: {retry_budget: 5s}`, `pipeline.retry_budget: must be at least 1m0s, got 5s: a shorter budget fails deploys on a brief outage`},
+		{"short lease", `pipeline: {lease: 1s}`, `pipeline.lease: must be at least 2s, got 1s…`},
+		{"long lease", `pipeline: {lease: 1h}`, `pipeline.lease: must be at most 10m0s, got 1h0m0s…`},
+		{"durability set", `pipeline: {retry_budget: 1h, lease: 5s}` + "\n" + `retention: {deliveries: 168h, jobs: 24h, commands: 87600h}`, ""},
+		{"deliveries kept too briefly", `retention: {deliveries: 24h}`, `retention.deliveries: must be at least 72h0m0s, got 24h0m0s: GitHub redelivers for three days…`},
+		{"negative job retention", `retention: {jobs: -1h}`, `retention.jobs: must be at least 1h0m0s, got -1h0m0s`},
 		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
 	}
 	for _, tt := range tests {

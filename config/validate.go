@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	v.stages()
 	v.release()
 	v.apps()
+	v.durability()
 	if len(v.probs) > 0 {
 		return v.probs
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
+	"github.com/stagecoach/stagecoach/internal/retention"
 	"github.com/stagecoach/stagecoach/internal/server"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/webhook"
@@ -138,6 +139,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
 	}
+	wg.Go(func() { retention.Run(runCtx, st, retention.Policy(cfg.Retention), retention.Every, log) })
 	err = server.Serve(ctx, ln, h, log)
 	cancel()
 	wg.Wait()
