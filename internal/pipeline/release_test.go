@@ -172,17 +172,24 @@ func (w *world) ask(r deploy.Request) int64 {
 }
 
 // seed records a deploy of sha to stage that ended in state, as if the pipeline had run it.
-func (w *world) seed(stage, sha string, state deploy.State) {
+func (w *world) seed(stage, sha string, state deploy.State) int64 {
+	w.t.Helper()
+	return w.seedWith(stage, sha, state, deploy.Checkpoint{})
+}
+
+// seedWith is seed with the checkpoint the deploy ended with (its slot and image, say).
+func (w *world) seedWith(stage, sha string, state deploy.State, cp deploy.Checkpoint) int64 {
 	w.t.Helper()
 	ctx := context.Background()
-	id := w.ask(deploy.Request{Stage: stage, SHA: sha, Trigger: deploy.Trigger{Event: "push", Delivery: "seed-" + stage, Actor: "octocat"}})
+	id := w.ask(deploy.Request{Stage: stage, SHA: sha, Trigger: deploy.Trigger{Event: "push", Delivery: "seed-" + stage + "-" + sha, Actor: "octocat"}})
 	d, lease, err := w.st.ClaimDeploy(ctx, "seed", time.Minute)
 	if err != nil || d.ID != id {
 		w.t.Fatalf("claiming the seeded deploy %d: got %d, %v", id, d.ID, err)
 	}
-	if err := w.st.Advance(ctx, lease, store.Update{State: state}); err != nil {
+	if err := w.st.Advance(ctx, lease, store.Update{State: state, Checkpoint: cp.Encode()}); err != nil {
 		w.t.Fatal(err)
 	}
+	return id
 }
 
 func (w *world) deployment(name string) *appsv1.Deployment {
