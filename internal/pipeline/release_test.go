@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 )
 
 const (
@@ -242,9 +243,14 @@ func deadlineExceeded(d *appsv1.Deployment) bool {
 // setImage changes the first container's image of Deployment name, as a person would.
 func (w *world) setImage(name, image string) {
 	w.t.Helper()
-	d := w.deployment(name)
-	d.Spec.Template.Spec.Containers[0].Image = image
-	if _, err := w.kc.Clientset().AppsV1().Deployments(w.ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	// The Deployment controller writes too: read again and retry on a conflict, as kubectl does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := w.deployment(name)
+		d.Spec.Template.Spec.Containers[0].Image = image
+		_, err := w.kc.Clientset().AppsV1().Deployments(w.ns).Update(context.Background(), d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		w.t.Fatal(err)
 	}
 }
