@@ -220,6 +220,12 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, jobs *wo
 	}
 	po := o.pipeline
 	po.Observer = m
+	if po.RetryBudget == 0 {
+		po.RetryBudget = cfg.Pipeline.RetryBudget
+	}
+	if po.LeaseTTL == 0 {
+		po.LeaseTTL = cfg.Pipeline.Lease
+	}
 	return pipeline.New(st, cfg, cloud, clusters, &report.Queue{Jobs: st, Wake: jobs.Wake, Log: o.log}, po, o.log), nil
 }
 
