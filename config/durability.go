@@ -11,7 +11,7 @@ type Pipeline struct {
 	RetryBudget time.Duration `yaml:"retry_budget"`
 	// Lease is how long a replica's claim on a deploy lasts without a heartbeat (one every
 	// quarter of it, on the database's clock): a replica that dies hands its deploys over
-	// within this. Default 10s.
+	// within this. Default 5s.
 	Lease time.Duration `yaml:"lease"`
 }
 
@@ -30,7 +30,7 @@ type Retention struct {
 // The defaults and the least each may be.
 const (
 	DefaultRetryBudget         = 30 * time.Minute
-	DefaultLease               = 10 * time.Second
+	DefaultLease               = 5 * time.Second
 	DefaultDeliveriesRetention = 30 * 24 * time.Hour
 	DefaultJobsRetention       = 30 * 24 * time.Hour
 	DefaultCommandsRetention   = 365 * 24 * time.Hour

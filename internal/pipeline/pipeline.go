@@ -76,7 +76,7 @@ type Observer interface {
 type Options struct {
 	Owner       string // lease owner, unique per process (default: random)
 	Concurrency int    // deploys advanced at once (default 4)
-	// LeaseTTL is how long a claim on a deploy lasts on the database's clock (default 10 s):
+	// LeaseTTL is how long a claim on a deploy lasts on the database's clock (default 5 s):
 	// heartbeats renew it every quarter while a step runs, and a replica that dies hands its
 	// deploys over once it lapses.
 	LeaseTTL time.Duration
