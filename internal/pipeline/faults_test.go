@@ -197,7 +197,8 @@ func TestStoreOutageLongerThanTheIdempotencyWindowStartsNoSecondBuild(t *testing
 	if n := w.aws.CodeBuild.StartBuildCalls(); n != 1 || w.checkpoint(id).BuildID != "" {
 		t.Fatalf("StartBuild called %d times, checkpoint build %q: want the start unrecorded", n, w.checkpoint(id).BuildID)
 	}
-	w.aws.Advance(time.Hour) // CodeBuild's clock: the build ran to its end, and the token is forgotten
+	// An hour later on CodeBuild's clock: the build ran to its end, and the token is forgotten.
+	w.aws.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
 	st.down.Store(false)
 	d := w.drive(r, 90*time.Second, id)[0] // claims again once the lease taken before the outage lapses
 	if d.State != deploy.Succeeded {
