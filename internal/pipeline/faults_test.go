@@ -228,6 +228,8 @@ func TestRefusedBuildFailsAtOnce(t *testing.T) {
 	if n := len(w.aws.Calls("ListBuildsForProject")) + w.aws.CodeBuild.StartBuildCalls(); n != 1 {
 		t.Errorf("%d CodeBuild calls, want the one refused", n)
 	}
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
+	wantSteps(t, cp, "Preflight:succeeded", "Build:failed")
 }
 
 // flakyClusters makes Follow fail with a transient error (the API server unavailable) while

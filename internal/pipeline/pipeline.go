@@ -284,17 +284,20 @@ func progressKey(cp *deploy.Checkpoint, state deploy.State) string {
 // the failures have lasted the step's time budget, or at once when err is a refusal that
 // retrying cannot change. (A step that changed images turns that failure into its rollback.)
 func (r *Runner) retry(cp *deploy.Checkpoint, what string, err error) result {
-	if amazon.Permanent(err) || kube.Permanent(err) {
-		return result{state: deploy.Failed, err: fmt.Sprintf("%s: %v", what, err)}
-	}
 	now := r.o.Now()
+	if amazon.Permanent(err) || kube.Permanent(err) {
+		why := fmt.Sprintf("%s: %v", what, err)
+		failRunning(cp, why, now)
+		return result{state: deploy.Failed, err: why}
+	}
 	if cp.RetryingSince.IsZero() {
 		cp.RetryingSince = now
 	}
 	cp.Retries++
 	if failing := now.Sub(cp.RetryingSince); failing >= r.o.RetryBudget {
-		return result{state: deploy.Failed, err: fmt.Sprintf("%s: gave up after %d attempts in %s: %v",
-			what, cp.Retries, failing.Round(time.Second), err)}
+		why := fmt.Sprintf("%s: gave up after %d attempts in %s: %v", what, cp.Retries, failing.Round(time.Second), err)
+		failRunning(cp, why, now)
+		return result{state: deploy.Failed, err: why}
 	}
 	backoff := min(time.Second<<min(cp.Retries, 16), r.o.MaxBackoff)
 	return result{after: backoff/2 + rand.N(backoff/2+1), retry: fmt.Sprintf("%s: %v", what, err)}
