@@ -3,6 +3,7 @@ package amazon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +18,9 @@ type BuildQuery struct {
 	Env           map[string]string // every one of these plain variables, with these values
 	Since         time.Time         // the build started at or after this
 }
+
+// findBatch is how many builds FindBuild reads at once.
+const findBatch = 20
 
 // maxFindPages bounds FindBuild: 10 pages of 100 builds, far more than a project starts in the
 // hours a deploy may look back over.
@@ -42,18 +46,24 @@ func (a *AWS) FindBuild(ctx context.Context, s Session, q BuildQuery) (string, b
 		if len(page.Ids) == 0 {
 			return "", false, nil
 		}
-		out, err := cb.BatchGetBuilds(ctx, &codebuild.BatchGetBuildsInput{Ids: page.Ids})
-		if err != nil {
-			return "", false, fmt.Errorf("reading the builds of %s (tier %s): %w", q.Project, s.Tier, err)
-		}
 		older := false
-		for _, b := range out.Builds {
-			if aws.ToTime(b.StartTime).Before(q.Since) {
-				older = true
-				continue
+		// Newest first, a few at a time: the builds wanted, if any, are among the first.
+		for ids := range slices.Chunk(page.Ids, findBatch) {
+			out, err := cb.BatchGetBuilds(ctx, &codebuild.BatchGetBuildsInput{Ids: ids})
+			if err != nil {
+				return "", false, fmt.Errorf("reading the builds of %s (tier %s): %w", q.Project, s.Tier, err)
 			}
-			if matches(b, q) {
-				return aws.ToString(b.Id), true, nil
+			for _, b := range out.Builds {
+				if aws.ToTime(b.StartTime).Before(q.Since) {
+					older = true
+					continue
+				}
+				if matches(b, q) {
+					return aws.ToString(b.Id), true, nil
+				}
+			}
+			if older {
+				break
 			}
 		}
 		if older || page.NextToken == nil {
