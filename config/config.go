@@ -24,6 +24,8 @@ type Config struct {
 	Recovery    Recovery    `yaml:"recovery"`
 	Apps        []App       `yaml:"apps"`
 	SignIn      SignIn      `yaml:"signin"`
+	Pipeline    Pipeline    `yaml:"pipeline"`
+	Retention   Retention   `yaml:"retention"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
 	bad   []string          // field paths whose values could not be decoded
@@ -365,6 +367,7 @@ func (c *Config) applyDefaults() {
 	if c.Recovery.MaxAge == 0 {
 		c.Recovery.MaxAge = 24 * time.Hour
 	}
+	c.durabilityDefaults()
 	for i := range c.Apps {
 		if c.Apps[i].ImageReference == "" {
 			c.Apps[i].ImageReference = "digest"

@@ -127,6 +127,12 @@ func TestRules(t *testing.T) {
 		{"recovery max age", `recovery: {max_age: 96h}`, `recovery.max_age: want a positive duration of at most 72h…`},
 		{"recovery off", `recovery: {enabled: false, interval: 1m, max_age: 6h}`, ""},
 		{"recovery enabled", `recovery: {enabled: maybe}`, `recovery.enabled: want true or false…`},
+		{"retry budget", `pipeline: {retry_budget: 5s}`, `pipeline.retry_budget: must be at least 1m0s, got 5s: a shorter budget fails deploys on a brief outage`},
+		{"short lease", `pipeline: {lease: 1s}`, `pipeline.lease: must be at least 2s, got 1s…`},
+		{"long lease", `pipeline: {lease: 1h}`, `pipeline.lease: must be at most 10m0s, got 1h0m0s…`},
+		{"durability set", `pipeline: {retry_budget: 1h, lease: 5s}` + "\n" + `retention: {deliveries: 168h, jobs: 24h, commands: 87600h}`, ""},
+		{"deliveries kept too briefly", `retention: {deliveries: 24h}`, `retention.deliveries: must be at least 72h0m0s, got 24h0m0s: GitHub redelivers for three days…`},
+		{"negative job retention", `retention: {jobs: -1h}`, `retention.jobs: must be at least 1h0m0s, got -1h0m0s`},
 		{"negative rollout timeout", strings.Replace(app, "secret_id:", "rollout_timeout: -1m, secret_id:", 1), `apps[0].stages.test.rollout_timeout: must be positive, got -1m0s`},
 	}
 	for _, tt := range tests {

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	v.recovery()
 	v.apps()
 	v.signin()
+	v.durability()
 	if len(v.probs) > 0 {
 		return v.probs
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/recovery"
 	"github.com/stagecoach/stagecoach/internal/release"
 	"github.com/stagecoach/stagecoach/internal/report"
+	"github.com/stagecoach/stagecoach/internal/retention"
 	"github.com/stagecoach/stagecoach/internal/server"
 	"github.com/stagecoach/stagecoach/internal/signin"
 	"github.com/stagecoach/stagecoach/internal/store"
@@ -170,6 +171,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
 	}
+	wg.Go(func() { retention.Run(runCtx, st, retention.Policy(cfg.Retention), retention.Every, log) })
 	if missed != nil { // after the listeners are up: what it redelivers comes back here too
 		wg.Go(func() { _ = missed.Run(runCtx) })
 	}
@@ -269,6 +271,12 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, m *metri
 	}
 	po := o.pipeline
 	po.Observer = m
+	if po.RetryBudget == 0 {
+		po.RetryBudget = cfg.Pipeline.RetryBudget
+	}
+	if po.LeaseTTL == 0 {
+		po.LeaseTTL = cfg.Pipeline.Lease
+	}
 	return pipeline.New(st, cfg, cloud, clusters, po, o.log), nil
 }
 

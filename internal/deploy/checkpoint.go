@@ -34,9 +34,19 @@ type Checkpoint struct {
 	Slot     string `json:"slot,omitempty"`
 	FromSlot string `json:"from_slot,omitempty"`
 	Switched bool   `json:"switched,omitempty"`
+	// Switching: the switch began pointing Services at Slot, so a failure from then on points
+	// them back at FromSlot first; SwitchedBack: the rollback did.
+	Switching    bool `json:"switching,omitempty"`
+	SwitchedBack bool `json:"switched_back,omitempty"`
+	// The commit the Replaced images are the build of, and the deploy that set them, from the
+	// slot's record ("" and 0 when unknown): a rollback restores the record with the images.
+	ReplacedSHA    string `json:"replaced_sha,omitempty"`
+	ReplacedDeploy int64  `json:"replaced_deploy,omitempty"`
 
-	// Retries of transient failures in the current step.
-	Retries int `json:"retries,omitempty"`
+	// Transient failures of the current step in a row, and when the first came: the step gives
+	// up once they have lasted its time budget.
+	Retries       int       `json:"retries,omitempty"`
+	RetryingSince time.Time `json:"retrying_since,omitzero"`
 
 	// Reporting: what was last reported and when, to update at most every 30 s while a step runs.
 	ReportedKey string    `json:"reported_key,omitempty"`

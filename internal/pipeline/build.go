@@ -49,27 +49,43 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 	return in
 }
 
-// build starts the build once (the idempotency token makes a repeated start return the same
-// build), then looks at it on a schedule until it ends.
+// lookBack is how long before its Build step began a deploy's build may have started by
+// CodeBuild's clock: the clocks of CodeBuild and of whichever replica began the step differ.
+const lookBack = 15 * time.Minute
+
+// build starts the build once, then looks at it on a schedule until it ends. A start may have
+// reached CodeBuild before without its build id reaching the checkpoint (a crash, a lost answer,
+// a store outage), so before every start it looks for a build of this deploy (its id and commit
+// are in the build's environment) and follows that one instead. The idempotency token covers
+// the same case for five minutes, which is all CodeBuild honours it for.
 func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t target, cp *deploy.Checkpoint) result {
 	now := r.o.Now()
 	s := cp.Step("Build", now)
 	if cp.BuildID == "" {
-		id, err := r.cloud.StartBuild(ctx, t.session, buildInput(d, t))
+		in := buildInput(d, t)
+		id, found, err := r.cloud.FindBuild(ctx, t.session, amazon.BuildQuery{Project: in.Project, SourceVersion: in.SourceVersion,
+			Env: in.Env, Since: s.Started.Add(-lookBack)})
 		if err != nil {
-			return r.retry(cp, "starting the build", err)
+			return r.retry(cp, "looking for the deploy's build", err)
 		}
-		log.Info("build started", "build", id)
-		cp.BuildID, cp.BuildStarted, cp.Retries = id, now, 0
+		if found {
+			log.Info("found the build a start before this one began", "build", id)
+		} else if id, err = r.cloud.StartBuild(ctx, t.session, in); err != nil {
+			return r.retry(cp, "starting the build", err)
+		} else {
+			log.Info("build started", "build", id)
+		}
+		cp.BuildID, cp.BuildStarted = id, now
 		cp.ExpectedBuild = r.expectedBuild(ctx, d)
 		return result{after: r.o.MinPoll}
 	}
+	// A running build is followed for as long as it runs; only failing to read it counts
+	// against the step's time budget, and every answer starts that count again.
 	b, err := r.cloud.GetBuild(ctx, t.session, cp.BuildID)
 	if err != nil {
 		return r.retry(cp, "reading the build", err)
 	}
 	cp.Polls++
-	cp.Retries = 0
 	cp.BuildPhase, cp.BuildLog = b.Phase, b.LogURL
 	s.Link = b.LogURL
 	if !b.Started.IsZero() {

@@ -30,11 +30,14 @@ type Store interface {
 	Advance(ctx context.Context, l store.Lease, u store.Update) error
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
+	SlotImages(ctx context.Context, app, stage, slot string) (store.SlotImages, bool, error)
+	SetSlotImages(ctx context.Context, l store.Lease, si store.SlotImages) error
 }
 
 // Cloud is what the pipeline needs of AWS.
 type Cloud interface {
 	SecretExists(ctx context.Context, s amazon.Session, id string) error
+	FindBuild(ctx context.Context, s amazon.Session, q amazon.BuildQuery) (string, bool, error)
 	StartBuild(ctx context.Context, s amazon.Session, in amazon.BuildInput) (string, error)
 	GetBuild(ctx context.Context, s amazon.Session, id string) (amazon.Build, error)
 	ImageDigest(ctx context.Context, s amazon.Session, repository, tag string) (string, error)
@@ -65,19 +68,25 @@ type Observer interface {
 
 // Options tune the runner. Zero values take the defaults.
 type Options struct {
-	Owner       string        // lease owner, unique per process (default: random)
-	Concurrency int           // deploys advanced at once (default 4)
-	LeaseTTL    time.Duration // default 60 s; heartbeats keep it while a step runs
-	Poll        time.Duration // look for due deploys at least this often (default 1 s)
+	Owner       string // lease owner, unique per process (default: random)
+	Concurrency int    // deploys advanced at once (default 4)
+	// LeaseTTL is how long a claim on a deploy lasts on the database's clock (default 5 s):
+	// heartbeats renew it every quarter while a step runs, and a replica that dies hands its
+	// deploys over once it lapses.
+	LeaseTTL time.Duration
+	Poll     time.Duration // look for due deploys at least this often (default 1 s)
 	// A running build is looked at every MinPoll during its first half minute, every EndPoll
 	// around its expected end (learned from earlier builds), and otherwise every MaxPoll
 	// (defaults 5 s, 1 s and 30 s): quick when a change is likely, bounded calls in between.
 	MinPoll, EndPoll, MaxPoll time.Duration
 	FollowBudget              time.Duration // how long one rollout step watches before yielding (default 20 s)
 	ReportEvery               time.Duration // while a step runs, report at most this often (default 30 s)
-	MaxRetries                int           // transient failures retried per step (default 8)
-	Now                       func() time.Time
-	Observer                  Observer // hears of ended deploys; may be nil
+	// RetryBudget is how long a step retries transient failures in a row before it gives up
+	// (default 30 min); MaxBackoff caps the wait between two tries (default 1 min). A refusal
+	// (amazon.Permanent, kube.Permanent) is not retried at all.
+	RetryBudget, MaxBackoff time.Duration
+	Now                     func() time.Time
+	Observer                Observer // hears of ended deploys; may be nil
 }
 
 // Runner claims due deploys and advances them.
@@ -101,7 +110,7 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, o Options
 		o.Concurrency = 4
 	}
 	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = time.Minute
+		o.LeaseTTL = config.DefaultLease
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
@@ -121,8 +130,11 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, o Options
 	if o.ReportEvery <= 0 {
 		o.ReportEvery = 30 * time.Second
 	}
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = 8
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = config.DefaultRetryBudget
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -141,6 +153,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // RunOnce claims one due deploy and advances it by one step. It reports whether there was one.
 func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
+	claimed := time.Now() // before the claim: the lease cannot end sooner than LeaseTTL after this
 	d, lease, err := r.st.ClaimDeploy(ctx, r.o.Owner, r.o.LeaseTTL)
 	if errors.Is(err, store.ErrNoWork) {
 		return false, nil
@@ -159,30 +172,56 @@ func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		t := time.NewTicker(r.o.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stepCtx.Done():
-				return
-			case <-t.C:
-				if err := r.st.Heartbeat(ctx, lease, r.o.LeaseTTL); err != nil {
-					log.Warn("lease lost during a step", "err", err)
-					cancel()
-					return
-				}
-			}
-		}
+		r.keepLease(stepCtx, cancel, lease, claimed, log)
 	}()
-	res := r.step(stepCtx, log, d, &cp)
+	res := r.step(stepCtx, log, d, lease, &cp)
 	cancel()
 	<-hbDone
 	if res.retry != "" {
 		log.Warn("step failed; trying again", "err", res.retry, "attempt", cp.Retries, "in", res.after.Round(time.Millisecond))
+	} else {
+		cp.Retries, cp.RetryingSince = 0, time.Time{} // the step got through: a new streak starts from scratch
 	}
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelSave()
 	return true, r.save(saveCtx, d, lease, cp, res)
+}
+
+// keepLease renews the lease every quarter of LeaseTTL until ctx ends. It stops the step
+// (cancel) when the lease was taken over, or when the store has not confirmed a renewal for
+// three quarters of LeaseTTL: the lease may lapse before the store answers again, and another
+// replica may then take the deploy over. A store that fails a renewal or two (a PostgreSQL
+// restart) does not stop the step by itself.
+func (r *Runner) keepLease(ctx context.Context, cancel context.CancelFunc, lease store.Lease, since time.Time, log *slog.Logger) {
+	t := time.NewTicker(r.o.LeaseTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		hbCtx, done := context.WithTimeout(ctx, r.o.LeaseTTL/4)
+		err := r.st.Heartbeat(hbCtx, lease, r.o.LeaseTTL)
+		done()
+		switch {
+		case err == nil:
+			since = began
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, store.ErrLeaseLost):
+			log.Warn("lease lost during a step", "err", err)
+			cancel()
+			return
+		case time.Since(since) > r.o.LeaseTTL*3/4:
+			log.Warn("lease not renewed in time; stopping the step", "err", err)
+			cancel()
+			return
+		default:
+			log.Warn("renewing the lease failed; trying again", "err", err)
+		}
+	}
 }
 
 // result is the outcome of one step.
@@ -234,13 +273,25 @@ func progressKey(cp *deploy.Checkpoint, state deploy.State) string {
 	return string(state) + "|" + cp.BuildPhase + "|" + cp.Progress + "|" + fmt.Sprint(cp.RollingBack) + "|" + fmt.Sprint(cp.RolloutDone)
 }
 
-// retry schedules a transient failure's next attempt, or fails the deploy when the step has
-// used its retries.
+// retry schedules a transient failure's next attempt with backoff, or fails the deploy when
+// the failures have lasted the step's time budget, or at once when err is a refusal that
+// retrying cannot change. (A step that changed images turns that failure into its rollback.)
 func (r *Runner) retry(cp *deploy.Checkpoint, what string, err error) result {
-	cp.Retries++
-	if cp.Retries > r.o.MaxRetries {
-		return result{state: deploy.Failed, err: fmt.Sprintf("%s: gave up after %d attempts: %v", what, cp.Retries, err)}
+	now := r.o.Now()
+	if amazon.Permanent(err) || kube.Permanent(err) {
+		why := fmt.Sprintf("%s: %v", what, err)
+		failRunning(cp, why, now)
+		return result{state: deploy.Failed, err: why}
 	}
-	backoff := time.Second << min(cp.Retries, 6)
+	if cp.RetryingSince.IsZero() {
+		cp.RetryingSince = now
+	}
+	cp.Retries++
+	if failing := now.Sub(cp.RetryingSince); failing >= r.o.RetryBudget {
+		why := fmt.Sprintf("%s: gave up after %d attempts in %s: %v", what, cp.Retries, failing.Round(time.Second), err)
+		failRunning(cp, why, now)
+		return result{state: deploy.Failed, err: why}
+	}
+	backoff := min(time.Second<<min(cp.Retries, 16), r.o.MaxBackoff)
 	return result{after: backoff/2 + rand.N(backoff/2+1), retry: fmt.Sprintf("%s: %v", what, err)}
 }

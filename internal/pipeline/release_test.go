@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 )
 
 const (
@@ -172,17 +173,24 @@ func (w *world) ask(r deploy.Request) int64 {
 }
 
 // seed records a deploy of sha to stage that ended in state, as if the pipeline had run it.
-func (w *world) seed(stage, sha string, state deploy.State) {
+func (w *world) seed(stage, sha string, state deploy.State) int64 {
+	w.t.Helper()
+	return w.seedWith(stage, sha, state, deploy.Checkpoint{})
+}
+
+// seedWith is seed with the checkpoint the deploy ended with (its slot and image, say).
+func (w *world) seedWith(stage, sha string, state deploy.State, cp deploy.Checkpoint) int64 {
 	w.t.Helper()
 	ctx := context.Background()
-	id := w.ask(deploy.Request{Stage: stage, SHA: sha, Trigger: deploy.Trigger{Event: "push", Delivery: "seed-" + stage, Actor: "octocat"}})
+	id := w.ask(deploy.Request{Stage: stage, SHA: sha, Trigger: deploy.Trigger{Event: "push", Delivery: "seed-" + stage + "-" + sha, Actor: "octocat"}})
 	d, lease, err := w.st.ClaimDeploy(ctx, "seed", time.Minute)
 	if err != nil || d.ID != id {
 		w.t.Fatalf("claiming the seeded deploy %d: got %d, %v", id, d.ID, err)
 	}
-	if err := w.st.Advance(ctx, lease, store.Update{State: state}); err != nil {
+	if err := w.st.Advance(ctx, lease, store.Update{State: state, Checkpoint: cp.Encode()}); err != nil {
 		w.t.Fatal(err)
 	}
+	return id
 }
 
 func (w *world) deployment(name string) *appsv1.Deployment {
@@ -235,9 +243,14 @@ func deadlineExceeded(d *appsv1.Deployment) bool {
 // setImage changes the first container's image of Deployment name, as a person would.
 func (w *world) setImage(name, image string) {
 	w.t.Helper()
-	d := w.deployment(name)
-	d.Spec.Template.Spec.Containers[0].Image = image
-	if _, err := w.kc.Clientset().AppsV1().Deployments(w.ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	// The Deployment controller writes too: read again and retry on a conflict, as kubectl does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := w.deployment(name)
+		d.Spec.Template.Spec.Containers[0].Image = image
+		_, err := w.kc.Clientset().AppsV1().Deployments(w.ns).Update(context.Background(), d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		w.t.Fatal(err)
 	}
 }

@@ -158,6 +158,8 @@ func TestSlotSwitch(t *testing.T) {
 			w := newReleaseWorld(t, "alpha") // a switch brings back what ran: the stage order does not apply
 			w.create(slotDeployment("prod-backup", "prod-backup", ""), slotService(slotSelector(tt.live)), envKeySecret())
 			tt.target(w)
+			// What an earlier deploy left on slot prod (recorded before slots had records).
+			w.seedWith("prod", sha1, deploy.Succeeded, deploy.Checkpoint{Slot: "prod", FromSlot: "prod-backup", Image: v1API, Switched: true})
 			id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Mode: deploy.ModeSwitch, Slot: "prod", Nonce: "rollback-1"})
 			d := w.drive(w.runner(w.st, "p1"), 30*time.Second, id)[0]
 			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
@@ -177,7 +179,7 @@ func TestSlotSwitch(t *testing.T) {
 				t.Fatalf("deploy = %s: %s", d.State, d.Error)
 			}
 			wantSteps(t, cp, "Preflight:succeeded", "Switch:succeeded")
-			if cp.Slot != "prod" || cp.FromSlot != "prod-backup" || !cp.Switched || cp.Image != "" || cp.BuildID != "" {
+			if cp.Slot != "prod" || cp.FromSlot != "prod-backup" || !cp.Switched || cp.Image != v1API || cp.BuildID != "" {
 				t.Errorf("checkpoint = %+v", cp)
 			}
 			w.switchedBy("prod", id, sha1)
@@ -250,7 +252,8 @@ func hasEnv(env []awstest.EnvVar, name, value, typ string) bool {
 }
 
 // TestNoSwitchToAnEmptySlot proves a deploy whose idle slot is scaled to zero, whose rollout
-// therefore "completes" with no pods, fails instead of pointing the Service at nothing.
+// therefore "completes" with no pods, rolls the idle slot back instead of pointing the Service
+// at nothing.
 func TestNoSwitchToAnEmptySlot(t *testing.T) {
 	w := newReleaseWorld(t, "")
 	empty := slotDeployment("prod-backup", "prod-backup", "")
@@ -259,8 +262,11 @@ func TestNoSwitchToAnEmptySlot(t *testing.T) {
 	w.create(slotDeployment("prod", "prod", ""), empty, slotService(slotSelector("prod")), envKeySecret())
 	id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod", Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "octocat"}})
 	d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
-	if d.State != deploy.Failed || !strings.Contains(d.Error, "slot prod-backup cannot take traffic: Deployment api-prod-backup has 0 of 0 pods ready") {
+	if d.State != deploy.RolledBack || !strings.Contains(d.Error, "slot prod-backup cannot take traffic: Deployment api-prod-backup has 0 of 0 pods ready") {
 		t.Fatalf("deploy = %s: %q", d.State, d.Error)
 	}
 	w.serving("prod")
+	if got := w.deployment("api-prod-backup").Spec.Template.Spec.Containers[0].Image; got != v1API {
+		t.Errorf("api-prod-backup runs %s after the rollback, want %s", got, v1API)
+	}
 }

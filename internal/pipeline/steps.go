@@ -13,6 +13,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/health"
 	"github.com/stagecoach/stagecoach/internal/kube"
+	"github.com/stagecoach/stagecoach/internal/store"
 )
 
 // target is a deploy's configuration, resolved.
@@ -70,8 +71,8 @@ func (t target) otherSlot(slot string) string {
 	return t.stage.Slots[0]
 }
 
-// step advances d by one step from its state.
-func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp *deploy.Checkpoint) result {
+// step advances d, leased by lease, by one step from its state.
+func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, lease store.Lease, cp *deploy.Checkpoint) result {
 	t, err := r.resolve(d)
 	if err != nil {
 		return result{state: deploy.Failed, err: err.Error()}
@@ -86,10 +87,10 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, cp
 	case deploy.Building:
 		return r.build(ctx, log, d, t, cp)
 	case deploy.RollingOut:
-		if d.Mode == deploy.ModeSwitch || cp.RolloutDone {
+		if !cp.RollingBack && (d.Mode == deploy.ModeSwitch || cp.RolloutDone) {
 			return r.switchSlot(ctx, log, d, t, cp)
 		}
-		return r.rollout(ctx, log, d, t, cp)
+		return r.rollout(ctx, log, d, lease, t, cp)
 	}
 	return result{state: deploy.Failed, err: "deploy in unexpected state " + string(d.State)}
 }
@@ -137,7 +138,6 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *d
 		s.Finish(deploy.StepFailed, strings.Join(missing, "; "), now)
 		return result{state: deploy.Failed, err: "preflight: " + strings.Join(missing, "; ")}
 	}
-	cp.Retries = 0
 	switch d.Mode {
 	case deploy.ModeSwitch:
 		s.Finish(deploy.StepSucceeded, fmt.Sprintf("slot %s is healthy", cp.Slot), now)
@@ -253,7 +253,15 @@ func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cl
 				missing = append(missing, fmt.Sprintf("slot %s is not healthy: Deployment %s's rollout has not completed: %s", cp.Slot, kt.Deployment, st.Message))
 			}
 		}
-		return missing, nil
+		if len(missing) > 0 {
+			return missing, nil
+		}
+		// The records may be wrong about what the slot runs; the cluster is not.
+		why, err := r.slotProblem(ctx, d, t, cluster, cp)
+		if why != "" {
+			missing = append(missing, why)
+		}
+		return missing, err
 	}
 	if err := cluster.SecretExists(ctx, t.as.EnvKeySecret); err != nil && !notFound(err, ": it holds the key that decrypts .env at start-up") {
 		return nil, err

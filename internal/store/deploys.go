@@ -181,25 +181,20 @@ func (s *Store) setReport(ctx context.Context, id int64, set string, args ...any
 const runningStates = "('preflight', 'building', 'rolling_out')"
 const finalStates = "('succeeded', 'failed', 'rolled_back', 'superseded', 'cancelled')"
 
+// dueStates is the predicate of the partial index deploys_due, spelled exactly as there: a
+// claim that repeats it lets both databases walk that index (the deploys that can still run,
+// by run_after) instead of the whole history.
+const dueStates = "('queued', 'preflight', 'building', 'rolling_out')"
+
 // ClaimDeploy leases one deploy that is due and not leased: a running one (its worker died or
 // let it go until run_after) or a queued one whose app and stage have nothing running, that is
 // not held, and whose stage is not locked (a command by the lock's owner passes). Oldest
-// run_after first. ErrNoWork when there is none.
+// run_after first. ErrNoWork when there is none. The lease runs for ttl on the database's
+// clock, so a replica whose clock is ahead cannot take a lease another still holds.
 func (s *Store) ClaimDeploy(ctx context.Context, owner string, ttl time.Duration) (deploy.Deploy, Lease, error) {
-	now := s.now()
-	q := `UPDATE deploys SET lease_owner = $1, lease_token = lease_token + 1, lease_expires = $2
-		WHERE id = (
-			SELECT d.id FROM deploys d
-			WHERE d.run_after <= $3 AND d.lease_expires < $3 AND (
-				d.state IN ` + runningStates + ` OR (d.state = 'queued' AND d.held = 0 AND NOT EXISTS (
-					SELECT 1 FROM deploys r WHERE r.app = d.app AND r.stage = d.stage AND r.state IN ` + runningStates + `)
-				AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.app = d.app AND l.stage = d.stage
-					AND NOT (d.trigger_event IN ('issue_comment', 'check_run') AND d.trigger_actor = l.owner))))
-			ORDER BY d.run_after, d.id LIMIT 1` + s.d.lock + `
-		) RETURNING lease_token, ` + deployCols
 	var token int64
 	var d deploy.Deploy
-	row := s.write.QueryRowContext(ctx, q, owner, now+ttl.Microseconds(), now)
+	row := s.write.QueryRowContext(ctx, s.claimDeployQuery(), owner, ttl.Microseconds(), s.now())
 	d, err := scanDeploy(scanFunc(func(dest ...any) error { return row.Scan(append([]any{&token}, dest...)...) }))
 	if errors.Is(err, sql.ErrNoRows) {
 		return deploy.Deploy{}, Lease{}, ErrNoWork
@@ -210,16 +205,32 @@ func (s *Store) ClaimDeploy(ctx context.Context, owner string, ttl time.Duration
 	return d, Lease{ID: d.ID, Owner: owner, Token: token}, nil
 }
 
+// claimDeployQuery is ClaimDeploy's statement: $1 the owner, $2 the lease in microseconds, $3
+// this process's now (for run_after).
+func (s *Store) claimDeployQuery() string {
+	now := s.dbNow()
+	return `UPDATE deploys SET lease_owner = $1, lease_token = lease_token + 1, lease_expires = ` + now + ` + $2
+		WHERE id = (
+			SELECT d.id FROM deploys d
+			WHERE d.state IN ` + dueStates + ` AND d.run_after <= $3 AND d.lease_expires < ` + now + `
+				AND (d.state <> 'queued' OR (d.held = 0 AND NOT EXISTS (
+					SELECT 1 FROM deploys r WHERE r.app = d.app AND r.stage = d.stage AND r.state IN ` + runningStates + `)
+				AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.app = d.app AND l.stage = d.stage
+					AND NOT (d.trigger_event IN ('issue_comment', 'check_run') AND d.trigger_actor = l.owner))))
+			ORDER BY d.run_after, d.id LIMIT 1` + s.d.lock + `
+		) RETURNING lease_token, ` + deployCols
+}
+
 type scanFunc func(...any) error
 
 func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
-// Heartbeat extends a deploy's lease. ErrLeaseLost when it was taken over or the deploy ended.
+// Heartbeat extends a deploy's lease to ttl from now on the database's clock. ErrLeaseLost
+// when it was taken over or the deploy ended.
 func (s *Store) Heartbeat(ctx context.Context, l Lease, ttl time.Duration) error {
-	now := s.now()
-	res, err := s.write.ExecContext(ctx, `UPDATE deploys SET lease_expires = $1
+	res, err := s.write.ExecContext(ctx, `UPDATE deploys SET lease_expires = `+s.dbNow()+` + $1
 		WHERE id = $2 AND lease_owner = $3 AND lease_token = $4 AND state NOT IN `+finalStates,
-		now+ttl.Microseconds(), l.ID, l.Owner, l.Token)
+		ttl.Microseconds(), l.ID, l.Owner, l.Token)
 	return leaseResult(res, err, "heartbeat", l)
 }
 

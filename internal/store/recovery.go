@@ -18,17 +18,6 @@ import (
 // recoveryRow names the one row of the recovery table.
 const recoveryRow = "github"
 
-// dbNow is the database's clock in unix microseconds, as SQL. A lease is written by one replica
-// and judged by another, so both must read one clock: a replica whose own clock runs minutes
-// ahead must not see another's live lease as expired.
-func (s *Store) dbNow() string {
-	if s.d.name == "postgres" {
-		return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
-	}
-	// 'now' is the same for every use within one statement.
-	return "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
-}
-
 // RecoveryLease is the right to run one recovery pass. Token changes on every take, and every
 // write under the lease checks it, so a replica whose lease was taken over can no longer write.
 type RecoveryLease struct {
