@@ -192,7 +192,19 @@ func (w *World) tag(ctx context.Context, tag, sha string) (int, string, error) {
 	if !slices.Contains(issue.Labels, "release") || !strings.Contains(issue.Body, "### What ships") {
 		return 0, "", fmt.Errorf("release issue #%d lacks its label or changelog", issue.Number)
 	}
-	run, err := w.awaitCheck(ctx, "stagecoach/release", sha)
+	// The release's own check run, which links its issue: another release of the same commit
+	// (shipped already) has a check run of the same name there too.
+	var run githubtest.CheckRun
+	suffix := fmt.Sprintf("/issues/%d", issue.Number)
+	err = w.await(ctx, 2*time.Minute, func() (string, bool, error) {
+		for _, r := range w.GitHub.CheckRuns(repo) {
+			if r.Name == "stagecoach/release" && r.HeadSHA == sha && strings.HasSuffix(r.DetailsURL, suffix) && r.Status == "completed" {
+				run = r
+				return "", true, nil
+			}
+		}
+		return fmt.Sprintf("the check run of release #%d", issue.Number), false, nil
+	})
 	if err != nil {
 		return 0, "", err
 	}
