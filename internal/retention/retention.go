@@ -36,7 +36,7 @@ func Run(ctx context.Context, st Store, policy store.Retention, every time.Durat
 		case err != nil && ctx.Err() == nil:
 			log.Error("pruning history", "err", err)
 		case p != (store.Pruned{}):
-			log.Info("pruned history", "deliveries", p.Deliveries, "jobs", p.Jobs, "commands", p.Commands)
+			log.Info("pruned history", "deliveries", p.Deliveries, "jobs", p.Jobs, "commands", p.Commands, "bookkeeping", p.Bookkeeping)
 		}
 		select {
 		case <-ctx.Done():

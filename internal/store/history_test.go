@@ -47,6 +47,14 @@ func seedHistory(tb testing.TB, s *Store, n int) {
 				'{"deploy_id":1}', CASE x % 50 WHEN 0 THEN 'failed' ELSE 'done' END, 1, $2 + x * 1000000, $2 + x * 1000000, $2 + x * 1000000` + from},
 		{n / 10, `INSERT INTO commands (command_key, repo, issue, actor, verb, stage, args, outcome, created_at, updated_at)
 			SELECT 'hist/' || CAST(x AS TEXT), 'acme/app', 1, 'octocat', 'deploy', 'test', '/deploy test', 'accepted', $2 + x * 1000000, $2 + x * 1000000` + from},
+		// The bookkeeping of those deploys and commands: a GitHub create per job, a branch move
+		// and a redelivery per delivery (more than real life: enough rows that an index is worth it).
+		{n, `INSERT INTO github_writes (write_key, object_id, created_at, updated_at)
+			SELECT 'hist/' || CAST(x AS TEXT), x, $2 + x * 1000000, $2 + x * 1000000` + from},
+		{n, `INSERT INTO branch_moves (repo, branch, sha, command_key, created_at)
+			SELECT 'acme/app', 'prod', 'sha' || CAST(x AS TEXT), 'hist/' || CAST(x AS TEXT), $2 + x * 1000000` + from},
+		{n, `INSERT INTO recovery_deliveries (guid, event, state, created_at, updated_at)
+			SELECT 'hist-' || CAST(x AS TEXT), 'push', 'done', $2 + x * 1000000, $2 + x * 1000000` + from},
 	}
 	for _, st := range stmts {
 		if st.rows == 0 {
@@ -122,6 +130,9 @@ func TestClaimAndPruneQueriesUseTheirIndexes(t *testing.T) {
 			{"prune deliveries", pruneQueries[0], []any{cutoff}, "deliveries_received"},
 			{"prune jobs", pruneQueries[1], []any{cutoff}, "jobs_finished"},
 			{"prune commands", pruneQueries[2], []any{cutoff}, "commands_created"},
+			{"prune GitHub writes", bookkeepingQueries[0], []any{cutoff}, "github_writes_updated"},
+			{"prune branch moves", bookkeepingQueries[1], []any{cutoff}, "branch_moves_created"},
+			{"prune redeliveries", bookkeepingQueries[2], []any{cutoff}, "recovery_deliveries_updated"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				p := plan(t, s, tt.q, tt.args...)

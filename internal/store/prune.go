@@ -19,9 +19,12 @@ type Retention struct {
 	Commands time.Duration
 }
 
-// Pruned counts the rows Prune deleted.
+// Pruned counts the rows Prune deleted. Bookkeeping counts what goes with them: the records of
+// GitHub creates (kept as long as finished jobs: only a job that may still retry needs one), the
+// branch moves matched to pushes and the deliveries recovery asked to be redelivered (kept as long
+// as deliveries: GitHub redelivers for three days).
 type Pruned struct {
-	Deliveries, Jobs, Commands int64
+	Deliveries, Jobs, Commands, Bookkeeping int64
 }
 
 // pruneBatch bounds one delete, so pruning a long history never holds the writer (on SQLite,
@@ -39,6 +42,17 @@ var pruneQueries = [3]string{
 		SELECT id FROM jobs WHERE state IN ('done', 'failed') AND updated_at < $1 ORDER BY updated_at LIMIT 1000)`,
 	`DELETE FROM commands WHERE created_at < $1 AND id IN (
 		SELECT id FROM commands WHERE created_at < $1 ORDER BY created_at LIMIT 1000)`,
+}
+
+// bookkeepingQueries delete one batch of bookkeeping older than $1 each, walking the indexes of
+// migration 0014 the same way; the first goes with finished jobs, the others with deliveries.
+var bookkeepingQueries = [3]string{
+	`DELETE FROM github_writes WHERE updated_at < $1 AND write_key IN (
+		SELECT write_key FROM github_writes WHERE updated_at < $1 ORDER BY updated_at LIMIT 1000)`,
+	`DELETE FROM branch_moves WHERE created_at < $1 AND id IN (
+		SELECT id FROM branch_moves WHERE created_at < $1 ORDER BY created_at LIMIT 1000)`,
+	`DELETE FROM recovery_deliveries WHERE updated_at < $1 AND guid IN (
+		SELECT guid FROM recovery_deliveries WHERE updated_at < $1 ORDER BY updated_at LIMIT 1000)`,
 }
 
 // Prune deletes what r no longer keeps, a batch at a time, and counts it. It may run on every
@@ -59,6 +73,16 @@ func (s *Store) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		case 2:
 			p.Commands = n
 		}
+		if err != nil {
+			return p, err
+		}
+	}
+	for i, keep := range []time.Duration{r.Jobs, r.Deliveries, r.Deliveries} {
+		if keep <= 0 {
+			continue
+		}
+		n, err := s.pruneOne(ctx, bookkeepingQueries[i], micros(now.Add(-keep)))
+		p.Bookkeeping += n
 		if err != nil {
 			return p, err
 		}

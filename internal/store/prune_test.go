@@ -13,6 +13,46 @@ import (
 // commands older than their retention, in batches (2,500 old deliveries take three), and keeps
 // deploys, unfinished jobs and everything newer. A redelivery of a kept delivery is still a
 // duplicate.
+// TestBookkeepingDoesNotGrowForever: the records of GitHub creates, the branch moves matched to
+// pushes and the deliveries recovery asked to be redelivered grow with every deploy and command;
+// Prune deletes them with the history they belong to (finished jobs, deliveries) and keeps the
+// new ones.
+func TestBookkeepingDoesNotGrowForever(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		clk := useClock(s)
+		add := func(tag string) {
+			t.Helper()
+			if _, err := s.BeginWrite(ctx, "checkrun/"+tag); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RecordBranchMove(ctx, BranchMove{Repo: "acme/app", Branch: "prod", SHA: tag, CommandKey: "c-" + tag}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.write.ExecContext(ctx, `INSERT INTO recovery_deliveries (guid, event, state, created_at, updated_at)
+				VALUES ($1, 'push', 'requested', $2, $2)`, "guid-"+tag, s.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("old")
+		clk.Add(40 * 24 * time.Hour)
+		add("new")
+		p, err := s.Prune(ctx, Retention{Deliveries: 30 * 24 * time.Hour, Jobs: 30 * 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Bookkeeping != 3 {
+			t.Errorf("pruned %+v, want the 3 old bookkeeping rows", p)
+		}
+		for _, table := range []string{"github_writes", "branch_moves", "recovery_deliveries"} {
+			var n int
+			if err := s.read.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%s has %d rows (%v), want the new one", table, n, err)
+			}
+		}
+	})
+}
+
 func TestRetentionDeletesOldHistoryAndKeepsDeploys(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
