@@ -36,6 +36,9 @@ type replicas struct {
 	st   *store.Store // the test's own handle
 	runs []*worker.Runner
 	now  atomic.Pointer[time.Time]
+	// all are every handle open, so advanceClock moves the database's clock (leases) with the
+	// process clock (run_after) for each of them.
+	all []*store.Store
 }
 
 func newReplicas(t *testing.T, n int) *replicas {
@@ -52,7 +55,13 @@ func newReplicas(t *testing.T, n int) *replicas {
 
 func (r *replicas) clock() time.Time { return *r.now.Load() }
 
-func (r *replicas) advanceClock(d time.Duration) { t := r.clock().Add(d); r.now.Store(&t) }
+func (r *replicas) advanceClock(d time.Duration) {
+	t := r.clock().Add(d)
+	r.now.Store(&t)
+	for _, st := range r.all {
+		st.AdvanceDatabaseClock(d)
+	}
+}
 
 func (r *replicas) open() *store.Store {
 	st, err := store.Open(context.Background(), r.url)
@@ -60,6 +69,7 @@ func (r *replicas) open() *store.Store {
 		r.t.Fatal(err)
 	}
 	st.Now = r.clock
+	r.all = append(r.all, st)
 	r.t.Cleanup(func() { st.Close() })
 	return st
 }
