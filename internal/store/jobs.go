@@ -30,28 +30,26 @@ func (s *Store) EnqueueJob(ctx context.Context, j jobs.Job) (id int64, created b
 	return id, created, err
 }
 
-// ClaimJob leases the oldest due pending job of one of kinds. ErrNoWork when there is none.
+// ClaimJob leases the oldest due job of one of kinds: a pending one, or a running one whose
+// lease expired (its worker died). ErrNoWork when there is none. The lease runs for ttl on the
+// database's clock, like a deploy's.
+//
+// A pending job holds no lease (lease_expires is 0), so "pending, or running with an expired
+// lease" is one condition, lease_expires before now, over the rows of the partial index
+// jobs_claim: the claim walks that index in run_after order however many finished jobs the
+// table keeps.
 func (s *Store) ClaimJob(ctx context.Context, owner string, kinds []string, ttl time.Duration) (jobs.Job, Lease, error) {
 	if len(kinds) == 0 {
 		return jobs.Job{}, Lease{}, ErrNoWork
 	}
-	now := s.now()
-	args := []any{owner, now + ttl.Microseconds(), now}
-	marks := make([]string, len(kinds))
-	for i, k := range kinds {
+	args := []any{owner, ttl.Microseconds(), s.now()}
+	for _, k := range kinds {
 		args = append(args, k)
-		marks[i] = fmt.Sprintf("$%d", len(args))
 	}
-	q := `UPDATE jobs SET lease_owner = $1, lease_token = lease_token + 1, lease_expires = $2, state = 'running'
-		WHERE id = (
-			SELECT id FROM jobs WHERE (state = 'pending' OR (state = 'running' AND lease_expires < $3))
-				AND run_after <= $3 AND kind IN (` + strings.Join(marks, ", ") + `)
-			ORDER BY run_after, id LIMIT 1` + s.d.lock + `
-		) RETURNING id, kind, job_key, payload, attempts, run_after, lease_token`
 	var j jobs.Job
 	var payload string
 	var runAfter, token int64
-	err := s.write.QueryRowContext(ctx, q, args...).Scan(&j.ID, &j.Kind, &j.Key, &payload, &j.Attempts, &runAfter, &token)
+	err := s.write.QueryRowContext(ctx, s.claimJobQuery(len(kinds)), args...).Scan(&j.ID, &j.Kind, &j.Key, &payload, &j.Attempts, &runAfter, &token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return jobs.Job{}, Lease{}, ErrNoWork
 	}
@@ -61,6 +59,25 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, kinds []string, ttl 
 	j.Payload, j.RunAfter = []byte(payload), fromMicros(runAfter)
 	return j, Lease{ID: j.ID, Owner: owner, Token: token}, nil
 }
+
+// claimJobQuery is ClaimJob's statement for n kinds: $1 the owner, $2 the lease in
+// microseconds, $3 this process's now (for run_after), then the kinds.
+func (s *Store) claimJobQuery(n int) string {
+	now := s.dbNow()
+	marks := make([]string, n)
+	for i := range marks {
+		marks[i] = fmt.Sprintf("$%d", i+4)
+	}
+	return `UPDATE jobs SET lease_owner = $1, lease_token = lease_token + 1, lease_expires = ` + now + ` + $2, state = 'running'
+		WHERE id = (
+			SELECT id FROM jobs WHERE state IN ` + claimableJobs + ` AND run_after <= $3 AND lease_expires < ` + now + `
+				AND kind IN (` + strings.Join(marks, ", ") + `)
+			ORDER BY run_after, id LIMIT 1` + s.d.lock + `
+		) RETURNING id, kind, job_key, payload, attempts, run_after, lease_token`
+}
+
+// claimableJobs is the predicate of the partial index jobs_claim, spelled exactly as there.
+const claimableJobs = "('pending', 'running')"
 
 func (s *Store) endJob(ctx context.Context, l Lease, op, set string, args ...any) error {
 	now := s.now()

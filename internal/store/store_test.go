@@ -43,18 +43,25 @@ func openStore(t testing.TB, dsn string) *Store {
 	return s
 }
 
-// clock is a settable clock for leases and run_after.
+// clock is a settable clock for the store's times and run_after. Add moves the database's
+// clock (which leases use) on by the same amount.
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
+	s   *Store
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	c.s.skew.Add(d.Microseconds())
+}
 
 func useClock(s *Store) *clock {
-	c := &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	c := &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC), s: s}
 	s.Now = c.Now
 	return c
 }
