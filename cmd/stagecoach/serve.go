@@ -215,6 +215,9 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, m *metri
 	}
 	po := o.pipeline
 	po.Observer = m
+	if po.Owner == "" {
+		po.Owner = worker.DefaultOwner("pipeline") // names this process in the deploys' leases
+	}
 	return pipeline.New(st, cfg, cloud, clusters, po, o.log), nil
 }
 
