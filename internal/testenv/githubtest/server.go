@@ -55,7 +55,7 @@
 //
 // # Faults
 //
-// SetDown answers 503 to everything, CloseConnections drops every connection unanswered,
+// SetDown answers 503 to everything (SetOutage any status, such as 502), CloseConnections drops every connection unanswered,
 // FailNext fails the next calls of one operation, and SecondaryRateLimit answers GitHub's
 // secondary rate limit (403, Retry-After, and the documentation_url go-github recognizes).
 package githubtest
@@ -132,7 +132,7 @@ type Server struct {
 	mu            sync.Mutex
 	reqs          []Request
 	serverErrs    []string // answers of ours that broke the description
-	down          bool
+	down          int // the status every request is answered with during an outage; 0 serves
 	drop          bool
 	failNext      map[string][]int
 	secondary     int
@@ -273,7 +273,17 @@ func (s *Server) Rejected() []Request {
 }
 
 // SetDown makes the server answer every request with 503 (true) or serve normally (false).
-func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+func (s *Server) SetDown(down bool) {
+	if down {
+		s.SetOutage(http.StatusServiceUnavailable)
+	} else {
+		s.SetOutage(0)
+	}
+}
+
+// SetOutage makes the server answer every request with status, as GitHub answers during an
+// incident (502 Bad Gateway, 503, 504), until SetOutage(0) serves normally again.
+func (s *Server) SetOutage(status int) { s.mu.Lock(); s.down = status; s.mu.Unlock() }
 
 // CloseConnections makes the server close every connection without answering (true), as an
 // unreachable GitHub looks to a client, or serve normally again (false).
@@ -334,9 +344,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.headers(w)
-	if down {
-		rec.Status = http.StatusServiceUnavailable
-		writeJSON(w, rec.Status, message("Service Unavailable"))
+	if down != 0 {
+		rec.Status = down
+		writeJSON(w, rec.Status, message(http.StatusText(down)))
 		return
 	}
 	op, params, near := match(s.ops, s.v, r.Method, r.URL.EscapedPath())
