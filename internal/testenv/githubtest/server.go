@@ -55,9 +55,10 @@
 //
 // # Faults
 //
-// SetDown answers 503 to everything (SetOutage any status, such as 502), CloseConnections drops every connection unanswered,
-// FailNext fails the next calls of one operation, and SecondaryRateLimit answers GitHub's
-// secondary rate limit (403, Retry-After, and the documentation_url go-github recognizes).
+// SetDown answers 503 to everything and SetOutage any status (GitHub's 502 windows),
+// CloseConnections drops every connection unanswered, FailNext fails the next calls of one
+// operation, and SecondaryRateLimit answers GitHub's secondary rate limit (403, Retry-After, and
+// the documentation_url go-github recognizes).
 package githubtest
 
 import (
@@ -132,7 +133,7 @@ type Server struct {
 	mu            sync.Mutex
 	reqs          []Request
 	serverErrs    []string // answers of ours that broke the description
-	down          int // the status every request is answered with during an outage; 0 serves
+	down          int      // the status every request is answered with during an outage; 0 serves
 	drop          bool
 	failNext      map[string][]int
 	secondary     int
