@@ -8,6 +8,7 @@
 //	stagecoach serve [--config FILE] [--listen ADDR]     run the service
 //	stagecoach check-config FILE                         validate a configuration file
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
+//	stagecoach chaos [--replicas N] [--pushes N] ...     many replicas under SIGKILLs and outages: the figures
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
 //	stagecoach setup [--org ORG] [--hook-url URL]        create the GitHub App (manifest flow)
 //	stagecoach version
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(args, getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args, getenv, stdout, stderr)
+	case "chaos":
+		return chaosCommand(ctx, args, stdout, stderr)
 	case "replay":
 		return replay(ctx, args, getenv, stdout, stderr)
 	case "setup":
@@ -102,6 +105,7 @@ const usage = `Usage:
   stagecoach serve [--config FILE] [--listen ADDR]    run the service (flags alone mean serve)
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
+  stagecoach chaos [--replicas N] [--pushes N] [...]  run replicas on PostgreSQL and a local control plane under SIGKILLs and outages; print the figures
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
   stagecoach setup [--org ORG] [--hook-url URL]       create the GitHub App with GitHub's manifest flow
   stagecoach version                                  print the version
