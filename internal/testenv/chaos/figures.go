@@ -18,7 +18,8 @@ type Result struct {
 	Builds  int            // CodeBuild builds started
 
 	Kills           int // SIGKILLs
-	Exits           int // replicas that ended without being killed
+	Exits           int // replicas that ended by themselves after they listened: crashes
+	StartFailures   int // replicas that ended before they listened (the store unreachable), started again
 	PostgresRestart int
 	Faults          []string // what else was injected, in order
 
@@ -41,7 +42,7 @@ func (w *world) figures() *Result {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	res := &Result{Replicas: w.o.Replicas, Pushes: w.o.Pushes, Commands: len(w.commands),
-		Kills: len(w.kills), Exits: w.exits, PostgresRestart: w.pgRestarts, Faults: slices.Clone(w.faults)}
+		Kills: len(w.kills), Exits: w.exits, StartFailures: w.startFailures, PostgresRestart: w.pgRestarts, Faults: slices.Clone(w.faults)}
 	for _, h := range w.handOvers {
 		switch {
 		case h.took == 0:
@@ -63,7 +64,7 @@ func (w *world) figures() *Result {
 	res.GitHubCalls = len(w.gh.Requests())
 	res.Builds = len(w.aws.CodeBuild.Builds())
 	if w.exits > 0 {
-		w.violations = append(w.violations, fmt.Sprintf("%d replicas ended by themselves (see the replica logs)", w.exits))
+		w.violations = append(w.violations, fmt.Sprintf("%d replicas crashed: they ended by themselves after they had listened (see the replica logs)", w.exits))
 	}
 	if res.NotHandedOver > 0 {
 		w.violations = append(w.violations, fmt.Sprintf("%d pieces of a killed replica's work were never claimed by another", res.NotHandedOver))
@@ -81,7 +82,7 @@ func (r *Result) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "chaos: %d replicas, %d pushes on %d targets, %d commands, in %s\n", r.Replicas, r.Pushes, len(targets), r.Commands, r.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "  deploys                %d (%s); %d CodeBuild builds\n", r.Deploys, strings.Join(states, ", "), r.Builds)
-	fmt.Fprintf(w, "  kills                  %d SIGKILLs; %d replicas ended by themselves\n", r.Kills, r.Exits)
+	fmt.Fprintf(w, "  kills                  %d SIGKILLs; %d replicas crashed; %d starts failed (store unreachable) and were retried\n", r.Kills, r.Exits, r.StartFailures)
 	fmt.Fprintf(w, "  PostgreSQL restarts    %d\n", r.PostgresRestart)
 	fmt.Fprintf(w, "  hand-over, jobs        %s\n", percentiles(r.HandOverJobs))
 	fmt.Fprintf(w, "  hand-over, deploys     %s\n", percentiles(r.HandOverDeploys))

@@ -30,6 +30,7 @@ type replica struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the current process has ended
 	killed bool          // the current process was killed by the harness
+	ready  *exec.Cmd     // the last process seen listening
 	up     atomic.Bool   // listening: the front sends to it
 }
 
@@ -97,15 +98,27 @@ func (r *replica) start(ctx context.Context) error {
 		close(exited)
 		r.mu.Lock()
 		byItself := !r.killed && r.cmd == cmd && !r.w.closing.Load()
+		wasUp := r.ready == cmd
 		r.mu.Unlock()
-		if byItself {
-			r.up.Store(false)
-			r.w.mu.Lock()
-			r.w.exits++
-			r.w.mu.Unlock()
-			r.w.logf("chaos: replica %d (pid %d) exited by itself: %v; starting it again", r.n, cmd.Process.Pid, cmd.ProcessState)
-			go func() { _ = r.start(context.Background()) }()
+		if !byItself {
+			return
 		}
+		// As a kubelet would: start it again, after a short back-off. A process that ends
+		// before it listens (its store unreachable at start) is what a supervisor is for; one
+		// that ends after it served is a crash, and counts against the invariants.
+		r.up.Store(false)
+		r.w.mu.Lock()
+		if wasUp {
+			r.w.exits++
+		} else {
+			r.w.startFailures++
+		}
+		r.w.mu.Unlock()
+		r.w.logf("chaos: replica %d (pid %d) ended by itself (%v, after listening: %v); starting it again", r.n, cmd.Process.Pid, cmd.ProcessState, wasUp)
+		go func() {
+			wait(context.Background(), 250*time.Millisecond)
+			_ = r.start(context.Background())
+		}()
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("chaos: starting replica %d: %w", r.n, err)
@@ -116,12 +129,19 @@ func (r *replica) start(ctx context.Context) error {
 // waitUp waits until the slot's process accepts connections on its listen address.
 func (r *replica) waitUp(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
+	var ended <-chan struct{} // a process seen ending; the exit handler starts the next
 	for {
 		r.mu.Lock()
 		exited := r.exited
 		r.mu.Unlock()
+		if exited == ended {
+			exited = nil
+		}
 		if c, err := net.DialTimeout("tcp", r.addr, time.Second); err == nil {
 			c.Close()
+			r.mu.Lock()
+			r.ready = r.cmd
+			r.mu.Unlock()
 			r.up.Store(true)
 			return nil
 		}
@@ -132,8 +152,7 @@ func (r *replica) waitUp(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-exited:
-			// It ended while starting; start (through the exit handler) runs another.
-			exited = nil
+			ended = exited // it ended while starting; the exit handler runs another
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

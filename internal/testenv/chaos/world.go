@@ -69,18 +69,21 @@ type world struct {
 	// closing stops replicas that end by themselves from being started again.
 	closing atomic.Bool
 
-	mu         sync.Mutex
-	pushes     map[string][]string // target -> shas pushed, in order
-	last       map[string]string   // target -> the last round's sha
-	commands   []command
-	kills      []kill
-	exits      int // replicas that ended without being killed
-	pgRestarts int
-	faults     []string // what was injected, for the figures
-	violations []string
-	prNumber   int
-	cluster    map[string][]clusterChange // target -> changes the cluster saw, in order
-	handOvers  []handOver
+	mu       sync.Mutex
+	pushes   map[string][]string // target -> shas pushed, in order
+	last     map[string]string   // target -> the last round's sha
+	commands []command
+	kills    []kill
+	exits    int // replicas that ended by themselves after they listened: crashes
+	// startFailures are replicas that ended before they listened (the store unreachable
+	// while PostgreSQL restarted): a supervisor starts them again, as the harness does.
+	startFailures int
+	pgRestarts    int
+	faults        []string // what was injected, for the figures
+	violations    []string
+	prNumber      int
+	cluster       map[string][]clusterChange // target -> changes the cluster saw, in order
+	handOvers     []handOver
 }
 
 // command is a `/deploy` given on pull request pr.
