@@ -1,7 +1,8 @@
-// Package worker runs durable jobs. It claims due jobs from the store under a lease, runs each
-// with the executor registered for its kind, and records the outcome: done, retried later with
-// backoff, postponed (a rate limit's exact wait, or an outage of a service the job needs), or
-// failed for good. It never sleeps inside a job; between claims it waits for a poll tick, a
+// Package worker runs durable jobs. It claims due jobs from the store under a short lease (5 s,
+// on the database's clock) that heartbeats renew while the job runs, so a replica that dies
+// mid-job hands the job over within seconds; it runs each with the executor registered for its
+// kind, and records the outcome: done, retried later with backoff, postponed (a rate limit's
+// exact wait, or an outage of a service the job needs), or failed for good. It never sleeps inside a job; between claims it waits for a poll tick, a
 // commit in this process that made work due, or the time of the next retry it scheduled.
 //
 // While jobs wait for a service that stopped answering (GitHub), the runner asks the service
