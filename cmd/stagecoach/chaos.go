@@ -68,6 +68,7 @@ func chaosCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer kc.Stop()
+	o.Postgres, o.Kube = pg, kc
 	res, err := chaos.Run(ctx, o)
 	if err != nil {
 		return err
