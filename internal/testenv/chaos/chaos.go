@@ -66,6 +66,10 @@ type Options struct {
 	// NoFaults leaves out PostgreSQL's restart, GitHub's 502 window and secondary rate limits,
 	// and CodeBuild's throttling.
 	NoFaults bool
+	// GitHubLatency is how long GitHub takes to answer each call once it has acted on it (as
+	// real GitHub takes a few hundred milliseconds): a replica killed then has made an object
+	// it never heard of. Default 100 ms; negative for none.
+	GitHubLatency time.Duration
 	// Settle bounds the wait for everything to end, before the last round and after it
 	// (default 5 min each).
 	Settle time.Duration
@@ -91,6 +95,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Duration <= 0 {
 		o.Duration = 4 * time.Minute
+	}
+	if o.GitHubLatency == 0 {
+		o.GitHubLatency = 100 * time.Millisecond
 	}
 	if o.Settle <= 0 {
 		o.Settle = 5 * time.Minute
@@ -152,6 +159,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		w.violation("not settled: %s", settled)
 	}
 	stopObserving()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	w.logf("chaos: settled after %s; checking", time.Since(began).Round(time.Second))
 	res := w.check(ctx)
 	res.Elapsed = time.Since(began)

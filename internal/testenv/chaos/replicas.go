@@ -95,6 +95,10 @@ func (r *replica) start(ctx context.Context) error {
 		r.mu.Unlock()
 		started <- nil
 		_ = cmd.Wait()
+		// Unlocked, not ended with the goroutine: Go ends the thread of a goroutine that exits
+		// locked, and this thread may have forked other children before (the control plane's
+		// components), whose Pdeathsig would then kill them.
+		runtime.UnlockOSThread()
 		close(exited)
 		r.mu.Lock()
 		byItself := !r.killed && r.cmd == cmd && !r.w.closing.Load()

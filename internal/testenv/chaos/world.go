@@ -119,6 +119,9 @@ func newWorld(ctx context.Context, o Options) (w *world, err error) {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	w.seedGitHub()
+	if o.GitHubLatency > 0 {
+		w.gh.BeforeAnswer(func(githubtest.Request) { time.Sleep(o.GitHubLatency) }) // a latency, not a synchronization
+	}
 	w.seedAWS()
 	if err := w.seedCluster(ctx); err != nil {
 		return nil, err

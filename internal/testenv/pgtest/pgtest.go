@@ -262,7 +262,10 @@ func (s *Server) launch(ctx context.Context) error {
 
 // run starts postgres and waits for it in a goroutine that keeps its OS thread locked: the
 // kernel sends Pdeathsig when the thread that forked the child exits, not the process, and an
-// unlocked goroutine's thread may be one the Go runtime later retires.
+// unlocked goroutine's thread may be one the Go runtime later retires. Once postgres has
+// exited the thread is unlocked, never ended with the goroutine: before it was locked it may
+// have forked other children (a control plane's components, a replica) whose Pdeathsig it
+// also carries, and Go ends the thread of a goroutine that exits locked.
 func (s *Server) run() error {
 	s.exited = make(chan struct{})
 	started := make(chan error, 1)
@@ -275,8 +278,8 @@ func (s *Server) run() error {
 		}
 		started <- nil
 		_ = s.cmd.Wait()
+		runtime.UnlockOSThread()
 		close(s.exited)
-		// The thread stays locked and ends with this goroutine: it has no other children.
 	}()
 	return <-started
 }
