@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,29 +110,54 @@ func (w *world) checkNothingLost(byTarget map[string][]storedDeploy) {
 // deploy's (a lease that lapsed while its replica still acted would show here).
 func (w *world) checkOneAtATime(byTarget map[string][]storedDeploy) {
 	for target, ds := range byTarget {
-		var started []storedDeploy
-		for _, d := range ds {
-			if d.started != 0 {
-				started = append(started, d)
-			}
-		}
-		slices.SortFunc(started, func(a, b storedDeploy) int { return int(a.started - b.started) })
-		for i := 1; i < len(started); i++ {
-			prev, d := started[i-1], started[i]
-			if prev.finished == 0 || d.started < prev.finished {
-				w.violation("%s: deploy %d started while deploy %d ran (started %d µs before it ended)", target, d.id, prev.id, prev.finished-d.started)
-			}
+		for _, v := range overlapping(ds) {
+			w.violation("%s: %s", target, v)
 		}
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for target, seen := range w.cluster {
-		for i := 1; i < len(seen); i++ {
-			if seen[i].deploy < seen[i-1].deploy {
-				w.violations = append(w.violations, fmt.Sprintf("%s: the cluster saw deploy %d's change after deploy %d's", target, seen[i].deploy, seen[i-1].deploy))
-			}
+	cluster := map[string][]clusterChange{}
+	for k, v := range w.cluster {
+		cluster[k] = slices.Clone(v)
+	}
+	w.mu.Unlock()
+	for target, seen := range cluster {
+		for _, v := range olderAfterNewer(seen) {
+			w.violation("%s: %s", target, v)
 		}
 	}
+}
+
+// overlapping says which of one target's deploys started before the one that started before
+// it had ended, by the store's times.
+func overlapping(ds []storedDeploy) []string {
+	var started []storedDeploy
+	for _, d := range ds {
+		if d.started != 0 {
+			started = append(started, d)
+		}
+	}
+	slices.SortFunc(started, func(a, b storedDeploy) int { return cmp.Compare(a.started, b.started) })
+	var out []string
+	for i := 1; i < len(started); i++ {
+		prev, d := started[i-1], started[i]
+		if prev.finished == 0 || d.started < prev.finished {
+			out = append(out, fmt.Sprintf("deploy %d started while deploy %d ran", d.id, prev.id))
+		}
+	}
+	return out
+}
+
+// olderAfterNewer says where the cluster saw a deploy's change after a newer deploy's.
+func olderAfterNewer(seen []clusterChange) []string {
+	var out []string
+	newest := int64(0)
+	for _, c := range seen {
+		if c.deploy < newest {
+			out = append(out, fmt.Sprintf("the cluster saw deploy %d's change after deploy %d's", c.deploy, newest))
+		}
+		newest = max(newest, c.deploy)
+	}
+	return out
 }
 
 // checkLastPushWins: on each target the newest deploy is the last push's and succeeded, the
@@ -230,7 +256,6 @@ var conclusion = map[string]string{"succeeded": "success", "failed": "failure", 
 // in progress. It returns the duplicate and stale reports it found.
 func (w *world) checkReports(ds []storedDeploy, byID map[int64]storedDeploy) (duplicates, stale int) {
 	runs, deps := map[int64]int{}, map[int64]int{}
-	type status struct{ deploy, id int64 }
 	envStatuses := map[string][]status{}
 	for _, repo := range []string{"acme/web", "acme/api"} {
 		for _, r := range w.gh.CheckRuns(repo) {
@@ -290,17 +315,32 @@ func (w *world) checkReports(ds []storedDeploy, byID map[int64]storedDeploy) (du
 		}
 	}
 	for env, ss := range envStatuses {
-		slices.SortFunc(ss, func(a, b status) int { return int(a.id - b.id) })
-		newest := int64(0)
-		for _, s := range ss {
-			if s.deploy < newest {
-				stale++
-				w.violation("%s: a status of deploy %d was sent after one of the newer deploy %d", env, s.deploy, newest)
-			}
-			newest = max(newest, s.deploy)
+		for _, v := range statusesAfterNewer(ss) {
+			stale++
+			w.violation("%s: %s", env, v)
 		}
 	}
 	return duplicates, stale
+}
+
+// status is a Deployment status Stagecoach sent: its id (GitHub's, in the order GitHub made
+// them) and the deploy it reports.
+type status struct{ deploy, id int64 }
+
+// statusesAfterNewer says which of an environment's statuses were sent after a status of a
+// newer deploy.
+func statusesAfterNewer(ss []status) []string {
+	ss = slices.Clone(ss)
+	slices.SortFunc(ss, func(a, b status) int { return cmp.Compare(a.id, b.id) })
+	var out []string
+	newest := int64(0)
+	for _, s := range ss {
+		if s.deploy < newest {
+			out = append(out, fmt.Sprintf("a status of deploy %d was sent after one of the newer deploy %d", s.deploy, newest))
+		}
+		newest = max(newest, s.deploy)
+	}
+	return out
 }
 
 // checkReplies: each command got one reply from the App, and it reached a final text.
