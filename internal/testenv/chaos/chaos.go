@@ -8,7 +8,8 @@
 // test and alpha) × pushes, with `/deploy` commands on pull requests and duplicate
 // redeliveries of webhooks already taken. Meanwhile a random replica is killed with SIGKILL
 // every few seconds and restarted, PostgreSQL is restarted once, GitHub answers 502 for a few
-// seconds and with secondary rate limits, and CodeBuild throttles. Then each target gets one
+// seconds, twice, and with secondary rate limits, and CodeBuild throttles, twice. GitHub takes
+// a moment to answer each call after acting on it, as it does for real. Then each target gets one
 // last push, the faults stop, and once everything has ended the invariants are checked, each
 // from the source of truth for it (the store's tables, GitHub's and AWS's test servers, the
 // cluster) rather than Stagecoach's HTTP API:

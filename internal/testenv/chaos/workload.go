@@ -48,6 +48,7 @@ func (w *world) play(ctx context.Context) {
 			event{w.within(0.4, 0.5), func(ctx context.Context) { faults.Go(func() { w.restartPostgres(ctx, 1500*time.Millisecond) }) }},
 			event{w.within(0.55, 0.65), func(context.Context) { w.secondaryRateLimit(4, 2*time.Second) }},
 			event{w.within(0.7, 0.8), func(context.Context) { w.throttleCodeBuild(8) }},
+			event{w.within(0.8, 0.9), func(ctx context.Context) { faults.Go(func() { w.gitHubOutage(ctx, 2*time.Second) }) }},
 		)
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
