@@ -9,6 +9,7 @@
 //	stagecoach check-config FILE                         validate a configuration file
 //	stagecoach doctor --config FILE [--json]             check a real setup: GitHub, AWS, clusters
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
+//	stagecoach chaos [--replicas N] [--pushes N] ...     many replicas under SIGKILLs and outages: the figures
 //	stagecoach replay FILE --event NAME [--url URL]      send one signed delivery
 //	stagecoach setup [--org ORG] [--hook-url URL]        create the GitHub App (manifest flow)
 //	stagecoach token --name NAME                         make a read-only API token for a script
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return doctorCommand(ctx, args, getenv, stdout, stderr)
 	case "load":
 		return load(ctx, args, getenv, stdout, stderr)
+	case "chaos":
+		return chaosCommand(ctx, args, stdout, stderr)
 	case "replay":
 		return replay(ctx, args, getenv, stdout, stderr)
 	case "setup":
@@ -109,6 +112,7 @@ const usage = `Usage:
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
   stagecoach doctor --config FILE [--json]            check the real setup (GitHub App, AWS, clusters): ✓/✗ and the fix
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
+  stagecoach chaos [--replicas N] [--pushes N] [...]  run replicas on PostgreSQL and a local control plane under SIGKILLs and outages; print the figures
   stagecoach replay FILE --event NAME [--url URL]     send one signed delivery to a running server
   stagecoach setup [--org ORG] [--hook-url URL]       create the GitHub App with GitHub's manifest flow
   stagecoach token --name NAME                        make a read-only API token for scripts (prints its config entry)

@@ -277,6 +277,9 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, m *metri
 	if po.LeaseTTL == 0 {
 		po.LeaseTTL = cfg.Pipeline.Lease
 	}
+	if po.Owner == "" {
+		po.Owner = worker.DefaultOwner("pipeline") // names this process in the deploys' leases
+	}
 	return pipeline.New(st, cfg, cloud, clusters, po, o.log), nil
 }
 

@@ -1,7 +1,8 @@
-// Package worker runs durable jobs. It claims due jobs from the store under a lease, runs each
-// with the executor registered for its kind, and records the outcome: done, retried later with
-// backoff, postponed (a rate limit's exact wait, or an outage of a service the job needs), or
-// failed for good. It never sleeps inside a job; between claims it waits for a poll tick, a
+// Package worker runs durable jobs. It claims due jobs from the store under a short lease (5 s,
+// on the database's clock) that heartbeats renew while the job runs, so a replica that dies
+// mid-job hands the job over within seconds; it runs each with the executor registered for its
+// kind, and records the outcome: done, retried later with backoff, postponed (a rate limit's
+// exact wait, or an outage of a service the job needs), or failed for good. It never sleeps inside a job; between claims it waits for a poll tick, a
 // commit in this process that made work due, or the time of the next retry it scheduled.
 //
 // While jobs wait for a service that stopped answering (GitHub), the runner asks the service
@@ -27,6 +28,7 @@ import (
 // Store is what the runner needs of the store.
 type Store interface {
 	ClaimJob(ctx context.Context, owner string, kinds []string, ttl time.Duration) (jobs.Job, store.Lease, error)
+	HeartbeatJob(ctx context.Context, l store.Lease, ttl time.Duration) error
 	FinishJob(ctx context.Context, l store.Lease) error
 	RetryJob(ctx context.Context, l store.Lease, runAfter time.Time, lastErr string) error
 	PostponeJob(ctx context.Context, l store.Lease, runAfter time.Time, lastErr, blockedOn string) error
@@ -75,9 +77,10 @@ type Service struct {
 
 // Options tune a Runner. Zero values take the defaults.
 type Options struct {
-	Owner       string        // lease owner: unique per process (default: random)
+	Owner       string        // lease owner: unique per process (default: host, pid and a random part)
 	Concurrency int           // jobs run at once (default 4)
-	LeaseTTL    time.Duration // a job not finished by then is taken over (default 2 min)
+	LeaseTTL    time.Duration // a job's lease, renewed every quarter of it while the job runs (default 5 s)
+	RunTimeout  time.Duration // one run of a job is cut off after this (default 60 s)
 	Poll        time.Duration // look for due jobs at least this often (default 1 s)
 	MaxAttempts int           // then the job fails for good (default 25: two to three hours of backoff)
 	BaseBackoff time.Duration // first retry delay (default 2 s), doubling, with jitter
@@ -112,13 +115,16 @@ func New(st Store, execs []Executor, o Options, log *slog.Logger) (*Runner, erro
 		r.kinds = append(r.kinds, e.Kind())
 	}
 	if r.o.Owner == "" {
-		r.o.Owner = fmt.Sprintf("worker-%016x", rand.Uint64())
+		r.o.Owner = DefaultOwner("worker")
 	}
 	if r.o.Concurrency <= 0 {
 		r.o.Concurrency = 4
 	}
 	if r.o.LeaseTTL <= 0 {
-		r.o.LeaseTTL = 2 * time.Minute
+		r.o.LeaseTTL = DefaultLeaseTTL
+	}
+	if r.o.RunTimeout <= 0 {
+		r.o.RunTimeout = time.Minute
 	}
 	if r.o.Poll <= 0 {
 		r.o.Poll = time.Second
@@ -162,6 +168,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // RunOne claims and runs one due job. It reports whether there was one.
 func (r *Runner) RunOne(ctx context.Context) (bool, error) {
+	claimed := time.Now() // the lease lasts at least LeaseTTL from here, on any clock
 	j, lease, err := r.st.ClaimJob(ctx, r.o.Owner, r.kinds, r.o.LeaseTTL)
 	if errors.Is(err, store.ErrNoWork) {
 		return false, nil
@@ -170,12 +177,20 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("claiming: %w", err)
 	}
 	log := r.log.With("job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
-	// The job runs on a context that outlives a shutdown signal long enough to finish its one
-	// call; the lease covers a process that dies instead.
-	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.LeaseTTL/2)
+	// The job runs on a context that outlives a shutdown signal long enough to finish its
+	// calls, under a lease kept by heartbeats; it stops when the lease is lost or cannot be
+	// confirmed, since another replica may then take the job over.
+	timed, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.RunTimeout)
 	defer cancel()
+	runCtx, release := r.keepLease(timed, lease, claimed, log)
 	started := r.o.Now()
 	runErr := r.execs[j.Kind].Run(runCtx, j)
+	if lost := release(); errors.Is(lost, store.ErrLeaseLost) {
+		log.Warn("lease lost during a job; another replica runs it", "err", lost, "job_err", runErr)
+		return true, nil
+	} else if lost != nil {
+		log.Warn("job stopped: its lease could not be renewed", "err", lost, "job_err", runErr)
+	}
 	// Record the outcome even if ctx ended meanwhile: losing it would run the job again.
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelSave()
@@ -211,6 +226,11 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 		if err = r.st.RetryJob(saveCtx, lease, at, runErr.Error()); err == nil {
 			r.poll.WakeAt(at)
 		}
+	}
+	if errors.Is(err, store.ErrLeaseLost) {
+		// Taken over after its lease lapsed (this process stalled): the new holder records it.
+		log.Warn("lease lost before the outcome was recorded; another replica runs the job", "err", err)
+		return true, nil
 	}
 	if err != nil {
 		return true, fmt.Errorf("recording the outcome of job %d: %w", j.ID, err)

@@ -34,6 +34,9 @@ type DeploymentStatus struct {
 	AutoInactive *bool
 	Environment  string
 	Created      time.Time
+	// ByGitHub marks a status GitHub made itself: the inactive status an earlier Deployment of
+	// the environment gets when a newer one succeeds.
+	ByGitHub bool
 }
 
 // Deployments returns copies of a repository's Deployments, oldest first.
@@ -170,7 +173,7 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 	if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
 		for _, x := range s.deployments[c.repo()] {
 			if x != d && x.Environment == d.Environment && len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
-				x.Statuses = append(x.Statuses, DeploymentStatus{ID: s.nextIDLocked(), State: "inactive", Environment: x.Environment, Created: time.Now()})
+				x.Statuses = append(x.Statuses, DeploymentStatus{ID: s.nextIDLocked(), State: "inactive", Environment: x.Environment, Created: time.Now(), ByGitHub: true})
 			}
 		}
 	}

@@ -102,6 +102,11 @@ func TestFaults(t *testing.T) {
 		t.Errorf("while down: status %d, want 503", status(resp))
 	}
 	s.SetDown(false)
+	s.SetOutage(http.StatusBadGateway)
+	if _, resp, _ := gh.Checks.GetCheckRun(ctx, "acme", "app", 1001); status(resp) != http.StatusBadGateway {
+		t.Errorf("during a 502 outage: status %d, want 502", status(resp))
+	}
+	s.SetOutage(0)
 
 	s.CloseConnections(true)
 	if _, resp, err := gh.Checks.GetCheckRun(ctx, "acme", "app", 1001); err == nil || resp != nil {

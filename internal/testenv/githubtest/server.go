@@ -69,9 +69,10 @@
 //
 // # Faults
 //
-// SetDown answers 503 to everything, CloseConnections drops every connection unanswered,
-// FailNext fails the next calls of one operation, and SecondaryRateLimit answers GitHub's
-// secondary rate limit (403, Retry-After, and the documentation_url go-github recognizes).
+// SetDown answers 503 to everything and SetOutage any status (GitHub's 502 windows),
+// CloseConnections drops every connection unanswered, FailNext fails the next calls of one
+// operation, and SecondaryRateLimit answers GitHub's secondary rate limit (403, Retry-After, and
+// the documentation_url go-github recognizes).
 package githubtest
 
 import (
@@ -146,7 +147,7 @@ type Server struct {
 	mu            sync.Mutex
 	reqs          []Request
 	serverErrs    []string // answers of ours that broke the description
-	down          bool
+	down          int      // the status every request is answered with during an outage; 0 serves
 	drop          bool
 	failNext      map[string][]int
 	secondary     int
@@ -317,7 +318,17 @@ func (s *Server) Rejected() []Request {
 func (s *Server) OnAnswered(fn func(Request)) { s.mu.Lock(); s.onAnswered = fn; s.mu.Unlock() }
 
 // SetDown makes the server answer every request with 503 (true) or serve normally (false).
-func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+func (s *Server) SetDown(down bool) {
+	if down {
+		s.SetOutage(http.StatusServiceUnavailable)
+	} else {
+		s.SetOutage(0)
+	}
+}
+
+// SetOutage makes the server answer every request with status, as GitHub answers during an
+// incident (502 Bad Gateway, 503, 504), until SetOutage(0) serves normally again.
+func (s *Server) SetOutage(status int) { s.mu.Lock(); s.down = status; s.mu.Unlock() }
 
 // CloseConnections makes the server close every connection without answering (true), as an
 // unreachable GitHub looks to a client, or serve normally again (false).
@@ -382,9 +393,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.headers(w)
-	if down {
-		rec.Status = http.StatusServiceUnavailable
-		writeJSON(w, rec.Status, message("Service Unavailable"))
+	if down != 0 {
+		rec.Status = down
+		writeJSON(w, rec.Status, message(http.StatusText(down)))
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/login/oauth/") { // the web flow, on GitHub's web host

@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -102,5 +103,48 @@ func TestUnavailable(t *testing.T) {
 				t.Errorf("the reason is not given: %q", r.fatal+r.skip)
 			}
 		})
+	}
+}
+
+// TestRestartCutsSessionsAndKeepsData restarts a private server as an operator would: the open
+// session is cut (its next query fails, as a replica's does), the data is still there, the
+// server answers on the same URL, and a pool reconnects by itself. The shared server is not
+// touched.
+func TestRestartCutsSessionsAndKeepsData(t *testing.T) {
+	s := New(t)
+	u, err := s.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, u)
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	pid := s.cmd.Process.Pid
+	wasDown := false
+	if err := s.Restart(context.Background(), func() {
+		wasDown = open(t, u).Ping() != nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !wasDown {
+		t.Error("the server answered while it was meant to be down")
+	}
+	if s.cmd.Process.Pid == pid {
+		t.Error("the same postgres process runs after the restart")
+	}
+	if _, err := conn.ExecContext(context.Background(), "SELECT 1"); err == nil {
+		t.Error("a session opened before the restart still works: it was not cut")
+	}
+	conn.Close()
+	var x int
+	if err := db.QueryRow("SELECT x FROM kept").Scan(&x); err != nil || x != 42 {
+		t.Errorf("after the restart: x = %d, %v; want 42", x, err)
 	}
 }
