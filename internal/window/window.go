@@ -34,7 +34,9 @@ func (w Weekly) open(wd time.Weekday, m int) bool {
 }
 
 // String spells the window as it is configured: "Mon-Thu 09:00-16:00".
-func (w Weekly) String() string { return FormatDays(w.Days) + " " + clock(w.Start) + "-" + clock(w.End) }
+func (w Weekly) String() string {
+	return FormatDays(w.Days) + " " + clock(w.Start) + "-" + clock(w.End)
+}
 
 // Freeze is a dated period in which no deploy starts, and why.
 type Freeze struct {
