@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Checkpoint struct {
 	FromSlot string `json:"from_slot,omitempty"`
 	Switched bool   `json:"switched,omitempty"`
 
+	// Wait, when set, is why the queued deploy has not started yet: its stage is outside its
+	// deploy windows, or frozen. The pipeline looks at it again at Wait.Until.
+	Wait *Wait `json:"wait,omitempty"`
+
 	// Retries of transient failures in the current step.
 	Retries int `json:"retries,omitempty"`
 
@@ -49,6 +54,25 @@ type Image struct {
 	Deployment string `json:"deployment"`
 	Container  string `json:"container"`
 	Image      string `json:"image"`
+}
+
+// Wait is a deploy waiting, queued, for its stage's next deploy window or the end of a freeze.
+type Wait struct {
+	Until time.Time `json:"until"`
+	At    string    `json:"at"` // Until as people read it, in the stage's time zone: "Mon Jan 5 09:00 CET"
+	// Freeze is the reason of the freeze that holds the stage; "" when only its windows do.
+	Freeze string `json:"freeze,omitempty"`
+	// Windows are the stage's deploy windows, as configured: "Mon-Thu 09:00-16:00 Europe/Berlin".
+	Windows string `json:"windows,omitempty"`
+}
+
+// Text says in a few plain words what the deploy waits for: "waiting for the window at Mon Jan 5
+// 09:00 CET", or "frozen (Year-end freeze): waiting until Mon Jan 5 09:00 CET".
+func (w Wait) Text() string {
+	if w.Freeze != "" {
+		return fmt.Sprintf("frozen (%s): waiting until %s", w.Freeze, w.At)
+	}
+	return "waiting for the window at " + w.At
 }
 
 // StepRecord is one step as reports show it.
