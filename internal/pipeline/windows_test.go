@@ -52,7 +52,7 @@ type fakeClock struct {
 	now time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 
 // noCloud answers every AWS call with an error, as a network that cannot be reached would: a
@@ -74,7 +74,9 @@ func (noCloud) ImageDigest(context.Context, amazon.Session, string, string) (str
 
 type noClusters struct{}
 
-func (noClusters) For(*config.Stage) (Cluster, error) { return nil, errors.New("no cluster in this test") }
+func (noClusters) For(*config.Stage) (Cluster, error) {
+	return nil, errors.New("no cluster in this test")
+}
 
 type windowsWorld struct {
 	t      *testing.T
