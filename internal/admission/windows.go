@@ -1,12 +1,10 @@
 package admission
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
-	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // Hold is the rule of deploy windows and freezes, the one the gate tells people about and the
@@ -41,14 +39,4 @@ func Hold(stage *config.Stage, r deploy.Request, now time.Time) (*deploy.Wait, e
 		w.Freeze = s.Freeze.Reason
 	}
 	return w, nil
-}
-
-// WaitMarkdown tells the person who asked for a deploy that it waits, why, and what they can do.
-func WaitMarkdown(stage string, w *deploy.Wait) string {
-	why := fmt.Sprintf("**%s** takes deploys only in its windows (%s)", stage, w.Windows)
-	if w.Freeze != "" {
-		why = fmt.Sprintf("**%s** is frozen: %s", stage, markdown.Code(w.Freeze))
-	}
-	return fmt.Sprintf("⏸️ %s, so this deploy waits, queued, and starts at **%s**; a newer deploy to %s supersedes it. "+
-		"`/rollback %s` does not wait, and an admin may deploy now with `--force \"the reason\"`.", why, w.At, stage, stage)
 }

@@ -160,8 +160,8 @@ func TestHold(t *testing.T) {
 		})
 	}
 	w, _ := Hold(prod, deploy.Request{}, frozen)
-	if md := WaitMarkdown("prod", w); !strings.Contains(md, "**prod** is frozen: `Year-end freeze`") || !strings.Contains(md, "starts at **Mon Jan 5 09:00 CET**") {
-		t.Errorf("WaitMarkdown = %s", md)
+	if md := w.Markdown("prod"); !strings.Contains(md, "**prod** is frozen: `Year-end freeze`") || !strings.Contains(md, "starts at **Mon Jan 5 09:00 CET**") {
+		t.Errorf("Markdown = %s", md)
 	}
 }
 

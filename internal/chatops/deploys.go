@@ -390,7 +390,7 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 	if dec.Wait != nil {
 		// Admitted, but the stage is outside its windows or frozen: say so at once (the
 		// progress this comment becomes shows the wait too).
-		out.reply += "\n\n" + admission.WaitMarkdown(p.where, dec.Wait)
+		out.reply += "\n\n" + dec.Wait.Markdown(p.where)
 		out.note = dec.Wait.Text()
 	}
 	if !dec.Dropped.Empty() {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // Checkpoint is what a deploy has started and seen, stored with the deploy after every step, so
@@ -73,6 +75,17 @@ func (w Wait) Text() string {
 		return fmt.Sprintf("frozen (%s): waiting until %s", w.Freeze, w.At)
 	}
 	return "waiting for the window at " + w.At
+}
+
+// Markdown tells the people following a deploy to stage that it waits, why, until when, and
+// what they can do.
+func (w Wait) Markdown(stage string) string {
+	why := fmt.Sprintf("**%s** takes deploys only in its windows (%s)", stage, w.Windows)
+	if w.Freeze != "" {
+		why = fmt.Sprintf("**%s** is frozen: %s", stage, markdown.Code(w.Freeze))
+	}
+	return fmt.Sprintf("⏸️ %s, so this deploy waits, queued, and starts at **%s**; a newer deploy to %s supersedes it. "+
+		"`/rollback %s` does not wait, and an admin may deploy now with `--force \"the reason\"`.", why, w.At, stage, stage)
 }
 
 // StepRecord is one step as reports show it.
