@@ -37,10 +37,10 @@ type View struct {
 	// MinSoak is how long a commit must run on From before it goes to To (From's min_soak), and
 	// Unsoaked, when set, says the release's commit has not run that long yet: when it will
 	// have, or that it left From before it did.
-	MinSoak    time.Duration
-	Unsoaked   *admission.Readiness
-	WebURL     string
-	Now        time.Time
+	MinSoak  time.Duration
+	Unsoaked *admission.Readiness
+	WebURL   string
+	Now      time.Time
 }
 
 // Move is a release tag moved from one commit to another.
