@@ -146,6 +146,16 @@ type Stage struct {
 	// Slots, when set, are the stage's two slots (e.g. prod and prod-backup): a deploy goes to
 	// the idle one and switches the Services to it once it is healthy.
 	Slots []string `yaml:"slots"`
+	// TimeZone is the IANA zone Windows and Freezes are written in (default UTC).
+	TimeZone string `yaml:"time_zone"`
+	// Windows are the weekly times at which deploys to the stage start; none: any time. Outside
+	// them a deploy waits, queued, for the next one (config/windows.go).
+	Windows []Window `yaml:"windows"`
+	// Freezes are dated periods in which no deploy to the stage starts, each with its reason.
+	Freezes []Freeze `yaml:"freezes"`
+	// MinSoak is how long a commit must have run on this stage before it may be promoted from it
+	// to the next (0: no wait).
+	MinSoak time.Duration `yaml:"min_soak"`
 }
 
 // Guarded reports whether only approved commits may reach the stage: it has promoters or a

@@ -206,6 +206,7 @@ func (v *validator) stages() {
 		v.approvers(p+".permissions.rollback", st.Permissions.Rollback)
 		v.approvers(p+".permissions.lock", st.Permissions.Lock)
 		v.slots(p, st)
+		v.calendar(p, st)
 	}
 	v.promotionOrder()
 }

@@ -24,6 +24,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The zone database, embedded: the image is distroless, with no /usr/share/zoneinfo, and
+	// deploy windows and freezes are written in zones (Europe/Berlin). A system database, when
+	// there is one, still comes first.
+	_ "time/tzdata"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -315,6 +315,7 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slo
 		pushes.Executor(),
 		releases.Tags(),
 		releases.Updates(),
+		releases.Ready(),
 		releases.LegacyUpdates(),
 		installs.New(cfg, log).Executor(),
 	}, []worker.Service{{Name: githubapp.Service, Probe: gh.Probe}}, nil

@@ -13,6 +13,11 @@
 //  5. what the move would drop: commits that the stage's branch (its real head on GitHub) or the
 //     stage itself holds and the new commit lacks are listed, and dropped only with --force.
 //
+// With the stage order goes soak time (CheckSoak): a commit is promoted from a stage with a
+// min_soak only once it has run there that long, and the refusal says when it will be. Deploy
+// windows and freezes (Hold) refuse nothing: an admitted deploy outside them waits, queued,
+// until the stage takes deploys again, and the Decision says until when.
+//
 // A refusal is Markdown a person reads: why, and who may or what to do instead. The gate never
 // records anything; its callers record the deploy, or the refusal, after it decided.
 package admission
@@ -22,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/config"
@@ -35,6 +41,7 @@ import (
 // Store is what the gate reads.
 type Store interface {
 	Succeeder
+	Spans
 	LiveDeploys(ctx context.Context, app string) (map[string]deploy.Deploy, error)
 	StageLocks(ctx context.Context) ([]store.StageLock, error)
 	Releases(ctx context.Context, repo string, limit int) ([]store.Release, error)
@@ -89,6 +96,9 @@ type Decision struct {
 	// branch only if it still points there: a push landing meanwhile is not dropped unseen.
 	BranchHead string
 	BranchRead bool
+	// Wait, when set, says the deploy is admitted but will wait for the stage's next deploy
+	// window or the end of a freeze (Hold); the pipeline holds it back until then.
+	Wait *deploy.Wait
 }
 
 // Admitted reports whether the request may go ahead.
@@ -99,11 +109,20 @@ type Gate struct {
 	st     Store
 	cfg    *config.Config
 	webURL string
+	now    func() time.Time
 }
 
 // New builds the gate; webURL is GitHub's web root, for links in refusals.
 func New(st Store, cfg *config.Config, webURL string) *Gate {
-	return &Gate{st: st, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/")}
+	return &Gate{st: st, cfg: cfg, webURL: strings.TrimSuffix(webURL, "/"), now: time.Now}
+}
+
+// WithClock makes the gate read the time from now (soak time, deploy windows); tests use it.
+func (g *Gate) WithClock(now func() time.Time) *Gate {
+	if now != nil {
+		g.now = now
+	}
+	return g
 }
 
 // Admit decides r. Errors are GitHub or store failures worth retrying (classified for the
@@ -140,6 +159,9 @@ func (g *Gate) Admit(ctx context.Context, gh *github.Client, r Request) (Decisio
 		}
 		dec.Dropped = drops
 	}
+	if dec.Wait, err = Hold(r.Stage, deploy.Request{SHA: t.SHA, Mode: t.Mode, Force: r.Force}, g.now()); err != nil {
+		return Decision{}, err
+	}
 	return dec, nil
 }
 
@@ -174,13 +196,22 @@ func (g *Gate) lockedOut(ctx context.Context, r Request) (string, error) {
 	for _, l := range locks {
 		for _, app := range r.Apps {
 			if l.App == app.Name && l.Stage == r.Stage.Name && !strings.EqualFold(l.Owner, r.Actor) {
-				return fmt.Sprintf("**%s** is locked by @%s since %s%s, so it takes no commands but theirs. "+
+				return fmt.Sprintf("**%s** is locked by @%s since %s%s%s, so it takes no commands but theirs. "+
 					"Ask them, or someone who may lock %s can `/unlock %s`.", r.Stage.Name, l.Owner, l.CreatedAt.UTC().Format("Jan 2 15:04 UTC"),
-					LockReason(l), r.Stage.Name, r.Stage.Name), nil
+					LockUntil(l), LockReason(l), r.Stage.Name, r.Stage.Name), nil
 			}
 		}
 	}
 	return "", nil
+}
+
+// LockUntil says when a lock taken for a while expires, for a sentence: " until Jan 2 17:04
+// UTC", or nothing for a lock held until someone unlocks it.
+func LockUntil(l store.StageLock) string {
+	if l.ExpiresAt.IsZero() {
+		return ""
+	}
+	return " until " + l.ExpiresAt.UTC().Format("Jan 2 15:04 UTC")
 }
 
 // LockReason renders a lock's reason for a sentence: ": `reason`", or nothing.
@@ -191,7 +222,7 @@ func LockReason(l store.StageLock) string {
 	return ": " + markdown.Code(l.Reason)
 }
 
-// order is rule 3, for every app of the request.
+// order is rule 3, and soak time with it, for every app of the request.
 func (g *Gate) order(ctx context.Context, r Request, t Target) (string, error) {
 	if r.Force != "" || t.SHA == "" { // no commit: a promotion that names no release, which binding refuses
 		return "", nil
@@ -203,6 +234,13 @@ func (g *Gate) order(ctx context.Context, r Request, t Target) (string, error) {
 				return "", err
 			}
 			return oe.Markdown(), err
+		}
+		se, err := CheckSoak(ctx, g.st, g.cfg, app, r.Stage, deploy.Request{SHA: t.SHA, Mode: t.Mode}, g.now())
+		if err != nil || se != nil {
+			if se == nil {
+				return "", err
+			}
+			return se.Markdown(), err
 		}
 	}
 	return "", nil

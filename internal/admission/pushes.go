@@ -134,7 +134,11 @@ func (p *Pushes) Decide(ctx context.Context, _ jobs.Job, in jobs.Push) error {
 	for _, rd := range recorded {
 		ids = append(ids, "#"+strconv.FormatInt(rd.ID, 10))
 	}
-	return p.finish(ctx, in, rec, "accepted", "deploy "+strings.Join(ids, ", "))
+	why := "deploy " + strings.Join(ids, ", ")
+	if dec.Wait != nil {
+		why += ", " + dec.Wait.Text() // it waits for the stage's window, or a freeze to end
+	}
+	return p.finish(ctx, in, rec, "accepted", why)
 }
 
 // own settles a push Stagecoach's own credentials made: the move a command recorded, with the

@@ -64,9 +64,12 @@ type world struct {
 	deciding atomic.Bool
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { t.Helper(); return newWorldWith(t, testConfig, time.Now) }
+
+// newWorldWith is newWorld on another configuration, with the store and the gate on clock now.
+func newWorldWith(t *testing.T, text string, now func() time.Time) *world {
 	t.Helper()
-	cfg, err := config.Parse("admission_test.yaml", []byte(testConfig))
+	cfg, err := config.Parse("admission_test.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +92,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	st.Now = now
 	w := &world{t: t, gh: gh, st: st, cfg: cfg}
 	st.OnCommit(store.WakeDeploys, func() {
 		if w.deciding.Load() {
@@ -100,7 +104,7 @@ func newWorld(t *testing.T) *world {
 			w.push = h
 		}
 	}
-	w.p = NewPushes(st, f, PushOptions{Config: cfg, Gate: New(st, cfg, "https://github.com"), WebURL: "https://github.com",
+	w.p = NewPushes(st, f, PushOptions{Config: cfg, Gate: New(st, cfg, "https://github.com").WithClock(now), WebURL: "https://github.com",
 		Identity: &AppLogin{App: f.App}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	w.live("test", shaB)
 	w.live("alpha", shaB)

@@ -68,6 +68,9 @@ type deployment struct {
 	Image    string              `json:"image,omitempty"`
 	Slot     string              `json:"slot,omitempty"`
 	Steps    []deploy.StepRecord `json:"steps,omitempty"`
+	// Waiting is, for a queued deploy, the stage's window or the freeze it waits for and when it
+	// starts; its Step is then "waiting" and its Progress says so in words.
+	Waiting *deploy.Wait `json:"waiting,omitempty"`
 }
 
 func view(d deploy.Deploy) deployment {
@@ -79,6 +82,9 @@ func view(d deploy.Deploy) deployment {
 			if d.State == deploy.Building && cp.BuildPhase != "" {
 				out.Progress = "phase " + cp.BuildPhase
 			}
+		}
+		if d.State == deploy.Queued && cp.Wait != nil {
+			out.Waiting, out.Step, out.Progress = cp.Wait, "waiting", cp.Wait.Text()
 		}
 	}
 	// Image and Slot hide the request's fields of the same JSON names: until the checkpoint
@@ -189,13 +195,14 @@ func (a *API) listLocks(w http.ResponseWriter, r *http.Request) {
 		Reason    string    `json:"reason,omitempty"`
 		Issue     int       `json:"issue,omitempty"`
 		CreatedAt time.Time `json:"created_at"`
+		ExpiresAt time.Time `json:"expires_at,omitzero"` // absent: until someone unlocks it
 	}
 	out := []lock{}
 	for _, l := range ls {
 		if !v.CanRead(l.Repo) {
 			continue
 		}
-		out = append(out, lock{l.App, l.Stage, l.Repo, l.Owner, l.Reason, l.Issue, l.CreatedAt})
+		out = append(out, lock{l.App, l.Stage, l.Repo, l.Owner, l.Reason, l.Issue, l.CreatedAt, l.ExpiresAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"locks": out})
 }

@@ -46,6 +46,7 @@ type Store interface {
 	ListDeploys(ctx context.Context, f store.Filter) ([]deploy.Deploy, error)
 	LiveDeploys(ctx context.Context, app string) (map[string]deploy.Deploy, error)
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
+	LiveSpans(ctx context.Context, app, stage, sha string) ([]store.Span, error)
 	RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]store.RecordedDeploy, error)
 	CancelDeploy(ctx context.Context, id int64, reason string) (bool, error)
 
@@ -101,7 +102,7 @@ func New(st Store, clients Clients, o Options) *Executor {
 		o.Now = time.Now
 	}
 	web := strings.TrimSuffix(o.WebURL, "/")
-	return &Executor{st: st, gate: admission.New(st, o.Config, web), clients: clients, cfg: o.Config, webURL: web, now: o.Now,
+	return &Executor{st: st, gate: admission.New(st, o.Config, web).WithClock(o.Now), clients: clients, cfg: o.Config, webURL: web, now: o.Now,
 		log: o.Log, obs: o.Observer}
 }
 

@@ -71,9 +71,12 @@ type world struct {
 	now  time.Time
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { t.Helper(); return newWorldWith(t, testConfig) }
+
+// newWorldWith is newWorld on another configuration.
+func newWorldWith(t *testing.T, text string) *world {
 	t.Helper()
-	cfg, err := config.Parse("chatops_test.yaml", []byte(testConfig))
+	cfg, err := config.Parse("chatops_test.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -387,6 +387,12 @@ func (x *Executor) carryOut(ctx context.Context, gh *github.Client, o origin, p 
 		reply += " " + strings.Join(already, " ")
 	}
 	out := outcome{reply: "⏳ " + reply, accepted: true, deploys: ours}
+	if dec.Wait != nil {
+		// Admitted, but the stage is outside its windows or frozen: say so at once (the
+		// progress this comment becomes shows the wait too).
+		out.reply += "\n\n" + dec.Wait.Markdown(p.where)
+		out.note = dec.Wait.Text()
+	}
 	if !dec.Dropped.Empty() {
 		out.reply = strings.Replace(out.reply, "Progress follows in this comment.", "Progress follows in the next comment.", 1)
 		out.reply += "\n\n" + dec.Dropped.Forced(o.Actor, force)

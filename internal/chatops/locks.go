@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/admission"
@@ -17,7 +18,8 @@ import (
 )
 
 // lock holds a stage of every app of the repository for the commenter: automatic deploys queue
-// (newest wins) and other people's commands are refused until /unlock.
+// (newest wins) and other people's commands are refused until /unlock, or until the lock
+// expires when it was taken for a while (`/lock prod 2h`).
 func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd command.Command) (outcome, error) {
 	apps := admission.AppsFor(x.cfg, o.Repo, cmd.Stage)
 	if len(apps) == 0 {
@@ -30,21 +32,37 @@ func (x *Executor) lock(ctx context.Context, gh *github.Client, o origin, cmd co
 	if !dec.Allowed {
 		return outcome{reply: dec.Reason}, nil
 	}
+	var until time.Time
+	if cmd.For > 0 {
+		until = x.now().Add(cmd.For)
+	}
+	var lock store.StageLock
 	for _, app := range apps {
-		held, ours, err := x.st.LockStage(ctx, store.StageLock{App: app.Name, Stage: cmd.Stage, Repo: o.Repo, Owner: o.Actor, Reason: cmd.Reason, Issue: o.Issue})
+		held, ours, err := x.st.LockStage(ctx, store.StageLock{App: app.Name, Stage: cmd.Stage, Repo: o.Repo, Owner: o.Actor, Reason: cmd.Reason,
+			Issue: o.Issue, ExpiresAt: until})
 		if err != nil {
 			return outcome{}, err
 		}
 		if !ours {
-			return refused("**%s** is locked already, by @%s since %s%s.", cmd.Stage, held.Owner, held.CreatedAt.UTC().Format("Jan 2 15:04 UTC"), admission.LockReason(held)), nil
+			return refused("**%s** is locked already, by @%s since %s%s%s.", cmd.Stage, held.Owner, held.CreatedAt.UTC().Format("Jan 2 15:04 UTC"),
+				admission.LockUntil(held), admission.LockReason(held)), nil
 		}
+		lock = held
 	}
 	reply := fmt.Sprintf("🔒 locked **%s**", cmd.Stage)
+	if !until.IsZero() {
+		reply += fmt.Sprintf(" for %s,%s", lockFor(cmd.For), admission.LockUntil(lock))
+	}
 	if cmd.Reason != "" {
 		reply += ": " + markdown.Code(cmd.Reason)
 	}
 	reply += fmt.Sprintf(". Automatic deploys to %s now wait in the queue (the newest one runs after the lock), and commands for it are refused "+
-		"except yours. `/unlock %s` releases it.", cmd.Stage, cmd.Stage)
+		"except yours. ", cmd.Stage)
+	if until.IsZero() {
+		reply += fmt.Sprintf("`/unlock %s` releases it; it holds until then.", cmd.Stage)
+	} else {
+		reply += fmt.Sprintf("The lock expires by itself then, and the queue runs; `/unlock %s` releases it sooner.", cmd.Stage)
+	}
 	return outcome{reply: reply, accepted: true}, nil
 }
 
@@ -116,11 +134,59 @@ func (x *Executor) help() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", st.Name, authz.Who(st.Who("promote")), authz.Who(st.Who("deploy")),
 			authz.Who(st.Who("rollback")), authz.Who(st.Who("lock")))
 	}
-	b.WriteString("\n`--force \"reason\"` (admins only) skips the stage order and lets a deploy drop commits the stage holds that it lacks; " +
-		"the reason is recorded with the deploy.\n")
+	b.WriteString("\n`--force \"reason\"` (admins only) skips the stage order and soak time, lets a deploy drop commits the stage holds that it " +
+		"lacks, and starts it outside the stage's deploy windows or in a freeze; the reason is recorded with the deploy.\n")
+	b.WriteString(x.calendars())
 	if rs := x.cfg.Release.Stage; rs != "" {
 		fmt.Fprintf(&b, "\n**%s** ships releases only: `/promote %s` on a release issue, or `/promote %s <tag>`. ", rs, rs, rs)
 	}
 	b.WriteString("A push to the branch of a stage with promoters or a stage before it deploys only when its pusher may promote to it.\n")
 	return b.String()
+}
+
+// lockFor says how long a lock was taken for: "2h", "90m", "1d".
+func lockFor(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// calendars says, for /help, when each stage takes deploys and how long commits soak on it.
+func (x *Executor) calendars() string {
+	var lines []string
+	for i := range x.cfg.Stages {
+		st := &x.cfg.Stages[i]
+		cal, err := st.Calendar()
+		if err == nil && cal != nil {
+			line := fmt.Sprintf("- **%s** takes deploys", st.Name)
+			if w := cal.Describe(); w != "" {
+				line += " only " + w
+			} else {
+				line += " any time"
+			}
+			for _, f := range cal.Freezes {
+				if f.Until.After(x.now()) {
+					line += fmt.Sprintf("; frozen from %s to %s: %s", cal.Format(f.From), cal.Format(f.Until), markdown.Code(f.Reason))
+				}
+			}
+			lines = append(lines, line+". Outside that a deploy waits, queued, and starts when the stage opens; `/rollback` does not wait.")
+		}
+		if st.MinSoak > 0 {
+			for _, next := range x.cfg.NextStages(st.Name) {
+				lines = append(lines, fmt.Sprintf("- **%s** takes a commit only once it has run %s on **%s** (`min_soak`).", next.Name, lockFor(st.MinSoak), st.Name))
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nWhen stages take deploys:\n\n" + strings.Join(lines, "\n") + "\n"
 }

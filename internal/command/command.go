@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stagecoach/stagecoach/internal/markdown"
 )
@@ -38,7 +40,13 @@ type Command struct {
 	Ref    string
 	Force  bool   // skip the stage order (admins only); needs a reason
 	Reason string // lock, and forced commands
+	// For is how long /lock holds the stage (`/lock prod 2h`); 0 until /unlock.
+	For time.Duration
 }
+
+// MaxLock is the longest a lock may be taken for with a duration: a longer hold is a freeze,
+// written in the configuration, or a lock until /unlock.
+const MaxLock = 14 * 24 * time.Hour
 
 // Result is what a comment means: a Command, or a Reply for a malformed command, or neither
 // (the comment holds no command for Stagecoach).
@@ -75,7 +83,15 @@ func Parse(body string, stages []string) Result {
 			return Result{Reply: "Which stage? " + usage(verb)}
 		}
 		cmd.Stage = args[0]
-		cmd.Reason = strings.TrimSpace(strings.Join(args[1:], " "))
+		rest := args[1:]
+		if len(rest) > 0 && rest[0][0] >= '0' && rest[0][0] <= '9' {
+			d, err := LockDuration(rest[0])
+			if err != nil {
+				return Result{Reply: fmt.Sprintf("%s is no duration for a lock: %v.\n\n%s", markdown.Code(rest[0]), err, usage(verb))}
+			}
+			cmd.For, rest = d, rest[1:]
+		}
+		cmd.Reason = unquote(strings.TrimSpace(strings.Join(rest, " ")))
 		if force {
 			return Result{Reply: "`/lock` has no `--force`.\n\n" + usage(verb)}
 		}
@@ -126,6 +142,39 @@ func splitFlags(s string) (args []string, force bool, reason, problem string) {
 	return strings.Fields(before), true, reason, ""
 }
 
+// LockDuration reads how long a lock holds: a Go duration ("2h", "90m", "1h30m") or whole days
+// ("1d", "3d"), from a minute to MaxLock.
+func LockDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, errors.New("write it like `2h`, `30m` or `1d`")
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, errors.New("write it like `2h`, `30m` or `1d`")
+		}
+	}
+	switch {
+	case d < time.Minute:
+		return 0, errors.New("a lock holds for at least a minute")
+	case d > MaxLock:
+		return 0, errors.New("a lock holds for at most 14 days; `/lock <stage>` without a duration holds until `/unlock`")
+	}
+	return d, nil
+}
+
+// unquote takes the quotes off a reason written in them.
+func unquote(s string) string {
+	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
+		return strings.TrimSpace(s[1 : len(s)-1])
+	}
+	return s
+}
+
 // stripQuoted blanks fenced code blocks and quoted lines.
 func stripQuoted(body string) string {
 	lines := strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n")
@@ -148,7 +197,7 @@ var usages = map[Verb]string{
 	Promote:  "`/promote <stage> [tag] [--force \"reason\"]`: move the stage to the commit live on the stage before it and deploy it; to the release stage, the release of the issue it is given on, or the release tag named.",
 	Deploy:   "`/deploy <stage> [ref] [--force \"reason\"]`: deploy a branch, tag or sha (default: the stage's branch) to the stage.",
 	Rollback: "`/rollback <stage>`: put back what ran before: the previous deploy's image, with no build (on a stage with two slots, switch back to the other slot).",
-	Lock:     "`/lock <stage> [reason]`: hold automatic deploys and commands for the stage.",
+	Lock:     "`/lock <stage> [duration] [reason]`: hold automatic deploys and commands for the stage, for a while (`2h`, `30m`, `1d`; at most 14 days) or until `/unlock`.",
 	Unlock:   "`/unlock <stage>`: release a lock.",
 	Status:   "`/status`: what is live on each stage, since when, and by whom.",
 	Help:     "`/help`: the commands.",

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var stages = []string{"dev", "test", "alpha", "prod"}
@@ -27,6 +28,15 @@ func TestParse(t *testing.T) {
 		{"rollback", "/rollback prod", &Command{Verb: Rollback, Stage: "prod"}, ""},
 		{"lock with a reason", "/lock prod  release freeze until Monday", &Command{Verb: Lock, Stage: "prod", Reason: "release freeze until Monday"}, ""},
 		{"lock without a reason", "/lock alpha", &Command{Verb: Lock, Stage: "alpha"}, ""},
+		{"lock for two hours", `/lock prod 2h "db migration"`, &Command{Verb: Lock, Stage: "prod", For: 2 * time.Hour, Reason: "db migration"}, ""},
+		{"lock for 90 minutes, no reason", "/lock prod 90m", &Command{Verb: Lock, Stage: "prod", For: 90 * time.Minute}, ""},
+		{"lock for a day", "/lock prod 1d holiday cover", &Command{Verb: Lock, Stage: "prod", For: 24 * time.Hour, Reason: "holiday cover"}, ""},
+		{"lock for 1h30m", "/lock prod 1h30m 'release'", &Command{Verb: Lock, Stage: "prod", For: 90 * time.Minute, Reason: "release"}, ""},
+		{"a reason starting with a digit, quoted", `/lock prod "2 migrations running"`, &Command{Verb: Lock, Stage: "prod", Reason: "2 migrations running"}, ""},
+		{"lock duration without a unit", "/lock prod 30 minutes", nil, "`30` is no duration for a lock: write it like `2h`, `30m` or `1d`."},
+		{"lock for too long", "/lock prod 30d", nil, "at most 14 days"},
+		{"lock for too short", "/lock prod 10s", nil, "at least a minute"},
+		{"lock for a negative while", "/lock prod 0h", nil, "at least a minute"},
 		{"unlock", "/unlock alpha", &Command{Verb: Unlock, Stage: "alpha"}, ""},
 		{"status", "/status", &Command{Verb: Status}, ""},
 		{"help", "/help", &Command{Verb: Help}, ""},

@@ -155,8 +155,9 @@ func (d *Dashboard) stage(a status.App, s status.Stage, repoURL string, tags map
 	if cs := d.cfg.Stage(s.Name); cs != nil {
 		branch = cs.Branch
 	}
+	sv.Window = windowOf(s, now)
 	if l := s.Lock; l != nil {
-		sv.Lock = &lockView{Owner: l.Owner, Reason: l.Reason, Issue: l.Issue, Since: at(l.CreatedAt, now)}
+		sv.Lock = &lockView{Owner: l.Owner, Reason: l.Reason, Issue: l.Issue, Since: at(l.CreatedAt, now), Until: at(l.ExpiresAt, now)}
 		if l.Issue != 0 {
 			sv.Lock.IssueURL = fmt.Sprintf("%s/issues/%d", repoURL, l.Issue)
 		}

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -329,5 +330,74 @@ func TestBehindSuperseded(t *testing.T) {
 	}
 	if !strings.Contains(card, "requests superseded by newer ones before they started") || strings.Count(card, "<tr>") > historyRows {
 		t.Errorf("the superseded deploys are not one row:\n%s", card)
+	}
+}
+
+// TestWindowsAndLocksOnThePage: a stage outside its deploy windows says so and until when, a
+// frozen one names the freeze, a lock taken for a while says when it expires, and a deploy
+// waiting for the window says for what; the page then reloads slowly.
+func TestWindowsAndLocksOnThePage(t *testing.T) {
+	text := strings.Replace(cfgYAML, "slots: [prod, prod-backup]}", `slots: [prod, prod-backup], time_zone: Europe/Berlin,
+     windows: [{days: Mon-Thu, hours: "09:00-16:00"}], freezes: [{from: 2026-03-13, until: 2026-03-16, reason: Quarter close}]}`, 1)
+	text = strings.Replace(text, "promote_from: test}", `promote_from: test, windows: [{days: daily, hours: "06:00-22:00"}]}`, 1)
+	cfg, err := config.Parse("windows.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	friday := time.Date(2026, 3, 6, 17, 0, 0, 0, time.UTC) // 18:00 in Berlin
+	st.Now = func() time.Time { return friday }
+	ctx := context.Background()
+	rd, err := st.RequestDeploys(ctx, []deploy.Request{{App: "hello", Stage: "prod", Repo: "acme/hello", SHA: shaA,
+		Trigger: deploy.Trigger{Event: "push", Delivery: "p1", Actor: "po"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, l, err := st.ClaimDeploy(ctx, "pipeline", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	monday := time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC)
+	cp := deploy.Checkpoint{Wait: &deploy.Wait{Until: monday, At: "Mon Mar 9 09:00 CET", Windows: "Mon-Thu 09:00-16:00 Europe/Berlin"}}
+	if err := st.Advance(ctx, l, store.Update{Checkpoint: cp.Encode(), RunAfter: monday, Release: true, Report: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.LockStage(ctx, store.StageLock{App: "hello", Stage: "alpha", Repo: "acme/hello", Owner: "lead-dev", Reason: "load test",
+		ExpiresAt: friday.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	d := New(st, cfg, "https://github.com/", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.now = func() time.Time { return friday }
+	_, body := get(t, d, "/")
+	for id, wants := range map[string][]string{
+		"hello-prod": {`<p class="window closed"><span aria-hidden="true">⏸</span> Outside its deploy windows · deploys wait until ` +
+			`<time datetime="2026-03-09T08:00:00Z">Mon Mar 9 09:00 CET</time> <span class="meta">(Mon-Thu 09:00-16:00 Europe/Berlin)</span>`,
+			`<span class="badge">waiting</span>`, `waiting for the window at Mon Mar 9 09:00 CET`, fmt.Sprintf("deploy #%d", rd[0].ID)},
+		"hello-alpha": {`Deploy window open until <time datetime="2026-03-06T22:00:00Z">Fri Mar 6 22:00 UTC</time>`,
+			`Locked by <strong>@lead-dev</strong>`, `expires <time datetime="2026-03-06T19:00:00Z"`, `2026-03-06 19:00:00 UTC</time>`},
+	} {
+		got := section(t, body, id)
+		for _, s := range wants {
+			if !strings.Contains(got, s) {
+				t.Errorf("%s lacks %s:\n%s", id, s, got)
+			}
+		}
+	}
+	if strings.Contains(section(t, body, "hello-test"), `class="window`) {
+		t.Error("test, which takes deploys any time, shows a window")
+	}
+	if !strings.Contains(body, `<meta http-equiv="refresh" content="30">`) {
+		t.Error("a page where deploys only wait does not reload slowly")
+	}
+	// In the freeze: the freeze's reason and its end.
+	d.now = func() time.Time { return time.Date(2026, 3, 13, 10, 0, 0, 0, time.UTC) }
+	_, body = get(t, d, "/")
+	if got := section(t, body, "hello-prod"); !strings.Contains(got, `<span aria-hidden="true">❄</span> Frozen: “Quarter close” · deploys wait until `+
+		`<time datetime="2026-03-16T08:00:00Z">Mon Mar 16 09:00 CET</time>`) {
+		t.Errorf("the frozen stage:\n%s", got)
 	}
 }

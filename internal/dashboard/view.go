@@ -72,6 +72,7 @@ type stageView struct {
 	Slot     string
 	Slots    []string // the stage's two slots, when it has them
 	Lock     *lockView
+	Window   *windowView // nil: the stage takes deploys any time
 	Next     nextView
 	Problem  *row // the newest finished deploy after the live one, when it failed or rolled back
 	InFlight []row
@@ -88,6 +89,35 @@ type lockView struct {
 	Owner, Reason, IssueURL string
 	Issue                   int
 	Since                   when
+	Until                   when // empty: until someone unlocks it
+}
+
+// windowView is when a stage takes deploys, as of now: its windows, and what holds it closed.
+type windowView struct {
+	Open    bool
+	Windows string // "Mon-Thu 09:00-16:00 Europe/Berlin"; "" when only freezes hold it
+	Freeze  string // the reason of the freeze that holds it now
+	Next    string // when that changes, in the stage's zone: "Mon Jan 20 09:00 CET"
+	NextISO string
+}
+
+// windowOf is s's window as of now; nil when the stage takes deploys any time and is open.
+func windowOf(s status.Stage, now time.Time) *windowView {
+	if s.Calendar == nil {
+		return nil
+	}
+	st := s.Calendar.At(now)
+	if st.Open && len(s.Calendar.Weekly) == 0 {
+		return nil // only freezes, none holding it now: nothing to say
+	}
+	v := &windowView{Open: st.Open, Windows: s.Calendar.Describe()}
+	if st.Freeze != nil {
+		v.Freeze = st.Freeze.Reason
+	}
+	if !st.Next.IsZero() {
+		v.Next, v.NextISO = s.Calendar.Format(st.Next), st.Next.UTC().Format(time.RFC3339)
+	}
+	return v
 }
 
 // when is a moment as the page shows it: relative text, and the exact time for <time>.
@@ -206,6 +236,8 @@ func progress(d deploy.Deploy, cp deploy.Checkpoint, lock *store.StageLock, bran
 	switch d.State {
 	case deploy.Queued:
 		switch {
+		case cp.Wait != nil:
+			return "waiting", cp.Wait.Text()
 		case d.Held && (d.Mode == deploy.ModeImage || d.Mode == deploy.ModeSwitch):
 			return "held", "starts as soon as the command that asked for it releases it"
 		case d.Held && branch != "":
@@ -351,13 +383,14 @@ func prBuilds(ds []deploy.Deploy, n int) []deploy.Deploy {
 }
 
 // refresh is how often the page reloads: quickly while a deploy runs or could start, slowly
-// while deploys only wait (held, or queued behind a lock), never when nothing is in flight.
+// while deploys only wait (held, queued behind a lock, or for their stage's window), never when
+// nothing is in flight.
 func refresh(inFlight []deploy.Deploy, locked func(deploy.Deploy) bool) int {
 	out := 0
 	for _, d := range inFlight {
 		switch {
 		case d.State.Final():
-		case d.State.Running() || (d.State == deploy.Queued && !d.Held && !locked(d)):
+		case d.State.Running() || (d.State == deploy.Queued && !d.Held && !locked(d) && status.WaitOf(d) == nil):
 			return refreshRunning
 		default:
 			out = refreshWaiting

@@ -104,6 +104,10 @@ func TestProgress(t *testing.T) {
 			"held", "starts once the prod branch moves to aaaaaaa"},
 		{"a held rollback", dep(1, deploy.Queued, func(d *deploy.Deploy) { d.Held, d.Mode = true, deploy.ModeImage }), deploy.Checkpoint{}, lock,
 			"held", "starts as soon as the command that asked for it releases it"},
+		{"waiting for the window", dep(1, deploy.Queued), deploy.Checkpoint{Wait: &deploy.Wait{At: "Mon Jan 20 09:00 CET"}}, nil,
+			"waiting", "waiting for the window at Mon Jan 20 09:00 CET"},
+		{"waiting for a freeze to end", dep(1, deploy.Queued), deploy.Checkpoint{Wait: &deploy.Wait{At: "Mon Jan 5 09:00 CET", Freeze: "Year-end"}}, nil,
+			"waiting", "frozen (Year-end): waiting until Mon Jan 5 09:00 CET"},
 		{"preflight", dep(1, deploy.Preflight), deploy.Checkpoint{}, nil, "preflight", "checking that the stage is ready"},
 		{"building, no phase yet", dep(1, deploy.Building), deploy.Checkpoint{}, nil, "building", ""},
 		{"building", dep(1, deploy.Building), deploy.Checkpoint{BuildPhase: "BUILD"}, nil, "building", "phase BUILD"},
@@ -211,6 +215,9 @@ func TestRefresh(t *testing.T) {
 		{"queued behind a lock", []deploy.Deploy{dep(1, deploy.Queued)}, refreshWaiting},
 		{"held", []deploy.Deploy{dep(1, deploy.Queued, onTest, func(d *deploy.Deploy) { d.Held = true })}, refreshWaiting},
 		{"waiting and running", []deploy.Deploy{dep(1, deploy.Queued), dep(2, deploy.Building)}, refreshRunning},
+		{"waiting for the window", []deploy.Deploy{dep(1, deploy.Queued, onTest, func(d *deploy.Deploy) {
+			d.Checkpoint = (&deploy.Checkpoint{Wait: &deploy.Wait{At: "Mon Jan 20 09:00 CET"}}).Encode()
+		})}, refreshWaiting},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := refresh(tc.inFlight, locked); got != tc.want {

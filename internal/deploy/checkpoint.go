@@ -2,7 +2,10 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
+
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // Checkpoint is what a deploy has started and seen, stored with the deploy after every step, so
@@ -43,6 +46,10 @@ type Checkpoint struct {
 	ReplacedSHA    string `json:"replaced_sha,omitempty"`
 	ReplacedDeploy int64  `json:"replaced_deploy,omitempty"`
 
+	// Wait, when set, is why the queued deploy has not started yet: its stage is outside its
+	// deploy windows, or frozen. The pipeline looks at it again at Wait.Until.
+	Wait *Wait `json:"wait,omitempty"`
+
 	// Transient failures of the current step in a row, and when the first came: the step gives
 	// up once they have lasted its time budget.
 	Retries       int       `json:"retries,omitempty"`
@@ -59,6 +66,36 @@ type Image struct {
 	Deployment string `json:"deployment"`
 	Container  string `json:"container"`
 	Image      string `json:"image"`
+}
+
+// Wait is a deploy waiting, queued, for its stage's next deploy window or the end of a freeze.
+type Wait struct {
+	Until time.Time `json:"until"`
+	At    string    `json:"at"` // Until as people read it, in the stage's time zone: "Mon Jan 5 09:00 CET"
+	// Freeze is the reason of the freeze that holds the stage; "" when only its windows do.
+	Freeze string `json:"freeze,omitempty"`
+	// Windows are the stage's deploy windows, as configured: "Mon-Thu 09:00-16:00 Europe/Berlin".
+	Windows string `json:"windows,omitempty"`
+}
+
+// Text says in a few plain words what the deploy waits for: "waiting for the window at Mon Jan 5
+// 09:00 CET", or "frozen (Year-end freeze): waiting until Mon Jan 5 09:00 CET".
+func (w Wait) Text() string {
+	if w.Freeze != "" {
+		return fmt.Sprintf("frozen (%s): waiting until %s", w.Freeze, w.At)
+	}
+	return "waiting for the window at " + w.At
+}
+
+// Markdown tells the people following a deploy to stage that it waits, why, until when, and
+// what they can do.
+func (w Wait) Markdown(stage string) string {
+	why := fmt.Sprintf("**%s** takes deploys only in its windows (%s)", stage, w.Windows)
+	if w.Freeze != "" {
+		why = fmt.Sprintf("**%s** is frozen: %s", stage, markdown.Code(w.Freeze))
+	}
+	return fmt.Sprintf("⏸️ %s, so this deploy waits, queued, and starts at **%s**; a newer deploy to %s supersedes it. "+
+		"`/rollback %s` does not wait, and an admin may deploy now with `--force \"the reason\"`.", why, w.At, stage, stage)
 }
 
 // StepRecord is one step as reports show it.

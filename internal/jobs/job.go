@@ -32,6 +32,10 @@ const (
 	KindPush = "event.push"
 	// KindInstallation records an installation of the GitHub App. Payload: Installation.
 	KindInstallation = "event.installation"
+	// KindReleaseReady is due when a release's commit has soaked long enough on the stage
+	// releases come from (its min_soak): it gives the release check run its Promote button.
+	// Payload: ReleaseReady.
+	KindReleaseReady = "release.ready"
 	// KindReleaseUpdate is what earlier versions recorded instead of KindDeployEnded; jobs of
 	// this kind still in a store are run as KindDeployEnded. Payload: ReleaseUpdate.
 	KindReleaseUpdate = "release.update"
@@ -163,6 +167,14 @@ type Installation struct {
 	Account        string   `json:"account"`
 	Repos          []string `json:"repos,omitempty"`
 	Delivery       string   `json:"delivery"`
+}
+
+// ReleaseReady is the payload of KindReleaseReady: the release, and the commit whose soak it
+// waits for (a tag moved since makes it moot).
+type ReleaseReady struct {
+	Repo      string `json:"repo"`
+	ReleaseID int64  `json:"release_id"`
+	SHA       string `json:"sha"`
 }
 
 // ReleaseUpdate is the payload of KindReleaseUpdate: a deploy asked for on an issue ended.

@@ -32,6 +32,7 @@ type Store interface {
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
 	SlotImages(ctx context.Context, app, stage, slot string) (store.SlotImages, bool, error)
 	SetSlotImages(ctx context.Context, l store.Lease, si store.SlotImages) error
+	LiveSpans(ctx context.Context, app, stage, sha string) ([]store.Span, error)
 }
 
 // Cloud is what the pipeline needs of AWS.
@@ -226,10 +227,11 @@ func (r *Runner) keepLease(ctx context.Context, cancel context.CancelFunc, lease
 
 // result is the outcome of one step.
 type result struct {
-	state deploy.State  // "" keeps the state
-	after time.Duration // when to look again
-	err   string        // the reason, for a failed deploy
-	retry string        // the transient failure the step will be tried again after
+	state  deploy.State  // "" keeps the state
+	after  time.Duration // when to look again
+	err    string        // the reason, for a failed deploy
+	retry  string        // the transient failure the step will be tried again after
+	report bool          // worth telling GitHub about though the state stays (a deploy starts waiting)
 }
 
 func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, cp deploy.Checkpoint, res result) error {
@@ -238,7 +240,7 @@ func (r *Runner) save(ctx context.Context, d deploy.Deploy, lease store.Lease, c
 		state = res.state
 	}
 	now := r.o.Now()
-	reportNow := state != d.State || (progressKey(&cp, state) != cp.ReportedKey && now.Sub(cp.ReportedAt) >= r.o.ReportEvery)
+	reportNow := res.report || state != d.State || (progressKey(&cp, state) != cp.ReportedKey && now.Sub(cp.ReportedAt) >= r.o.ReportEvery)
 	if reportNow {
 		cp.ReportedKey, cp.ReportedAt = progressKey(&cp, state), now
 	}

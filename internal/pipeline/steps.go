@@ -79,6 +79,9 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, le
 	}
 	switch d.State {
 	case deploy.Queued:
+		if res, wait := r.waitForWindow(d, t, cp); wait {
+			return res
+		}
 		log.Info("deploy starting", "mode", string(d.Mode))
 		cp.Step("Preflight", r.o.Now())
 		return result{state: deploy.Preflight}
@@ -162,15 +165,23 @@ func (r *Runner) preflightDetail(t target, cp *deploy.Checkpoint) string {
 	return detail
 }
 
-// orderProblem is the stage order (admission.CheckOrder, the rule the admission gate applied when
-// the deploy was asked for), checked again where every deploy passes: whatever recorded the
-// deploy, it never runs a commit on a stage before the stage it comes from.
+// orderProblem is the stage order and soak time (admission.CheckOrder and CheckSoak, the rules
+// the admission gate applied when the deploy was asked for), checked again where every deploy
+// passes: whatever recorded the deploy, it never runs a commit on a stage before the stage it
+// comes from, nor before the commit ran there its min_soak.
 func (r *Runner) orderProblem(ctx context.Context, d deploy.Deploy, t target) (string, error) {
 	oe, err := admission.CheckOrder(ctx, r.st, r.cfg, t.app, t.stage, d.Request)
-	if oe == nil {
+	if oe != nil || err != nil {
+		if oe == nil {
+			return "", err
+		}
+		return oe.Error(), err
+	}
+	se, err := admission.CheckSoak(ctx, r.st, r.cfg, t.app, t.stage, d.Request, r.o.Now())
+	if se == nil {
 		return "", err
 	}
-	return oe.Error(), err
+	return se.Error(), err
 }
 
 // checkCluster checks the stage's namespace has what the deploy needs, and on a slot stage picks

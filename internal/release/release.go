@@ -4,7 +4,9 @@
 // what prod would gain (GitHub's compare API), the alpha deploy's result, what is where, and how
 // to promote; and it puts a stagecoach/release check run with a Promote button on the commit. A
 // tag on a commit that never succeeded there gets a check run that says why it cannot be
-// promoted. When the promotion's deploys end, the issue is closed with a summary, or stays open
+// promoted. A commit that has not yet run its min_soak there gets the issue, saying when it will
+// be ready to promote, and a check run without the button; a durable job due at that time
+// (Ready) adds the button and says so on the issue, once, whatever restarts happen meanwhile. When the promotion's deploys end, the issue is closed with a summary, or stays open
 // with the reason.
 //
 // Promoting itself (/promote prod on the issue, or the button) is a command: package chatops.
@@ -23,6 +25,7 @@ import (
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/ghcreate"
+	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/status"
 	"github.com/stagecoach/stagecoach/internal/store"
 )
@@ -38,6 +41,9 @@ type Store interface {
 	ReleaseByIssue(ctx context.Context, repo string, number int) (store.Release, error)
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
 	DeploysByDelivery(ctx context.Context, delivery string) ([]deploy.Deploy, error)
+	ReleaseByID(ctx context.Context, repo string, id int64) (store.Release, error)
+	LiveSpans(ctx context.Context, app, stage, sha string) ([]store.Span, error)
+	EnqueueJob(ctx context.Context, j jobs.Job) (int64, bool, error)
 }
 
 // Clients gives the GitHub client of an installation, and the App's bot login (by which what it

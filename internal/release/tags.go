@@ -131,6 +131,17 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 		v.Refusal = fmt.Sprintf("no app of %s deploys to **%s**, where releases come from", rel.Repo, target.PromoteFrom)
 		return v, nil
 	}
+	// Soak time: the same readiness the admission gate holds a promotion to.
+	if from := w.cfg.Stage(target.PromoteFrom); from != nil {
+		v.MinSoak = from.MinSoak
+	}
+	rd, err := admission.Soak(ctx, w.st, w.cfg, apps, target, rel.SHA, w.now())
+	if err != nil {
+		return View{}, err
+	}
+	if !rd.Ready {
+		v.Unsoaked = &rd
+	}
 	// What the target holds, as GitHub has it: its branch's head (commits pushed there that
 	// Stagecoach never deployed count too) and what runs there.
 	var heads []admission.Head
@@ -164,7 +175,6 @@ func (w *Workflow) view(ctx context.Context, gh *github.Client, rel store.Releas
 		}
 		v.Changes.Base = base
 	}
-	var err error
 	if v.Dropped, err = admission.Dropped(ctx, gh, rel.Repo, w.webURL, target.Name, rel.SHA, heads); err != nil {
 		return View{}, err
 	}
@@ -267,14 +277,27 @@ func (w *Workflow) open(ctx context.Context, gh *github.Client, rel store.Releas
 		}
 	}
 	if rel.CheckRunID == 0 {
-		var err error
-		rel.CheckRunID, err = w.checkRunOnce(ctx, gh, rel, github.CreateCheckRunOptions{
+		opts := github.CreateCheckRunOptions{
 			DetailsURL: github.Ptr(v.issueURL()), Status: github.Ptr("completed"), Conclusion: github.Ptr("success"),
-			Output: &github.CheckRunOutput{Title: github.Ptr(v.readyTitle()), Summary: github.Ptr(v.ReadySummary())},
-			Actions: []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: jobs.ActionPromote,
-				Description: clip("Move "+v.To+" to "+rel.Tag+" and deploy", 40)}},
-		})
-		if err != nil {
+			Output:  &github.CheckRunOutput{Title: github.Ptr(v.readyTitle()), Summary: github.Ptr(v.ReadySummary())},
+			Actions: promoteButton(v),
+		}
+		if v.Unsoaked != nil {
+			// Not yet: no button until the commit has soaked (MarkReady adds it then).
+			opts = github.CreateCheckRunOptions{DetailsURL: github.Ptr(v.issueURL()), Status: github.Ptr("in_progress"),
+				Output: &github.CheckRunOutput{Title: github.Ptr(v.soakTitle()), Summary: github.Ptr(v.SoakSummary())}}
+			if v.Unsoaked.At.IsZero() {
+				opts.Status, opts.Conclusion = github.Ptr("completed"), github.Ptr("neutral")
+			}
+		}
+		var err error
+		if rel.CheckRunID, err = w.checkRunOnce(ctx, gh, rel, opts); err != nil {
+			return err
+		}
+	}
+	if v.Unsoaked != nil && !v.Unsoaked.At.IsZero() {
+		// Recorded before the release is marked open: a crash before it retries the whole job.
+		if err := w.scheduleReady(ctx, rel, v.Unsoaked.At); err != nil {
 			return err
 		}
 	}

@@ -34,8 +34,13 @@ type View struct {
 	BranchHead string
 	Dropped    admission.Drops
 	Moved      *Move // the tag moved to this release's commit since its issue opened; nil when not
-	WebURL     string
-	Now        time.Time
+	// MinSoak is how long a commit must run on From before it goes to To (From's min_soak), and
+	// Unsoaked, when set, says the release's commit has not run that long yet: when it will
+	// have, or that it left From before it did.
+	MinSoak  time.Duration
+	Unsoaked *admission.Readiness
+	WebURL   string
+	Now      time.Time
 }
 
 // Move is a release tag moved from one commit to another.
@@ -168,10 +173,10 @@ func (v View) IssueBody() string {
 	if v.Branch != "" {
 		moves = fmt.Sprintf("moves `%s` to %s and deploys it", v.Branch, deploy.ShortSHA(r.SHA))
 	}
-	fmt.Fprintf(&b, "### How to promote\n\n%s may accept this release: comment `/promote %s` here, or press **Promote to %s** on the "+
+	fmt.Fprintf(&b, "### How to promote\n\n%s%s may accept this release: comment `/promote %s` here, or press **Promote to %s** on the "+
 		"`%s` check run of %s. Stagecoach then %s; progress appears in a comment here, and this issue "+
 		"closes when %s runs %s. If the deploy fails, %s keeps running what it runs now and this issue stays open.\n\n",
-		capitalize(v.who()), v.To, v.To, CheckName, v.commitLink(r.SHA), moves, v.To, v.tag(), v.To)
+		v.soakNote(), capitalize(v.who()), v.To, v.To, CheckName, v.commitLink(r.SHA), moves, v.To, v.tag(), v.To)
 	fmt.Fprintf(&b, "### What is where\n\n%s\n_As of %s. `/status` in a comment shows it now._\n", status.Markdown(v.Status, v.WebURL, v.Now),
 		v.Now.UTC().Format("Jan 2 15:04 UTC"))
 	return markdown.Limit(b.String(), 0, v.compareURL())

@@ -106,3 +106,31 @@ func TestHeldTitle(t *testing.T) {
 		t.Errorf("a held deploy concludes %q; it has not run", c)
 	}
 }
+
+// TestWaitingForTheWindow pins what a deploy waiting for its stage says: on its check run and in
+// the command's comment, the window (or the freeze) and when it starts, and what people can do.
+func TestWaitingForTheWindow(t *testing.T) {
+	window := commandDeploy(deploy.Queued)
+	window.D.StartedAt, window.CP = time.Time{}, deploy.Checkpoint{Wait: &deploy.Wait{Until: at(3600), At: "Mon Nov 30 09:00 CET",
+		Windows: "Mon-Thu 09:00-16:00 Europe/Berlin"}}
+	frozen := commandDeploy(deploy.Queued)
+	frozen.D.StartedAt, frozen.CP = time.Time{}, deploy.Checkpoint{Wait: &deploy.Wait{Until: at(3600), At: "Mon Jan 4 09:00 CET",
+		Freeze: "Year-end freeze", Windows: "Mon-Thu 09:00-16:00 Europe/Berlin"}}
+	for _, tt := range []struct {
+		name, title string
+		v           view
+	}{
+		{"checkrun-waiting-window", "Waiting for the window at Mon Nov 30 09:00 CET", window},
+		{"checkrun-waiting-freeze", "Frozen (Year-end freeze): waiting until Mon Jan 4 09:00 CET", frozen},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.v.title(); got != tt.title {
+				t.Errorf("title = %q, want %q", got, tt.title)
+			}
+			if c := tt.v.commandComment(); !strings.Contains(c, "### ⏳ Deploying `v1.4.0` (`c4295bd`) to **prod** — "+tt.title) {
+				t.Errorf("the command's comment does not say it waits:\n%s", c)
+			}
+			checkGolden(t, tt.name, checkRunText(tt.v))
+		})
+	}
+}

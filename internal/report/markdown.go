@@ -67,6 +67,10 @@ func (v view) title() string {
 	}
 	switch d.State {
 	case deploy.Queued:
+		if w := cp.Wait; w != nil {
+			// Outside its stage's deploy windows, or frozen: it starts when the stage opens.
+			return clip(capitalize(w.Text()), 120)
+		}
 		if d.Held {
 			// A command records its deploys held, then does the rest of its work (a promotion
 			// moves the stage's branch), then lets them start.
@@ -182,8 +186,11 @@ func (v view) summary() string {
 	}
 	b.WriteString("\n\n")
 	if d.Force != "" {
-		fmt.Fprintf(&b, "> [!WARNING]\n> Forced by %s, past the stage order and over anything the stage held that this commit lacks: %s\n\n",
+		fmt.Fprintf(&b, "> [!WARNING]\n> Forced by %s, past the stage order, soak time, deploy windows and freezes, and over anything the stage held that this commit lacks: %s\n\n",
 			actor(d.Trigger.Actor), markdown.Code(d.Force))
+	}
+	if w := v.CP.Wait; w != nil && d.State == deploy.Queued {
+		fmt.Fprintf(&b, "%s\n\n", w.Markdown(d.Stage))
 	}
 	if len(v.CP.Steps) > 0 {
 		b.WriteString("| Step | Status | Duration | Details |\n|---|---|---|---|\n")
@@ -383,4 +390,12 @@ func clip(s string, n int) string {
 // cell makes text safe inside a Markdown table cell.
 func cell(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
+}
+
+// capitalize upper-cases the first letter of s.
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -1,6 +1,7 @@
 // Package status answers "what is where": for each stage of an app, the commit live there (and
-// the tag it carries), since when and by whom, which slot serves it, whether it is locked, what
-// is deploying now, and a link to what the next stage would gain from a promotion. The /status
+// the tag it carries), since when and by whom, which slot serves it, whether it is locked (and
+// until when), whether it is outside its deploy windows or frozen, what is deploying now or
+// waiting for the stage to open, and a link to what the next stage would gain from a promotion. The /status
 // command, release issues and the dashboard all show it; this package reads it and renders the
 // Markdown, with no GitHub calls.
 package status
@@ -15,6 +16,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/window"
 )
 
 // Store is what status reads.
@@ -40,6 +42,40 @@ type Stage struct {
 	// History is the stage's newest deploys, newest first, whatever their state: as many as
 	// Options.History asks for (3 with Read).
 	History []deploy.Deploy
+	// Calendar is when the stage takes deploys (its windows and freezes); nil: any time.
+	Calendar *window.Calendar
+	// Waiting is the deploy queued for the stage's next window or a freeze's end, if one is.
+	Waiting *deploy.Deploy
+}
+
+// WaitOf is what d waits for before it starts: its stage's window or a freeze's end; nil when
+// it waits for nothing of the kind.
+func WaitOf(d deploy.Deploy) *deploy.Wait {
+	if d.State != deploy.Queued {
+		return nil
+	}
+	cp, err := deploy.DecodeCheckpoint(d.Checkpoint)
+	if err != nil {
+		return nil
+	}
+	return cp.Wait
+}
+
+// Closed says, for a sentence, why the stage takes no deploys at now and until when ("" when
+// it takes them): "frozen until Mon Jan 5 09:00 CET: `Year-end freeze`", or "outside its
+// deploy windows until Mon Jan 20 09:00 CET".
+func (s Stage) Closed(now time.Time) string {
+	if s.Calendar == nil {
+		return ""
+	}
+	st := s.Calendar.At(now)
+	switch {
+	case st.Open:
+		return ""
+	case st.Freeze != nil:
+		return fmt.Sprintf("frozen until %s: %s", s.Calendar.Format(st.Next), markdown.Code(st.Freeze.Reason))
+	}
+	return fmt.Sprintf("outside its deploy windows (%s) until %s", s.Calendar.Describe(), s.Calendar.Format(st.Next))
 }
 
 // App is an app's stages, in the configured order.
@@ -120,6 +156,12 @@ func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o 
 			if s.Running, err = running(ctx, st, app.Name, cs.Name, recent, o.History); err != nil {
 				return nil, err
 			}
+			// A deploy waiting for the stage to open is its newest: a newer request would
+			// have superseded it.
+			if len(recent) > 0 && WaitOf(recent[0]) != nil {
+				s.Waiting = &recent[0]
+			}
+			s.Calendar, _ = cs.Calendar() // a loaded configuration's calendar always reads
 			for _, n := range cfg.NextStages(cs.Name) {
 				if _, ok := app.Stages[n.Name]; ok {
 					s.Next = n.Name
@@ -177,7 +219,7 @@ func Markdown(apps []App, webURL string, now time.Time) string {
 		}
 		b.WriteString("| Stage | Live | Since | By | Next stage |\n|---|---|---|---|---|\n")
 		for _, s := range a.Stages {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", stageCell(s), liveCell(a.Repo, s, webURL), sinceCell(s, now),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", stageCell(s), liveCell(a.Repo, s, webURL, now), sinceCell(s, now),
 				byCell(s), nextCell(a.Repo, s, webURL))
 		}
 	}
@@ -192,13 +234,13 @@ func stageCell(s Stage) string {
 	return out
 }
 
-func liveCell(repo string, s Stage, webURL string) string {
+func liveCell(repo string, s Stage, webURL string, now time.Time) string {
 	if s.Live == nil {
 		out := "nothing yet"
 		if s.Running != nil {
 			out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 		}
-		return out
+		return out + stateNotes(s, now)
 	}
 	out := fmt.Sprintf("[`%s`](%s/%s/commit/%s)", deploy.ShortSHA(s.Live.SHA), webURL, repo, s.Live.SHA)
 	if s.Tag != "" {
@@ -210,10 +252,28 @@ func liveCell(repo string, s Stage, webURL string) string {
 	if s.Running != nil {
 		out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 	}
+	return out + stateNotes(s, now)
+}
+
+// stateNotes are what holds a stage back, for its Live cell: its lock (and until when), a
+// freeze or its closed windows, and the deploy waiting for them.
+func stateNotes(s Stage, now time.Time) string {
+	var out string
 	if s.Lock != nil {
 		out += fmt.Sprintf("; locked by @%s", s.Lock.Owner)
+		if !s.Lock.ExpiresAt.IsZero() {
+			out += " until " + s.Lock.ExpiresAt.UTC().Format("Jan 2 15:04 UTC")
+		}
 		if s.Lock.Reason != "" {
 			out += ": " + cell(markdown.Code(s.Lock.Reason)) // a person's words: shown, never rendered
+		}
+	}
+	if c := s.Closed(now); c != "" {
+		out += "; " + cell(c)
+	}
+	if s.Waiting != nil {
+		if w := WaitOf(*s.Waiting); w != nil {
+			out += fmt.Sprintf("; `%s` %s", deploy.ShortSHA(s.Waiting.SHA), cell(w.Text()))
 		}
 	}
 	return out

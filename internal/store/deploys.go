@@ -188,9 +188,10 @@ const dueStates = "('queued', 'preflight', 'building', 'rolling_out')"
 
 // ClaimDeploy leases one deploy that is due and not leased: a running one (its worker died or
 // let it go until run_after) or a queued one whose app and stage have nothing running, that is
-// not held, and whose stage is not locked (a command by the lock's owner passes). Oldest
-// run_after first. ErrNoWork when there is none. The lease runs for ttl on the database's
-// clock, so a replica whose clock is ahead cannot take a lease another still holds.
+// not held, and whose stage is not locked (a command by the lock's owner passes; an expired lock
+// holds nothing back). Oldest run_after first. ErrNoWork when there is none. The lease runs for
+// ttl on the database's clock, so a replica whose clock is ahead cannot take a lease another
+// still holds.
 func (s *Store) ClaimDeploy(ctx context.Context, owner string, ttl time.Duration) (deploy.Deploy, Lease, error) {
 	var token int64
 	var d deploy.Deploy
@@ -216,6 +217,7 @@ func (s *Store) claimDeployQuery() string {
 				AND (d.state <> 'queued' OR (d.held = 0 AND NOT EXISTS (
 					SELECT 1 FROM deploys r WHERE r.app = d.app AND r.stage = d.stage AND r.state IN ` + runningStates + `)
 				AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.app = d.app AND l.stage = d.stage
+					AND (l.expires_at = 0 OR l.expires_at > $3)
 					AND NOT (d.trigger_event IN ('issue_comment', 'check_run') AND d.trigger_actor = l.owner))))
 			ORDER BY d.run_after, d.id LIMIT 1` + s.d.lock + `
 		) RETURNING lease_token, ` + deployCols
