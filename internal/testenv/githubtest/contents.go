@@ -170,7 +170,7 @@ func (s *Server) getContent(c *call) (int, any) {
 		"type": "file", "encoding": "base64", "size": len(content), "name": path.Base(p), "path": p,
 		"content": lines.String(), "sha": blob, "url": self, "git_url": git, "html_url": html,
 		"download_url": "https://raw.githubusercontent.com/" + repo + "/" + ref + "/" + p,
-		"_links": map[string]any{"self": self, "git": git, "html": html},
+		"_links":       map[string]any{"self": self, "git": git, "html": html},
 	}
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -92,4 +92,3 @@ func TestContentsAndCommitsOfAPath(t *testing.T) {
 		t.Errorf("pushes listed added %v and removed %v, want the file in each", added, removed)
 	}
 }
-
