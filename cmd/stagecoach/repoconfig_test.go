@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,5 +64,29 @@ func TestRepoFileOnTheRunningService(t *testing.T) {
 	// Both pushes deploy test, as any push to master does (recorded; --deploy=false runs none).
 	if n := len(s.deploys(t, "?app=hello")); n != 2 {
 		t.Errorf("%d deploys recorded, want 2", n)
+	}
+}
+
+// check-config checks a repository's own file against the server's, as Stagecoach will.
+func TestCheckConfigOfARepoFile(t *testing.T) {
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "stagecoach.yml")
+	if err := os.WriteFile(evil, []byte("apps:\n  - name: maas-backend\n    image_repository: 999999999999.dkr.ecr.eu-west-1.amazonaws.com/x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		file string
+		fail bool
+		want string
+	}{
+		{"../../config/example-repo.yml", false, "ok\n"},
+		{evil, true, evil + ":3: apps[0].image_repository: only the server's configuration sets this"},
+	} {
+		var out, errOut strings.Builder
+		err := run(context.Background(), []string{"check-config", "--repo", "acme/maas-backend", "--repo-file", tt.file, "../../config/example.yaml"},
+			func(string) string { return "" }, &out, &errOut)
+		if (err != nil) != tt.fail || !strings.HasPrefix(out.String(), tt.want) {
+			t.Errorf("%s: %v, printed %q, want %q", tt.file, err, out.String(), tt.want)
+		}
 	}
 }
