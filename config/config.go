@@ -22,14 +22,18 @@ type Config struct {
 	Release     Release     `yaml:"release"`
 	Commands    Commands    `yaml:"commands"`
 	Recovery    Recovery    `yaml:"recovery"`
-	Apps        []App       `yaml:"apps"`
-	SignIn      SignIn      `yaml:"signin"`
-	Pipeline    Pipeline    `yaml:"pipeline"`
-	Retention   Retention   `yaml:"retention"`
+	// Apps are the server file's apps. Read them with EffectiveApps, App and AppsForRepo, which
+	// include what repositories configure in their own files (RepoConfig).
+	Apps       []App      `yaml:"apps"`
+	RepoConfig RepoConfig `yaml:"repo_config"`
+	SignIn     SignIn     `yaml:"signin"`
+	Pipeline   Pipeline   `yaml:"pipeline"`
+	Retention  Retention  `yaml:"retention"`
 
 	lines map[string]int    // field path -> line, for problems found after parsing
 	bad   []string          // field paths whose values could not be decoded
 	env   map[string]string // field path -> the environment variable that set it
+	reg   *registry         // the effective apps, once a repository's file changed them
 }
 
 // GitHub is the GitHub App Stagecoach runs as.
@@ -269,6 +273,9 @@ type App struct {
 	ImageReference string              `yaml:"image_reference"`
 	PRBuild        PRBuild             `yaml:"pr_build"`
 	Stages         map[string]AppStage `yaml:"stages"`
+	// AllowedOverrides are the keys of this app the repository's own file may set (see
+	// RepoConfig); none when empty, unless repo_config.allowed_overrides names some for every app.
+	AllowedOverrides []string `yaml:"allowed_overrides"`
 }
 
 // PRBuild is how an app's pull requests are built: with the pr credentials tier, no stage
@@ -329,6 +336,9 @@ func Default() *Config {
 }
 
 func (c *Config) applyDefaults() {
+	if c.reg == nil {
+		c.reg = &registry{}
+	}
 	if c.Listen == "" {
 		c.Listen = ":8080"
 	}
@@ -378,46 +388,57 @@ func (c *Config) applyDefaults() {
 		c.Recovery.MaxAge = 24 * time.Hour
 	}
 	c.durabilityDefaults()
+	if c.RepoConfig.Refresh == 0 {
+		c.RepoConfig.Refresh = time.Hour
+	}
 	for i := range c.Apps {
-		if c.Apps[i].ImageReference == "" {
-			c.Apps[i].ImageReference = "digest"
-		}
-		if pb := &c.Apps[i].PRBuild; pb.Enabled {
-			if pb.Buildspec == "" {
-				pb.Buildspec = "buildspec-pr.yaml"
-			}
-		}
-		for name, s := range c.Apps[i].Stages {
-			if s.Buildspec == "" {
-				s.Buildspec = "buildspec.yaml"
-			}
-			if s.EnvKeySecret == "" {
-				s.EnvKeySecret = c.Apps[i].Name + "-env-key"
-			}
-			if s.RolloutTimeout == 0 {
-				s.RolloutTimeout = 10 * time.Minute
-			}
-			c.Apps[i].Stages[name] = s
-		}
+		c.Apps[i].applyDefaults()
 	}
 }
 
-// App returns the app called name, or nil.
+// applyDefaults fills in what an app leaves out.
+func (a *App) applyDefaults() {
+	if a.ImageReference == "" {
+		a.ImageReference = "digest"
+	}
+	if pb := &a.PRBuild; pb.Enabled && pb.Buildspec == "" {
+		pb.Buildspec = "buildspec-pr.yaml"
+	}
+	for name, s := range a.Stages {
+		if s.Buildspec == "" {
+			s.Buildspec = "buildspec.yaml"
+		}
+		if s.EnvKeySecret == "" {
+			s.EnvKeySecret = a.Name + "-env-key"
+		}
+		if s.RolloutTimeout == 0 {
+			s.RolloutTimeout = 10 * time.Minute
+		}
+		a.Stages[name] = s
+	}
+}
+
+// App returns the effective app called name (see EffectiveApps), or nil. It is shared: read it,
+// never change it.
 func (c *Config) App(name string) *App {
-	for i := range c.Apps {
-		if c.Apps[i].Name == name {
-			return &c.Apps[i]
+	apps := c.EffectiveApps()
+	for i := range apps {
+		if apps[i].Name == name {
+			return &apps[i]
 		}
 	}
 	return nil
 }
 
-// AppsForRepo returns the apps built from a repository (owner/name, case-insensitive).
+// AppsForRepo returns the effective apps built from a repository (owner/name,
+// case-insensitive), all of one generation (see EffectiveApps). They are shared: read them,
+// never change them.
 func (c *Config) AppsForRepo(fullName string) []*App {
+	apps := c.EffectiveApps()
 	var out []*App
-	for i := range c.Apps {
-		if strings.EqualFold(c.Apps[i].Repo, fullName) {
-			out = append(out, &c.Apps[i])
+	for i := range apps {
+		if strings.EqualFold(apps[i].Repo, fullName) {
+			out = append(out, &apps[i])
 		}
 	}
 	return out

@@ -93,22 +93,10 @@ func parse(file string, data []byte) (*Config, Problems) {
 	w := newTree(file)
 	w.walk(root, reflect.TypeFor[Config](), "")
 	c.lines, c.bad = w.lines, w.bad
-	probs := w.probs
-	if err := root.Decode(c); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, append(probs, problemFromYAML(file, err.Error()))
-		}
-		// The walk reports the same mistakes with their field; keep only what it missed.
-		for _, m := range te.Errors {
-			if p := problemFromYAML(file, m); !w.reported[p.Line] {
-				p.Field = c.fieldOnLine(p.Line)
-				probs = append(probs, p)
-				if p.Field != "" {
-					c.bad = append(c.bad, p.Field)
-				}
-			}
-		}
+	probs, ok := w.decode(root, c)
+	c.bad = w.bad
+	if !ok {
+		return nil, probs
 	}
 	c.File = file
 	c.applyDefaults()
@@ -159,10 +147,33 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 	return p
 }
 
+// decode decodes root into v and returns the walk's problems with those of the decoder the walk
+// did not report; ok is false when v could not be decoded at all.
+func (w *tree) decode(root *yaml.Node, v any) (probs Problems, ok bool) {
+	probs = w.probs
+	if err := root.Decode(v); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return append(probs, problemFromYAML(w.file, err.Error())), false
+		}
+		// The walk reports the same mistakes with their field; keep only what it missed.
+		for _, m := range te.Errors {
+			if p := problemFromYAML(w.file, m); !w.reported[p.Line] {
+				p.Field = fieldOnLine(w.lines, p.Line)
+				probs = append(probs, p)
+				if p.Field != "" {
+					w.bad = append(w.bad, p.Field)
+				}
+			}
+		}
+	}
+	return probs, true
+}
+
 // fieldOnLine names the deepest field whose key is on line l, for the decoder's problems.
-func (c *Config) fieldOnLine(l int) string {
+func fieldOnLine(lines map[string]int, l int) string {
 	field := ""
-	for path, pl := range c.lines {
+	for path, pl := range lines {
 		if pl == l && (len(path) > len(field) || len(path) == len(field) && path < field) {
 			field = path
 		}

@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	v.commands()
 	v.recovery()
 	v.apps()
+	v.repoConfig()
 	v.signin()
 	v.durability()
 	if len(v.probs) > 0 {

@@ -91,7 +91,7 @@ func TestHandlers(t *testing.T) {
 			Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "Codertocat"},
 		}}},
 		// alpha is guarded (promote_from test): the push is for the admission gate, not a deploy.
-		{file: "push_alpha_forced.json", event: "push", jobKinds: []string{jobs.KindPush}, jobKey: "push:Codertocat/Hello-World:alpha:6113728f27ae82c7b1a177c8d03f9e96e0adf246:d1"},
+		{file: "push_alpha_forced.json", event: "push", jobKinds: []string{jobs.KindPush}, jobKey: jobs.PushKey("Codertocat/Hello-World", "alpha", pushSHA, "d1")},
 		{file: "push_alpha_deleted.json", event: "push", ignored: "deleted"},
 		{file: "push_tag.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:simple-tag:" + pushSHA},
 		{file: "push_tag_release.json", event: "push", jobKinds: []string{jobs.KindTagCreated}, jobKey: "tag:Codertocat/Hello-World:v1.2.0:" + pushSHA},

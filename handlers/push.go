@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/stagecoach/stagecoach/config"
@@ -20,12 +21,18 @@ import (
 // whether it may deploy depends on who pushed, which only GitHub can say, and a handler never
 // asks GitHub. It becomes a jobs.KindPush job that the admission gate decides; only then is a
 // deploy recorded, so an unapproved push can never supersede a deploy queued by a promoter.
+//
+// A push to the repository's default branch that changes its own configuration file
+// (config.RepoFilePath) becomes a jobs.KindRepoConfigLoad job: the file is read from GitHub by
+// the job, never here, and only ever from the default branch, so a pull request's file changes
+// nothing until it is merged.
 type Push struct{ cfg *config.Config }
 
 var _ Handler = (*Push)(nil)
 
 var pushSchema = payload.Compile(
 	"ref", "before", "after", "deleted", "forced", "repository.full_name", "installation.id", "sender.login", "sender.type",
+	"repository.default_branch", "commits",
 )
 
 // Handles implements Handler.
@@ -42,6 +49,7 @@ func (h *Push) Handle(_ context.Context, ev Event) (Result, error) {
 	before, after := f.str("before"), f.str("after")
 	deleted, forced := f.bool("deleted"), f.bool("forced")
 	actor, actorType := f.str("sender.login"), f.str("sender.type")
+	defaultBranch := f.str("repository.default_branch")
 	if err := f.check(ev); err != nil {
 		return Result{}, err
 	}
@@ -70,6 +78,16 @@ func (h *Push) Handle(_ context.Context, ev Event) (Result, error) {
 		})
 		res.Jobs = guardedJobs(h.cfg, res.Repo, guarded, jobs.Push{Repo: res.Repo, InstallationID: res.InstallationID, Branch: branch,
 			Before: before, After: after, Forced: forced, Pusher: actor, PusherType: actorType, Event: ev.Name, Delivery: ev.Delivery})
+		if branch == defaultBranch && h.cfg.RepoConfigOn(res.Repo) {
+			changes, err := changesRepoFile(f.v)
+			if err != nil {
+				return Result{}, &MalformedError{Event: ev.Name, Err: err}
+			}
+			if changes {
+				res.Jobs = append(res.Jobs, jobs.RepoConfigLoadJob(jobs.RepoConfigLoad{Repo: res.Repo, InstallationID: res.InstallationID,
+					SHA: after, Reason: "push", Delivery: ev.Delivery}, after))
+			}
+		}
 		if res.Empty() {
 			res.Ignored = "no stage deploys on push to " + branch
 		}
@@ -109,4 +127,31 @@ func guardedJobs(cfg *config.Config, repo string, stages []*config.Stage, base j
 		out = append(out, jobs.Job{Kind: jobs.KindPush, Key: jobs.PushKey(repo, st.Name, base.After, base.Delivery), Payload: mustJSON(p)})
 	}
 	return out
+}
+
+// maxPushCommits is how many commits GitHub lists in a push at most.
+const maxPushCommits = 2048
+
+// changesRepoFile reports whether a push's commits added, modified or removed the repository's
+// own configuration file. A push that lists no commits (a branch moved back, a recovered push)
+// or as many as GitHub lists at most may have changed it unseen: it counts as a change (the job
+// reads the file conditionally, so an unchanged one costs nothing).
+func changesRepoFile(v payload.Values) (bool, error) {
+	var commits []struct{ Added, Modified, Removed []string }
+	if v.Has("commits") {
+		if err := v.Decode("commits", &commits); err != nil {
+			return false, err
+		}
+	}
+	if len(commits) == 0 || len(commits) >= maxPushCommits {
+		return true, nil
+	}
+	for _, c := range commits {
+		for _, paths := range [][]string{c.Added, c.Modified, c.Removed} {
+			if slices.Contains(paths, config.RepoFilePath) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
 	"github.com/stagecoach/stagecoach/internal/metrics"
+	"github.com/stagecoach/stagecoach/internal/repoconfig"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/testenv/githubtest"
 	"github.com/stagecoach/stagecoach/internal/worker"
@@ -267,7 +268,7 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := newLogger(io.Discard, "error")
-	execs, services, err := executors(cfg, st, metrics.New(st, log), log)
+	execs, services, err := executors(cfg, st, metrics.New(st, log), repoconfig.NewSyncer(cfg, st, repoconfig.SyncOptions{}, log), log)
 	if err != nil {
 		t.Fatal(err)
 	}

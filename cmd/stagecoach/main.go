@@ -7,6 +7,7 @@
 //	stagecoach sandbox [--once] [--listen ADDR]          play the whole release flow locally
 //	stagecoach serve [--config FILE] [--listen ADDR]     run the service (--internal-listen ADDR: probes, metrics)
 //	stagecoach check-config FILE                         validate a configuration file
+//	stagecoach check-config --repo R --repo-file F FILE  validate a repository's .github/stagecoach.yml against FILE
 //	stagecoach doctor --config FILE [--json]             check a real setup: GitHub, AWS, clusters
 //	stagecoach load --url URL --payload FILE ...         load-test a running server
 //	stagecoach chaos [--replicas N] [--pushes N] ...     many replicas under SIGKILLs and outages: the figures
@@ -115,6 +116,8 @@ const usage = `Usage:
   stagecoach sandbox [--once] [--listen ADDR]         play the whole release flow on this machine, with a dashboard
   stagecoach serve [--config FILE] [--listen ADDR]    run the service (flags alone mean serve)
   stagecoach check-config FILE                        validate a configuration file: prints ok or every problem
+  stagecoach check-config --repo OWNER/NAME --repo-file .github/stagecoach.yml FILE
+                                                      validate a repository's own file against the server's FILE
   stagecoach doctor --config FILE [--json]            check the real setup (GitHub App, AWS, clusters): ✓/✗ and the fix
   stagecoach load --url URL --payload FILE [...]      send signed deliveries to a running server and measure
   stagecoach chaos [--replicas N] [--pushes N] [...]  run replicas on PostgreSQL and a local control plane under SIGKILLs and outages; print the figures

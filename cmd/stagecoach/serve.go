@@ -33,6 +33,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/pipeline"
 	"github.com/stagecoach/stagecoach/internal/recovery"
 	"github.com/stagecoach/stagecoach/internal/release"
+	"github.com/stagecoach/stagecoach/internal/repoconfig"
 	"github.com/stagecoach/stagecoach/internal/report"
 	"github.com/stagecoach/stagecoach/internal/retention"
 	"github.com/stagecoach/stagecoach/internal/server"
@@ -103,7 +104,11 @@ func runServer(ctx context.Context, o serverOptions) error {
 	defer st.Close()
 
 	m := metrics.New(st, log)
-	execs, services, err := executors(cfg, st, m, log)
+	repos, err := repoConfigs(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	execs, services, err := executors(cfg, st, m, repos, log)
 	if err != nil {
 		return err
 	}
@@ -114,6 +119,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	}
 	var deploys *pipeline.Runner
 	if o.deploy {
+		o.pipeline.RepoConfigs = repos
 		if deploys, err = newPipeline(ctx, o, st, m); err != nil {
 			return err
 		}
@@ -168,6 +174,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(runCtx) })
+	wg.Go(func() { runRepoConfigs(runCtx, cfg, repos, log) })
 	if deploys != nil {
 		wg.Go(func() { _ = deploys.Run(runCtx) })
 	}
@@ -286,7 +293,7 @@ func newPipeline(ctx context.Context, o serverOptions, st *store.Store, m *metri
 // executors is the one registration list of job executors, with the services they wait for
 // when those stop answering. Without a GitHub App nothing can be reported or answered: those jobs
 // then wait in the store until one is configured.
-func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) ([]worker.Executor, []worker.Service, error) {
+func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, repos *repoconfig.Syncer, log *slog.Logger) ([]worker.Executor, []worker.Service, error) {
 	if !cfg.GitHub.Configured() {
 		log.Warn("no GitHub App configured: check runs wait until one is")
 		return nil, nil, nil
@@ -318,6 +325,8 @@ func executors(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slo
 		releases.Ready(),
 		releases.LegacyUpdates(),
 		installs.New(cfg, log).Executor(),
+		repoconfig.NewLoader(cfg, st, gh, repos, log).Executor(),
+		repoconfig.NewCheckRuns(st, gh, web, log).Executor(),
 	}, []worker.Service{{Name: githubapp.Service, Probe: gh.Probe}}, nil
 }
 

@@ -82,13 +82,14 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // view reads everything the page shows v: the apps of the repositories v may read.
 func (d *Dashboard) view(ctx context.Context, v *access.Viewer) (pageView, error) {
 	now := d.now().UTC()
-	readable := *d.cfg
-	readable.Apps = slices.DeleteFunc(slices.Clone(d.cfg.Apps), func(a config.App) bool { return !v.CanRead(a.Repo) })
-	apps, err := status.ReadWith(ctx, d.st, &readable, "", status.Options{History: historyRows})
+	// One generation of the apps (repositories' files included) for the whole page.
+	all := d.cfg.EffectiveApps()
+	readable := d.cfg.WithApps(slices.DeleteFunc(slices.Clone(all), func(a config.App) bool { return !v.CanRead(a.Repo) }))
+	apps, err := status.ReadWith(ctx, d.st, readable, "", status.Options{History: historyRows})
 	if err != nil {
 		return pageView{}, err
 	}
-	pv := pageView{Now: now, Hidden: len(readable.Apps) == 0 && len(d.cfg.Apps) > 0}
+	pv := pageView{Now: now, Hidden: len(readable.Apps) == 0 && len(all) > 0}
 	if v != nil {
 		pv.Login, pv.CSRF = v.Login, v.CSRF
 	}
@@ -116,7 +117,7 @@ func (d *Dashboard) view(ctx context.Context, v *access.Viewer) (pageView, error
 				inFlight = append(inFlight, *s.Running) // maybe twice: refresh only asks whether any runs
 			}
 		}
-		if app := d.cfg.App(a.Name); app != nil {
+		if app := readable.App(a.Name); app != nil {
 			av.PRBuildsEnabled = app.PRBuild.Enabled
 		}
 		recent, err := d.st.ListDeploys(ctx, store.Filter{App: a.Name, Limit: prBuildWindow})
@@ -140,7 +141,7 @@ func (d *Dashboard) view(ctx context.Context, v *access.Viewer) (pageView, error
 		if err != nil {
 			return pageView{}, err
 		}
-		av.Refusals = refusalsOf(d.cfg.App(a.Name), refused, now)
+		av.Refusals = refusalsOf(readable.App(a.Name), refused, now)
 		pv.Apps = append(pv.Apps, av)
 	}
 	pv.Busy = len(inFlight) > 0

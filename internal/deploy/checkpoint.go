@@ -13,6 +13,11 @@ import (
 type Checkpoint struct {
 	Steps []StepRecord `json:"steps,omitempty"`
 
+	// App is the app's configuration (a config.App) as the deploy found it at its first step:
+	// every later step, on any replica, works from it, so a repository's own file changing
+	// meanwhile cannot change a running deploy's buildspec, Deployments or Services halfway.
+	App json.RawMessage `json:"app,omitempty"`
+
 	// Build.
 	BuildID       string        `json:"build_id,omitempty"`
 	BuildLog      string        `json:"build_log,omitempty"`

@@ -88,6 +88,14 @@ type Options struct {
 	RetryBudget, MaxBackoff time.Duration
 	Now                     func() time.Time
 	Observer                Observer // hears of ended deploys; may be nil
+	// RepoConfigs, when set, holds a deploy back before its first step while its repository's
+	// own configuration file is being read (package repoconfig); nil never holds one.
+	RepoConfigs RepoConfigs
+}
+
+// RepoConfigs says whether a deploy of a repository may start with the configuration in force.
+type RepoConfigs interface {
+	Ready(ctx context.Context, repo string) (bool, error)
 }
 
 // Runner claims due deploys and advances them.

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/admission"
@@ -24,10 +26,10 @@ type target struct {
 	session amazon.Session
 }
 
-func (r *Runner) resolve(d deploy.Deploy) (target, error) {
-	app := r.cfg.App(d.App)
-	if app == nil {
-		return target{}, fmt.Errorf("app %q is no longer configured", d.App)
+func (r *Runner) resolve(d deploy.Deploy, cp *deploy.Checkpoint) (target, error) {
+	app, err := r.pinnedApp(d, cp)
+	if err != nil {
+		return target{}, err
 	}
 	if d.Mode == deploy.ModePRBuild {
 		if !app.PRBuild.Enabled {
@@ -45,6 +47,28 @@ func (r *Runner) resolve(d deploy.Deploy) (target, error) {
 	}
 	return target{app: app, stage: stage, as: as,
 		session: amazon.Session{Tier: stage.Credentials, Name: amazon.SessionName(d.App, d.Stage, d.SHA)}}, nil
+}
+
+// pinnedApp is the app's configuration the deploy started with: pinned in its checkpoint at its
+// first step (the checkpoint is saved with the step), read back from there at every later one.
+func (r *Runner) pinnedApp(d deploy.Deploy, cp *deploy.Checkpoint) (*config.App, error) {
+	if len(cp.App) > 0 {
+		var app config.App
+		if err := json.Unmarshal(cp.App, &app); err != nil {
+			return nil, fmt.Errorf("reading the app configuration the deploy started with: %w", err)
+		}
+		return &app, nil
+	}
+	app := r.cfg.App(d.App)
+	if app == nil {
+		return nil, fmt.Errorf("app %q is no longer configured", d.App)
+	}
+	b, err := json.Marshal(app)
+	if err != nil {
+		return nil, fmt.Errorf("pinning the app configuration: %w", err)
+	}
+	cp.App = b
+	return app, nil
 }
 
 // slotted reports whether the stage switches between two slots.
@@ -73,7 +97,19 @@ func (t target) otherSlot(slot string) string {
 
 // step advances d, leased by lease, by one step from its state.
 func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, lease store.Lease, cp *deploy.Checkpoint) result {
-	t, err := r.resolve(d)
+	if d.State == deploy.Queued && len(cp.App) == 0 && r.o.RepoConfigs != nil {
+		// The deploy is about to pin its app's configuration: not while the repository's own
+		// file is being read (a merge that changes it deploys with it), nor before this replica
+		// applied the version in force.
+		ready, err := r.o.RepoConfigs.Ready(ctx, d.Repo)
+		if err != nil {
+			return r.retry(cp, "reading the repository's configuration", err)
+		}
+		if !ready {
+			return result{after: time.Second}
+		}
+	}
+	t, err := r.resolve(d, cp)
 	if err != nil {
 		return result{state: deploy.Failed, err: err.Error()}
 	}

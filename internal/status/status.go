@@ -110,8 +110,9 @@ func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o 
 	var out []App
 	tags := map[string]map[string]string{} // repo -> sha -> tag
 	releases := map[string][]store.Release{}
-	for i := range cfg.Apps {
-		app := &cfg.Apps[i]
+	apps := cfg.EffectiveApps() // one generation for the whole read
+	for i := range apps {
+		app := &apps[i]
 		if repo != "" && !strings.EqualFold(app.Repo, repo) {
 			continue
 		}

@@ -19,6 +19,7 @@ type CheckRun struct {
 	Summary     string
 	Text        string
 	Actions     []CheckRunAction
+	Annotations []CheckRunAnnotation // every one sent, in order (GitHub adds each request's to the run's)
 	StartedAt   string
 	CompletedAt string
 	Updates     int // PATCHes received
@@ -31,13 +32,24 @@ type CheckRunAction struct {
 	Identifier  string `json:"identifier"`
 }
 
+// CheckRunAnnotation marks lines of a file on a check run.
+type CheckRunAnnotation struct {
+	Path            string `json:"path"`
+	StartLine       int    `json:"start_line"`
+	EndLine         int    `json:"end_line"`
+	AnnotationLevel string `json:"annotation_level"`
+	Message         string `json:"message"`
+}
+
 // CheckRuns returns copies of a repository's check runs, oldest first.
 func (s *Server) CheckRuns(repo string) []CheckRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []CheckRun
 	for _, cr := range s.checkRuns[repo] {
-		out = append(out, *cr)
+		c := *cr
+		c.Annotations = append([]CheckRunAnnotation(nil), cr.Annotations...)
+		out = append(out, c)
 	}
 	return out
 }
@@ -52,9 +64,10 @@ type checkRunBody struct {
 	StartedAt   *string `json:"started_at"`
 	CompletedAt *string `json:"completed_at"`
 	Output      *struct {
-		Title   string `json:"title"`
-		Summary string `json:"summary"`
-		Text    string `json:"text"`
+		Title       string               `json:"title"`
+		Summary     string               `json:"summary"`
+		Text        string               `json:"text"`
+		Annotations []CheckRunAnnotation `json:"annotations"`
 	} `json:"output"`
 	Actions []CheckRunAction `json:"actions"`
 }
@@ -87,6 +100,7 @@ func (b checkRunBody) apply(cr *CheckRun) {
 	}
 	if b.Output != nil {
 		cr.Title, cr.Summary, cr.Text = b.Output.Title, b.Output.Summary, b.Output.Text
+		cr.Annotations = append(cr.Annotations, b.Output.Annotations...)
 	}
 	if b.Actions != nil {
 		cr.Actions = b.Actions

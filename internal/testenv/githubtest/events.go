@@ -90,10 +90,11 @@ func (s *Server) pushEventLocked(p push) map[string]any {
 // hookCommitLocked is a commit as a push lists it.
 func (s *Server) hookCommitLocked(repo string, cm *Commit, distinct bool) map[string]any {
 	author := map[string]any{"name": "The Octocat", "email": "octocat@github.com", "username": "octocat"}
+	added, modified, removed := s.changesLocked(repo, cm)
 	return map[string]any{
 		"id": cm.SHA, "tree_id": cm.SHA, "distinct": distinct, "message": cm.Message, "timestamp": stamp(cm.At),
 		"url": "https://github.com/" + repo + "/commit/" + cm.SHA, "author": author, "committer": author,
-		"added": []any{}, "removed": []any{}, "modified": []any{},
+		"added": append([]any{}, added...), "removed": append([]any{}, removed...), "modified": append([]any{}, modified...),
 	}
 }
 

@@ -16,6 +16,7 @@ type Commit struct {
 	Message string
 	PR      int // the pull request the commit belongs to, 0 for none
 	At      time.Time
+	files   map[string]fileChange // what the commit changed (contents.go)
 }
 
 // SetRef points ref at sha in repo. The ref may be a branch name ("main"), or start with

@@ -103,6 +103,7 @@ var subsetJSON []byte
 type Request struct {
 	Method    string
 	Path      string // as sent, still escaped
+	Query     string // the raw query, without "?"
 	UserAgent string
 	At        time.Time // when the answer was written
 	Operation string    // GitHub's operationId; "" when no operation matched
@@ -365,7 +366,7 @@ func message(msg string) map[string]string {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := Request{Method: r.Method, Path: r.URL.EscapedPath(), UserAgent: r.UserAgent(), Body: body}
+	rec := Request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, UserAgent: r.UserAgent(), Body: body}
 	// Webhooks this call causes wait for its answer: GitHub answers the API call first.
 	answered, hijacked := make(chan struct{}), false
 	defer func() {

@@ -76,6 +76,10 @@ var operations = []string{
 	"GET /app/hook/deliveries/{delivery_id}",
 	"POST /app/hook/deliveries/{delivery_id}/attempts",
 	"GET /repos/{owner}/{repo}/git/matching-refs/{ref}",
+	// Repositories' own configuration files: read from the default branch (conditionally, by
+	// ETag), and the commit that last changed one, which gets the check run stagecoach/config.
+	"GET /repos/{owner}/{repo}/contents/{path}",
+	"GET /repos/{owner}/{repo}/commits",
 }
 
 // aliases are operations the description keeps apart that GitHub serves as one: the
