@@ -43,6 +43,9 @@ type Checkpoint struct {
 	ReplacedSHA    string `json:"replaced_sha,omitempty"`
 	ReplacedDeploy int64  `json:"replaced_deploy,omitempty"`
 
+	// Verify is the check after the rollout (nil when there is none, or it has not begun).
+	Verify *Verification `json:"verify,omitempty"`
+
 	// Transient failures of the current step in a row, and when the first came: the step gives
 	// up once they have lasted its time budget.
 	Retries       int       `json:"retries,omitempty"`
