@@ -78,16 +78,13 @@ type Answer struct {
 	Why     string    `json:"why,omitempty"`     // not as expected: why
 }
 
-// Summary is one line of how the answer went, for people: "503, body: \"down\"".
+// Summary is one line of how the answer went, for errors: "status 503" or "no answer: ...".
+// The body is left out: it is the app's text, which reports show only in a code span.
 func (a Answer) Summary() string {
 	if a.Err != "" {
 		return "no answer: " + a.Err
 	}
-	s := fmt.Sprintf("status %d", a.Status)
-	if a.Excerpt != "" {
-		s += fmt.Sprintf(", body %q", a.Excerpt)
-	}
-	return s
+	return fmt.Sprintf("status %d", a.Status)
 }
 
 // Progress is the phase's progress for people: "3 of 5 checks passed, health 2/3 answers in a

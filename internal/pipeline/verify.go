@@ -58,11 +58,9 @@ func (r *Runner) verify(ctx context.Context, log *slog.Logger, d deploy.Deploy, 
 	s.Detail = cp.Progress
 	for _, c := range v.Checks {
 		if c.Result == deploy.CheckFailed {
-			last := "none"
-			if c.Last != nil {
-				last = c.Last.Summary()
-			}
-			return r.rollBack(log, cp, fmt.Sprintf("verification failed: check %s (%s): %s; last answer: %s", c.Name, c.URL, c.Why, last))
+			// Why is the last answer's reason (a status, a body that did not match, no answer),
+			// or that the good answers came too late; the body itself is the report's to show.
+			return r.rollBack(log, cp, fmt.Sprintf("verification failed: check %s (%s): %s", c.Name, c.URL, c.Why))
 		}
 	}
 	if v.BuildStatus != "" && v.BuildStatus != "SUCCEEDED" {
