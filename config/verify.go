@@ -159,7 +159,7 @@ func (v *validator) httpCheck(hp string, h HTTPCheck, st *Stage) {
 		v.add(hp+".url", "%s names a slot, but this stage has no slots: use the stage's own URL", SlotPlaceholder)
 	}
 	if why := checkURL(h.URLFor("slot")); why != "" {
-		v.add(hp+".url", "%s, got %q", why, h.URL)
+		v.add(hp+".url", "%s, got %q", why, withoutUserinfo(h.URL))
 	}
 	if h.Status < 100 || h.Status > 599 {
 		v.add(hp+".status", "want an HTTP status code from 100 to 599, got %d", h.Status)
@@ -199,6 +199,25 @@ func checkURL(raw string) string {
 		return fmt.Sprintf("%s is a link-local, multicast or unspecified address (the cloud's metadata service is one): Stagecoach never asks it", ip)
 	}
 	return ""
+}
+
+// withoutUserinfo is raw with any user name and password replaced: a problem report repeats the
+// URL, and must not repeat a secret with it.
+func withoutUserinfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if at := strings.LastIndex(raw, "@"); at >= 0 {
+			if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+				return raw[:scheme+3] + "REDACTED" + raw[at:]
+			}
+			return "REDACTED" + raw[at:]
+		}
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	return u.String()
 }
 
 // AllowedCheckIP reports whether an HTTP check may connect to ip: not a link-local address

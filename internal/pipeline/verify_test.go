@@ -73,6 +73,9 @@ func TestVerifiedDeploySucceeds(t *testing.T) {
 	}
 	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
 	wantSteps(t, cp, "Preflight:succeeded", "Build:succeeded", "Rollout:succeeded", "Verify:succeeded")
+	if cp.Verify == nil {
+		t.Fatal("the deploy succeeded without verifying")
+	}
 	if c := cp.Verify.Checks[0]; c.Result != deploy.CheckPassed || c.Answers != 4 || c.InRow != 3 || h.requests() != 4 {
 		t.Errorf("check = %+v after %d requests, want passed after one 503 and three 200s", c, h.requests())
 	}
