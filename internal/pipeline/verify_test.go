@@ -12,6 +12,7 @@ import (
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
+	"github.com/stagecoach/stagecoach/internal/testenv/awstest"
 )
 
 // healthServer is an app's health endpoint: each request gets the next answer of a script (the
@@ -201,5 +202,56 @@ func TestReplicaKilledWhileVerifyingDoesNotPassIt(t *testing.T) {
 	}
 	if got := w.images("api"); got != "registry.example/api:v1" {
 		t.Errorf("api runs %s after the rollback", got)
+	}
+}
+
+// TestFailedVerifyBuildRollsBackTheRollout: a CodeBuild verify project runs at the deployed
+// commit, with the image and no stage secret, once the rollout is done; a failed build rolls the
+// deploy back, and a passing one lets it succeed.
+func TestFailedVerifyBuildRollsBackTheRollout(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		build awstest.Script
+		state deploy.State
+		err   string
+	}{
+		{"the verify build fails", awstest.Script{PhaseDuration: 50 * time.Millisecond, FailIn: "BUILD", Message: "smoke tests: 3 of 41 failed"},
+			deploy.RolledBack, "rolled back: verification failed: CodeBuild project hello-smoke: build failed in BUILD: smoke tests: 3 of 41 failed"},
+		{"the verify build passes", awstest.Script{PhaseDuration: 50 * time.Millisecond}, deploy.Succeeded, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.aws.CodeBuild.Queue(awstest.Script{PhaseDuration: 50 * time.Millisecond}, tt.build)
+			as := w.cfg.Apps[0].Stages["test"]
+			as.Verify = config.Verify{CodeBuildProject: "hello-smoke", Buildspec: "buildspec-verify.yaml"}
+			w.cfg.Apps[0].Stages["test"] = as
+			id := w.request("d1", sha1)
+			d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
+			if d.State != tt.state || d.Error != tt.err {
+				t.Fatalf("deploy = %s: %q, want %s: %q", d.State, d.Error, tt.state, tt.err)
+			}
+			cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
+			builds := w.aws.CodeBuild.Builds()
+			if len(builds) != 2 {
+				t.Fatalf("builds = %+v, want the deploy's and the verify build", builds)
+			}
+			v := builds[1]
+			if v.Project != "hello-smoke" || v.SourceVersion != sha1 || v.Buildspec != "buildspec-verify.yaml" || !hasEnv(v.Env, "STAGECOACH_VERIFY", "1", "PLAINTEXT") ||
+				!hasEnv(v.Env, "IMAGE", cp.Image, "PLAINTEXT") || !hasEnv(v.Env, "STAGE", "test", "PLAINTEXT") {
+				t.Errorf("verify build = %+v", v)
+			}
+			for _, e := range v.Env {
+				if e.Type != "PLAINTEXT" {
+					t.Errorf("the verify build got %s %s: it reads no stage secret", e.Type, e.Name)
+				}
+			}
+			want := cp.Image
+			if tt.state == deploy.RolledBack {
+				want = "registry.example/api:v1"
+			}
+			if got := w.images("api"); got != want {
+				t.Errorf("api runs %s, want %s", got, want)
+			}
+		})
 	}
 }
