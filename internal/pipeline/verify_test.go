@@ -180,6 +180,9 @@ func TestReplicaKilledWhileVerifyingDoesNotPassIt(t *testing.T) {
 	defer kill()
 	go func() { <-h.hanging; kill() }()
 	for ctx.Err() == nil {
+		if d, err := w.st.Deploy(context.Background(), id); err != nil || d.State.Final() {
+			t.Fatalf("the deploy ended (%s: %s) before its check was asked a second time (%v)", d.State, d.Error, err)
+		}
 		worked, err := first.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			t.Fatal(err)
