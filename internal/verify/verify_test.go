@@ -34,7 +34,9 @@ func TestAskJudgesTheAnswer(t *testing.T) {
 		excerpt string
 	}{
 		{name: "200 as expected", handler: func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }, ok: true, status: 200, excerpt: "ok"},
-		{name: "503 is not 200", handler: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down for\n\tmaintenance", http.StatusServiceUnavailable) },
+		{name: "503 is not 200", handler: func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "down for\n\tmaintenance", http.StatusServiceUnavailable)
+		},
 			status: 503, why: "status 503, want 200", excerpt: "down for maintenance"},
 		{name: "body matches", handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.Write([]byte(`{"status":"green","version":"c4295bd"}`))
