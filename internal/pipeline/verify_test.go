@@ -22,6 +22,7 @@ type healthServer struct {
 	mu      sync.Mutex
 	script  []answer
 	asked   int
+	paths   []string // of every request, in order
 	hanging chan struct{} // closed when a hanging answer began
 }
 
@@ -37,6 +38,7 @@ func newHealthServer(t *testing.T, script ...answer) *healthServer {
 		h.mu.Lock()
 		a := h.script[min(h.asked, len(h.script)-1)]
 		h.asked++
+		h.paths = append(h.paths, r.URL.Path)
 		h.mu.Unlock()
 		if a.hang {
 			close(h.hanging)
@@ -52,12 +54,15 @@ func newHealthServer(t *testing.T, script ...answer) *healthServer {
 
 func (h *healthServer) requests() int { h.mu.Lock(); defer h.mu.Unlock(); return h.asked }
 
-// verifyWith makes the app's stage verify with one HTTP check of url: 3 answers of 200 in a row
-// within 1.5 s, every 100 ms.
-func (w *world) verifyWith(stage, url string) {
+// verifyWith makes the app's stage verify with one HTTP check of url: 3 answers of 200 in a row,
+// every 100 ms, within 1.5 s. (A check meant to pass gets verifyFor's long duration instead: a
+// busy machine must not fail it; one meant to fail fails sooner, never later, when slow.)
+func (w *world) verifyWith(stage, url string) { w.verifyFor(stage, url, 1500*time.Millisecond) }
+
+func (w *world) verifyFor(stage, url string, duration time.Duration) {
 	as := w.cfg.Apps[0].Stages[stage]
 	as.Verify.HTTP = []config.HTTPCheck{{Name: "health", URL: url, Status: 200, Body: "ok", Interval: 100 * time.Millisecond,
-		Timeout: time.Second, Successes: 3, Duration: 1500 * time.Millisecond}}
+		Timeout: time.Second, Successes: 3, Duration: duration}}
 	w.cfg.Apps[0].Stages[stage] = as
 }
 
@@ -66,7 +71,7 @@ func (w *world) verifyWith(stage, url string) {
 func TestVerifiedDeploySucceeds(t *testing.T) {
 	w := newWorld(t)
 	h := newHealthServer(t, answer{status: 503, body: "starting"}, answer{status: 200, body: "ok"})
-	w.verifyWith("test", h.URL+"/healthz")
+	w.verifyFor("test", h.URL+"/healthz", time.Minute)
 	id := w.request("d1", sha1)
 	d := w.drive(w.runner(w.st, "p1"), 90*time.Second, id)[0]
 	if d.State != deploy.Succeeded {
@@ -142,6 +147,35 @@ func TestFailedVerificationOnProdSwitchesTrafficBack(t *testing.T) {
 		t.Errorf("api-prod-backup runs %s after the rollback, want %s", got, v1API)
 	}
 	w.untouched("api-prod", v1API)
+}
+
+// TestSlotDeployVerifiedBeforeAndAfterTheSwitch: on a two-slot stage the idle slot's check
+// ({slot}) passes before the Service moves, the check of what users reach after, and only then
+// does the deploy succeed.
+func TestSlotDeployVerifiedBeforeAndAfterTheSwitch(t *testing.T) {
+	w := newReleaseWorld(t, "")
+	w.twoSlots("prod")
+	h := newHealthServer(t, answer{status: 200, body: "ok"})
+	w.verifyFor("prod", h.URL+"/healthz", time.Minute)
+	as := w.cfg.Apps[0].Stages["prod"]
+	idle := as.Verify.HTTP[0]
+	idle.Name, idle.URL = "idle", h.URL+"/"+config.SlotPlaceholder+"/healthz"
+	as.Verify.HTTP = append(as.Verify.HTTP, idle)
+	w.cfg.Apps[0].Stages["prod"] = as
+	id := w.ask(deploy.Request{Stage: "prod", SHA: sha1, Ref: "prod", Trigger: deploy.Trigger{Event: "push", Delivery: "d1", Actor: "octocat"}})
+	d := w.drive(w.runner(w.st, "p1"), 120*time.Second, id)[0]
+	if d.State != deploy.Succeeded {
+		t.Fatalf("deploy = %s: %s", d.State, d.Error)
+	}
+	cp, _ := deploy.DecodeCheckpoint(d.Checkpoint)
+	wantSteps(t, cp, "Preflight:succeeded", "Build:succeeded", "Rollout:succeeded", "Verify idle slot:succeeded", "Switch:succeeded", "Verify:succeeded")
+	h.mu.Lock()
+	paths := strings.Join(h.paths, " ")
+	h.mu.Unlock()
+	if want := "/prod-backup/healthz /prod-backup/healthz /prod-backup/healthz /healthz /healthz /healthz"; paths != want {
+		t.Errorf("requests %s, want the idle slot's three, then the public check's three", paths)
+	}
+	w.switchedBy("prod-backup", id, sha1)
 }
 
 // TestFailedIdleSlotVerificationNeverSwitches: a check naming {slot} asks the idle slot before
