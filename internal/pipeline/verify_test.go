@@ -22,7 +22,7 @@ type healthServer struct {
 	mu      sync.Mutex
 	script  []answer
 	asked   int
-	paths   []string // of every request, in order
+	paths   []string      // of every request, in order
 	hanging chan struct{} // closed when a hanging answer began
 }
 
