@@ -66,8 +66,8 @@ type HTTP struct {
 func NewHTTP() *HTTP { return &HTTP{Client: NewClient(), Now: time.Now} }
 
 // NewClient is the HTTP client checks are asked with: no redirects followed (a redirect is an
-// answer, judged by its status), no cookies, no connection to an address config.AllowedCheckIP
-// refuses, whatever name resolved to it.
+// answer, judged by its status), no cookies, no proxy (HTTP_PROXY is ignored), and no connection
+// to an address config.AllowedCheckIP refuses, whatever name resolved to it.
 func NewClient() *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		host, _, err := net.SplitHostPort(address)
@@ -81,6 +81,7 @@ func NewClient() *http.Client {
 	}}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = dialer.DialContext
+	tr.Proxy = nil // through a proxy, the address check would judge the proxy, not the check's host
 	tr.MaxIdleConnsPerHost = 2
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

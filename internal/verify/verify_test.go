@@ -99,6 +99,11 @@ func TestCheckNeverConnectsToTheMetadataService(t *testing.T) {
 			t.Errorf("%s: answer = %+v, want a refusal to connect", u, a)
 		}
 	}
+	// Not through a proxy either, whose address the check would judge instead.
+	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
+	if tr := NewClient().Transport.(*http.Transport); tr.Proxy != nil {
+		t.Error("the client uses a proxy")
+	}
 	if !config.AllowedCheckIP(net.ParseIP("127.0.0.1")) || !config.AllowedCheckIP(net.ParseIP("10.0.0.7")) {
 		t.Error("loopback and private addresses, where health endpoints live, must be allowed")
 	}
