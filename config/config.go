@@ -270,9 +270,12 @@ type App struct {
 	ImageRepository  string `yaml:"image_repository"`
 	// ImageReference is how deploys name the built image: "digest" (the default:
 	// repository@sha256:..., exactly what was built) or "tag" (repository:tag).
-	ImageReference string              `yaml:"image_reference"`
-	PRBuild        PRBuild             `yaml:"pr_build"`
-	Stages         map[string]AppStage `yaml:"stages"`
+	ImageReference string `yaml:"image_reference"`
+	// Artifact is ArtifactBuild (the default: each stage builds its own image, with its
+	// configuration baked in) or ArtifactPromote (build once, promote the tested digest).
+	Artifact string              `yaml:"artifact"`
+	PRBuild  PRBuild             `yaml:"pr_build"`
+	Stages   map[string]AppStage `yaml:"stages"`
 	// AllowedOverrides are the keys of this app the repository's own file may set (see
 	// RepoConfig); none when empty, unless repo_config.allowed_overrides names some for every app.
 	AllowedOverrides []string `yaml:"allowed_overrides"`
@@ -302,6 +305,14 @@ type AppStage struct {
 	EnvKeySecret string `yaml:"env_key_secret"`
 	// RolloutTimeout bounds a rollout (default 10m); Kubernetes' own progress deadline also counts.
 	RolloutTimeout time.Duration `yaml:"rollout_timeout"`
+	// ImageRepository is the ECR repository the stage runs images from, when it is not the
+	// app's (another account's registry, say): artifact: promote copies the tested image there.
+	ImageRepository string `yaml:"image_repository"`
+	// EnvSecret is the Kubernetes Secret the app reads the stage's configuration from at start-up
+	// when its image carries none (artifact: promote); default "<app>-env".
+	EnvSecret string `yaml:"env_secret"`
+	// Verify checks the deploy once it is out; a failure rolls it back.
+	Verify Verify `yaml:"verify"`
 }
 
 // Deployment is a Kubernetes Deployment and the containers in it that run the app's image. On
@@ -401,6 +412,9 @@ func (a *App) applyDefaults() {
 	if a.ImageReference == "" {
 		a.ImageReference = "digest"
 	}
+	if a.Artifact == "" {
+		a.Artifact = ArtifactBuild
+	}
 	if pb := &a.PRBuild; pb.Enabled && pb.Buildspec == "" {
 		pb.Buildspec = "buildspec-pr.yaml"
 	}
@@ -414,6 +428,10 @@ func (a *App) applyDefaults() {
 		if s.RolloutTimeout == 0 {
 			s.RolloutTimeout = 10 * time.Minute
 		}
+		if s.EnvSecret == "" {
+			s.EnvSecret = a.Name + "-env"
+		}
+		s.Verify.applyDefaults()
 		a.Stages[name] = s
 	}
 }

@@ -334,6 +334,8 @@ func (v *validator) apps() {
 		}
 		if app.ImageReference != "digest" && app.ImageReference != "tag" {
 			v.add(p+".image_reference", "want digest or tag, got %q", app.ImageReference)
+		} else {
+			v.artifact(p, app)
 		}
 		switch {
 		case app.ImageRepository != "" && !ecrRE.MatchString(app.ImageRepository):
@@ -377,6 +379,7 @@ func (v *validator) apps() {
 			if len(as.Deployments) == 0 {
 				v.add(sp+".deployments", "at least one Deployment is required")
 			}
+			v.appStage(sp, app, stage, as)
 			seen := map[string]bool{}
 			for j, d := range as.Deployments {
 				dp := fmt.Sprintf("%s.deployments[%d]", sp, j)

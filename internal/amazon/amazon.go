@@ -1,6 +1,7 @@
 // Package amazon is the AWS adapter of the pipeline: it assumes the credentials tier of a
 // deploy (STS), checks that a stage's Secrets Manager secret exists (never reading its value),
-// starts and follows CodeBuild builds, and resolves the digest of a pushed image (ECR). It uses
+// starts and follows CodeBuild builds, resolves the digest of a pushed image and copies an image
+// between registries (ECR). It uses
 // aws-sdk-go-v2 with the default credential chain, so AWS_ENDPOINT_URL and region settings apply.
 package amazon
 
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -50,8 +52,9 @@ var invalidSession = regexp.MustCompile(`[^\w+=,.@-]`)
 
 // AWS makes the calls. It is safe for concurrent use.
 type AWS struct {
-	base  aws.Config
-	tiers config.Credentials
+	base      aws.Config
+	tiers     config.Credentials
+	downloads *http.Client // layer downloads from presigned URLs (CopyImage)
 
 	mu    sync.Mutex
 	cache map[Session]aws.Config
@@ -59,7 +62,7 @@ type AWS struct {
 
 // New builds the adapter on a base configuration (config.LoadDefaultConfig in production).
 func New(base aws.Config, tiers config.Credentials) *AWS {
-	return &AWS{base: base, tiers: tiers, cache: map[Session]aws.Config{}}
+	return &AWS{base: base, tiers: tiers, downloads: newDownloads(), cache: map[Session]aws.Config{}}
 }
 
 // configFor returns the configuration of a session: the tier's role assumed through STS with
@@ -206,18 +209,10 @@ func (a *AWS) ImageDigest(ctx context.Context, s Session, repository, tag string
 	if err != nil {
 		return "", err
 	}
-	in := &ecr.DescribeImagesInput{ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}}}
-	name := repository
-	if host, rest, ok := strings.Cut(repository, "/"); ok {
-		name = rest
-		// The registry is the account in the repository's host (ACCOUNT.dkr.ecr.REGION...):
-		// without it ECR looks in the tier role's own account, and prod's role often lives in
-		// another account than the images it runs.
-		if account, _, _ := strings.Cut(host, "."); len(account) == 12 && strings.Trim(account, "0123456789") == "" {
-			in.RegistryId = aws.String(account)
-		}
-	}
-	in.RepositoryName = aws.String(name)
+	repo := ParseRepository(repository)
+	name := repo.Name
+	in := &ecr.DescribeImagesInput{ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}},
+		RegistryId: repo.registry(), RepositoryName: aws.String(name)}
 	out, err := ecr.NewFromConfig(cfg).DescribeImages(ctx, in)
 	var nf *ecrtypes.ImageNotFoundException
 	var rnf *ecrtypes.RepositoryNotFoundException

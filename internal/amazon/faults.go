@@ -18,15 +18,16 @@ var transientCodes = map[string]bool{
 }
 
 // Permanent reports whether err is one retrying cannot fix: AWS refused the request itself
-// (access denied, no such project, invalid input: a 4xx that is not throttling), or something
-// is missing (*NotFoundError). Everything else (throttling, 5xx, timeouts, a connection
+// (access denied, no such project, invalid input: a 4xx that is not throttling), something is
+// missing (*NotFoundError), or an image copy must not go on (*RefusedError). Everything else (throttling, 5xx, timeouts, a connection
 // refused or reset, an error without an AWS answer) may pass, and is retried.
 func Permanent(err error) bool {
 	if err == nil {
 		return false
 	}
 	var nf *NotFoundError
-	if errors.As(err, &nf) {
+	var refused *RefusedError
+	if errors.As(err, &nf) || errors.As(err, &refused) {
 		return true
 	}
 	var ae smithy.APIError

@@ -257,6 +257,8 @@ func progress(d deploy.Deploy, cp deploy.Checkpoint, lock *store.StageLock, bran
 		return "building", ""
 	case deploy.RollingOut:
 		switch {
+		case cp.Verify != nil && !cp.Verify.Passed && !cp.RollingBack:
+			return "verifying", cp.Verify.Progress()
 		case d.Mode == deploy.ModeSwitch || cp.RolloutDone:
 			return "switching slot", "pointing the Services at slot " + firstOf(cp.Slot, d.Slot)
 		case cp.RollingBack:

@@ -55,6 +55,9 @@ type Checkpoint struct {
 	// deploy windows, or frozen. The pipeline looks at it again at Wait.Until.
 	Wait *Wait `json:"wait,omitempty"`
 
+	// Verify is the check after the rollout (nil when there is none, or it has not begun).
+	Verify *Verification `json:"verify,omitempty"`
+
 	// Transient failures of the current step in a row, and when the first came: the step gives
 	// up once they have lasted its time budget.
 	Retries       int       `json:"retries,omitempty"`

@@ -21,6 +21,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/kube"
 	"github.com/stagecoach/stagecoach/internal/poller"
 	"github.com/stagecoach/stagecoach/internal/store"
+	"github.com/stagecoach/stagecoach/internal/verify"
 )
 
 // Store is what the pipeline needs of the store.
@@ -88,6 +89,8 @@ type Options struct {
 	RetryBudget, MaxBackoff time.Duration
 	Now                     func() time.Time
 	Observer                Observer // hears of ended deploys; may be nil
+	// Checker asks verification's HTTP checks (default: verify.NewHTTP's client, on Now).
+	Checker verify.Asker
 	// RepoConfigs, when set, holds a deploy back before its first step while its repository's
 	// own configuration file is being read (package repoconfig); nil never holds one.
 	RepoConfigs RepoConfigs
@@ -147,6 +150,9 @@ func New(st Store, cfg *config.Config, cloud Cloud, clusters Clusters, o Options
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Checker == nil {
+		o.Checker = &verify.HTTP{Client: verify.NewClient(), Now: o.Now}
 	}
 	return &Runner{st: st, cfg: cfg, cloud: cloud, clusters: clusters, o: o, log: log, poll: poller.New()}
 }

@@ -113,8 +113,13 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 	}
 	if t.slotted() {
 		cp.RolloutDone = true
-		cp.Step("Switch", now)
+		if !r.beginVerify(d, t, cp, deploy.VerifyIdle) { // the idle slot's checks come before the switch
+			cp.Step("Switch", now)
+		}
 		return result{} // switch in the next step, from a fresh checkpoint
+	}
+	if r.beginVerify(d, t, cp, deploy.VerifyLive) {
+		return result{} // verified from the next step on: success is the verification's to say
 	}
 	log.Info("deploy succeeded", "image", cp.Image)
 	return result{state: deploy.Succeeded}
@@ -164,6 +169,9 @@ func (r *Runner) switchSlot(ctx context.Context, log *slog.Logger, d deploy.Depl
 	cp.Switched = true
 	s.Finish(deploy.StepSucceeded, fmt.Sprintf("%d Service(s) now select slot %s (was %s)", len(t.as.Deployments), cp.Slot, cp.FromSlot), r.o.Now())
 	log.Info("slot switched", "slot", cp.Slot, "from", cp.FromSlot)
+	if r.beginVerify(d, t, cp, deploy.VerifyLive) {
+		return result{} // what users reach now is verified before the deploy succeeds
+	}
 	return result{state: deploy.Succeeded}
 }
 

@@ -126,6 +126,9 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, le
 	case deploy.Building:
 		return r.build(ctx, log, d, t, cp)
 	case deploy.RollingOut:
+		if v := cp.Verify; v != nil && !v.Passed && !cp.RollingBack {
+			return r.verify(ctx, log, d, t, cp)
+		}
 		if !cp.RollingBack && (d.Mode == deploy.ModeSwitch || cp.RolloutDone) {
 			return r.switchSlot(ctx, log, d, t, cp)
 		}

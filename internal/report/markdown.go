@@ -83,6 +83,8 @@ func (v view) title() string {
 		return v.building()
 	case deploy.RollingOut:
 		switch {
+		case v.verifying():
+			return v.verifyingTitle()
 		case d.Mode == deploy.ModeSwitch || cp.RolloutDone:
 			return fmt.Sprintf("Switching %s to slot %s", d.Stage, cp.Slot)
 		case cp.RollingBack:
@@ -210,6 +212,7 @@ func (v view) summary() string {
 		}
 		b.WriteString("\n")
 	}
+	v.verification(&b)
 	if d.Error != "" {
 		fmt.Fprintf(&b, "> %s\n\n", markdown.Quote(d.Error)) // it may carry a build's own output
 	}

@@ -66,6 +66,7 @@ type Env struct {
 	calls    []Call
 	problems []string
 	throttle map[string]int
+	faults   map[string]*fault // operation -> the failures its next calls meet
 	now      func() time.Time
 	manual   *time.Time // the test's clock once Advance was called
 }
@@ -73,7 +74,7 @@ type Env struct {
 // Start starts the fake AWS outside of a test (New is the same inside one). Close stops it;
 // Problems says what broke the service models, signatures or secrecy.
 func Start() (*Env, error) {
-	e := &Env{models: map[string]*model{}, throttle: map[string]int{}, now: time.Now}
+	e := &Env{models: map[string]*model{}, throttle: map[string]int{}, faults: map[string]*fault{}, now: time.Now}
 	for _, s := range []string{"codebuild", "secretsmanager", "ecr", "sts"} {
 		m, err := loadModel(s)
 		if err != nil {
@@ -81,7 +82,7 @@ func Start() (*Env, error) {
 		}
 		e.models[s] = m
 	}
-	e.ECR = &ECR{env: e, repos: map[string]map[string]ecrImage{}}
+	e.ECR = &ECR{env: e, repos: map[repoKey]*repository{}}
 	e.CodeBuild = newCodeBuild(e)
 	e.Secrets = &Secrets{env: e, secrets: map[string]*secret{}}
 	e.STS = &STS{env: e, roles: map[string]string{}, issued: map[string]issued{}}
@@ -208,6 +209,10 @@ var targets = map[string]string{
 }
 
 func (e *Env) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/starport-layer-bucket/") {
+		e.ECR.download(w, r) // S3, where ECR's layer download URLs point
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -257,4 +262,62 @@ func requestID() string {
 // epoch is a timestamp as awsJson writes it: seconds since the epoch, with milliseconds.
 func epoch(t time.Time) float64 {
 	return float64(t.UnixMilli()) / 1000
+}
+
+// fault is how the next calls of one operation fail: before says how many fail before the
+// operation does anything, after how many do their work and then fail to answer.
+type fault struct{ before, after int }
+
+// FailNext answers the next n calls of operation (e.g. "PutImage") with a server error (HTTP
+// 500) before doing anything, as AWS does in a partial outage. The SDK's retryer tries a call
+// three times: n above 3 reaches the caller.
+func (e *Env) FailNext(operation string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faultOf(operation).before += n
+}
+
+// LoseAnswers lets the next n calls of operation do their work, then answers each with a server
+// error instead of its result: the caller cannot tell it happened.
+func (e *Env) LoseAnswers(operation string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faultOf(operation).after += n
+}
+
+// faultOf returns operation's fault, making it. e.mu is held.
+func (e *Env) faultOf(operation string) *fault {
+	f := e.faults[operation]
+	if f == nil {
+		f = &fault{}
+		e.faults[operation] = f
+	}
+	return f
+}
+
+// faulty takes one failure of operation's next call: before it works, or after.
+func (e *Env) faulty(operation string) (before, after bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.faults[operation]
+	switch {
+	case f == nil:
+	case f.before > 0:
+		f.before--
+		return true, false
+	case f.after > 0:
+		f.after--
+		return false, true
+	}
+	return false, false
+}
+
+// accountOf is the account whose credentials signed a call: an assumed role's is in its ARN
+// (arn:aws:iam::ACCOUNT:role/NAME), the base credentials are Account's.
+func accountOf(role string) string {
+	parts := strings.Split(role, ":")
+	if len(parts) >= 5 && parts[4] != "" {
+		return parts[4]
+	}
+	return Account
 }

@@ -62,8 +62,28 @@ func (e *Env) serveJSON(w http.ResponseWriter, r *http.Request, svc, op string, 
 		fail(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 		return
 	}
-	services := map[string]jsonService{"codebuild": e.CodeBuild, "secretsmanager": e.Secrets, "ecr": e.ECR}
-	out, err := services[svc].handle(op, body)
+	serverError := "InternalFailure"
+	if svc == "ecr" {
+		serverError = "ServerException" // ECR's own name for it, which its model gives every operation
+	}
+	before, after := e.faulty(op)
+	if before {
+		fail(http.StatusInternalServerError, serverError, "We encountered an internal error. Please try again.")
+		return
+	}
+	var out any
+	var err *apiError
+	if svc == "ecr" {
+		out, err = e.ECR.handle(op, body, accountOf(role)) // who may reach a repository depends on the caller's account
+	} else {
+		services := map[string]jsonService{"codebuild": e.CodeBuild, "secretsmanager": e.Secrets}
+		out, err = services[svc].handle(op, body)
+	}
+	if err == nil && after {
+		// The work is done, but the answer is lost on its way back: the caller cannot know.
+		fail(http.StatusInternalServerError, serverError, "We encountered an internal error. Please try again.")
+		return
+	}
 	if err != nil {
 		if !m.errorAllowed(op, err.code) {
 			e.problem("%s.%s answered error %s, which the model does not give it", svc, op, err.code)
@@ -74,7 +94,11 @@ func (e *Env) serveJSON(w http.ResponseWriter, r *http.Request, svc, op string, 
 				e.problem("%s.%s error: %s", svc, op, strings.Join(probs, "; "))
 			}
 		}
-		fail(http.StatusBadRequest, err.code, err.msg)
+		status := http.StatusBadRequest
+		if err.status != 0 {
+			status = err.status
+		}
+		fail(status, err.code, err.msg)
 		return
 	}
 	b, merr := json.Marshal(out)

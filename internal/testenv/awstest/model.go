@@ -2,6 +2,7 @@ package awstest
 
 import (
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -198,9 +199,15 @@ func (m *model) validate(shapeName string, v any, path string) []string {
 			return bad("want epoch seconds as a number")
 		}
 	case "blob":
-		if _, ok := v.(string); !ok {
+		s, ok := v.(string)
+		if !ok {
 			return bad("want base64 text")
 		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return bad("want base64 text: %v", err)
+		}
+		return m.length(shape, len(b), path, shapeName)
 	default:
 		return bad("type %q is unknown to the validator", typ)
 	}

@@ -65,7 +65,7 @@ func (s *STS) handle(op string, params url.Values, key string) (any, *apiError) 
 	case "GetCallerIdentity":
 		r := callerIdentityResult{Arn: "arn:aws:iam::" + Account + ":user/stagecoach", UserID: "AIDASTAGECOACHTEST01", Account: Account}
 		if temporary {
-			r.Arn, r.UserID = assumedArn(iss.role, iss.session), roleID(iss.role)+":"+iss.session
+			r.Arn, r.UserID, r.Account = assumedArn(iss.role, iss.session), roleID(iss.role)+":"+iss.session, accountOf(iss.role)
 		}
 		return callerIdentityResponse{Result: r, Meta: responseMetadata{RequestID: requestID()}}, nil
 	}
@@ -111,7 +111,7 @@ func (s *STS) assumeRole(params url.Values, callerRole string) (any, *apiError) 
 
 // assumedArn is the ARN of a role session.
 func assumedArn(roleARN, session string) string {
-	return "arn:aws:sts::" + Account + ":assumed-role/" + roleARN[strings.LastIndex(roleARN, "/")+1:] + "/" + session
+	return "arn:aws:sts::" + accountOf(roleARN) + ":assumed-role/" + roleARN[strings.LastIndex(roleARN, "/")+1:] + "/" + session
 }
 
 // roleID is a stable unique id for a role, like IAM's AROA ids.

@@ -25,8 +25,11 @@ var services = map[string]struct {
 	// repositories exist.
 	"codebuild":      {"2016-10-06", []string{"StartBuild", "BatchGetBuilds", "StopBuild", "ListBuildsForProject", "BatchGetProjects"}},
 	"secretsmanager": {"2017-10-17", []string{"DescribeSecret"}},
-	"ecr":            {"2015-09-21", []string{"DescribeImages", "DescribeRepositories"}},
-	"sts":            {"2011-06-15", []string{"AssumeRole", "GetCallerIdentity"}},
+	// BatchGetImage to PutImage: artifact: promote copies an image's manifest and the layers the
+	// stage's registry lacks into it.
+	"ecr": {"2015-09-21", []string{"DescribeImages", "DescribeRepositories", "BatchGetImage", "BatchCheckLayerAvailability",
+		"GetDownloadUrlForLayer", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage"}},
+	"sts": {"2011-06-15", []string{"AssumeRole", "GetCallerIdentity"}},
 }
 
 // Model is one generated file.
