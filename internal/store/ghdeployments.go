@@ -9,6 +9,7 @@ import (
 // as active in its environment until it is sent inactive.
 type ActiveDeployment struct {
 	DeployID           int64
+	Repo               string // owner/name the Deployment is in
 	GitHubDeploymentID int64
 }
 
@@ -24,7 +25,7 @@ func (s *Store) ActiveBefore(ctx context.Context, app, stage string, id int64, l
 	var out []ActiveDeployment
 	for rows.Next() {
 		var a ActiveDeployment
-		if err := rows.Scan(&a.DeployID, &a.GitHubDeploymentID); err != nil {
+		if err := rows.Scan(&a.DeployID, &a.Repo, &a.GitHubDeploymentID); err != nil {
 			return nil, fmt.Errorf("store: listing active GitHub Deployments of %s on %s: %w", app, stage, err)
 		}
 		out = append(out, a)
@@ -34,6 +35,6 @@ func (s *Store) ActiveBefore(ctx context.Context, app, stage string, id int64, l
 
 // activeBeforeQuery walks deploys_github_success: the few active deploys of an app and stage,
 // never its history.
-const activeBeforeQuery = `SELECT id, github_deployment_id FROM deploys
+const activeBeforeQuery = `SELECT id, repo, github_deployment_id FROM deploys
 	WHERE app = $1 AND stage = $2 AND id < $3 AND github_deployment_status = 'success' AND github_deployment_id <> 0
 	ORDER BY id DESC LIMIT $4`

@@ -43,7 +43,7 @@ func TestActiveBefore(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Newest first; never the deploy itself, a newer one, one not active or another app's.
-		want := []ActiveDeployment{{test[3], 1000 + test[3]}, {test[0], 1000 + test[0]}}
+		want := []ActiveDeployment{{test[3], "acme/app", 1000 + test[3]}, {test[0], "acme/app", 1000 + test[0]}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("active before %d = %+v, want %+v", test[5], got, want)
 		}
