@@ -177,7 +177,8 @@ func TestRetiringSurvivesAFailedCall(t *testing.T) {
 
 // TestDeploymentStatusesLinkTheEnvironmentAndTheCheckRun: every status but inactive carries the
 // app's environment_url on the stage (GitHub's "View deployment"), and log_url is the deploy's
-// check run, its details; a stage without environment_url sends none.
+// check run, its details; a stage without environment_url sends none. The check run links the
+// environment too.
 func TestDeploymentStatusesLinkTheEnvironmentAndTheCheckRun(t *testing.T) {
 	w := newWorld(t, withEnvironmentURL())
 	first := w.succeed(t, commit(1))
@@ -195,6 +196,14 @@ func TestDeploymentStatusesLinkTheEnvironmentAndTheCheckRun(t *testing.T) {
 			wantEnv = ""
 		}
 		wantLog := fmt.Sprintf("https://github.com/acme/hello/runs/%d", d.CheckRunID)
+		for _, run := range w.gh.CheckRuns("acme/hello") {
+			if run.ID == d.CheckRunID && strings.Contains(run.Summary, "[Open ") != (wantEnv != "") {
+				t.Errorf("deploy %d's check run on %s, with environment_url %q:\n%s", id, d.Stage, wantEnv, run.Summary)
+			}
+			if run.ID == d.CheckRunID && wantEnv != "" && !strings.Contains(run.Summary, "[Open test](<"+helloTestURL+">)") {
+				t.Errorf("deploy %d's check run does not link %s:\n%s", id, helloTestURL, run.Summary)
+			}
+		}
 		for _, s := range w.ghDeployment(t, id).Statuses {
 			env, log := wantEnv, wantLog
 			if s.State == "inactive" { // retired by the second deploy: it links to that one

@@ -85,7 +85,7 @@ func (p *Progress) Report(ctx context.Context, _ jobs.Job, in jobs.DeployReport)
 	if err != nil {
 		return jobs.Terminal(err)
 	}
-	v := view{D: d, CP: cp, Now: p.now(), WebURL: p.webURL, Compare: p.previous(ctx, d)}
+	v := view{D: d, CP: cp, Now: p.now(), WebURL: p.webURL, Compare: p.previous(ctx, d), EnvURL: p.environmentURL(d)}
 	for _, next := range p.cfg.NextStages(d.Stage) {
 		if p.cfg.App(d.App) != nil && hasStage(p.cfg.App(d.App), next.Name) {
 			v.Next = next.Name
