@@ -67,3 +67,42 @@ func TestAutoInactiveAsDescribed(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploymentStatusURLsAreURIs: the description answers log_url and environment_url as
+// "format": "uri"; the server refuses a status whose links would not be one.
+func TestDeploymentStatusURLsAreURIs(t *testing.T) {
+	s := New(t)
+	gh, _ := client(t, s)
+	ctx := context.Background()
+	s.SetRef("acme/app", "main", strings.Repeat("a", 40))
+	d, _, err := gh.Repositories.CreateDeployment(ctx, "acme", "app", &github.DeploymentRequest{Ref: github.Ptr("main"),
+		Environment: github.Ptr("test"), AutoMerge: github.Ptr(false), RequiredContexts: &[]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name        string
+		log, env    string
+		wantRefused bool
+	}{
+		{"absolute", "https://github.com/acme/app/runs/1", "https://test.app.example/", false},
+		{"none", "", "", false},
+		{"a relative log", "/acme/app/runs/1", "", true},
+		{"a script", "", "javascript:alert(1)", true},
+		{"no host", "", "https:///x", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &github.DeploymentStatusRequest{State: github.Ptr("in_progress")}
+			if tt.log != "" {
+				req.LogURL = github.Ptr(tt.log)
+			}
+			if tt.env != "" {
+				req.EnvironmentURL = github.Ptr(tt.env)
+			}
+			_, _, err := gh.Repositories.CreateDeploymentStatus(ctx, "acme", "app", d.GetID(), req)
+			if (err != nil) != tt.wantRefused {
+				t.Errorf("status with log_url %q environment_url %q: %v, want refused %v", tt.log, tt.env, err, tt.wantRefused)
+			}
+		})
+	}
+}
