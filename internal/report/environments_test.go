@@ -15,11 +15,13 @@ import (
 
 const helloTestURL = "https://test.hello.acme.dev/"
 
-// withEnvironmentURL is hello on test and alpha, with test's environment_url set.
+// withEnvironmentURL is hello on test, alpha and prod, with test's environment_url set, and
+// worker, another app of the repository, on test.
 func withEnvironmentURL() *config.Config {
 	cfg := config.Default()
 	cfg.Apps = []config.App{{Name: "hello", Repo: "acme/hello",
-		Stages: map[string]config.AppStage{"test": {EnvironmentURL: helloTestURL}, "alpha": {}}}}
+		Stages: map[string]config.AppStage{"test": {EnvironmentURL: helloTestURL}, "alpha": {}, "prod": {}}},
+		{Name: "worker", Repo: "acme/hello", Stages: map[string]config.AppStage{"test": {}}}}
 	return cfg
 }
 
@@ -223,4 +225,34 @@ func mustDeploy(t *testing.T, w *progressWorld, id int64) deploy.Deploy {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestSuccessRetiresOnlyItsOwnAppsDeploymentOnEveryStage: where GitHub's auto_inactive would
+// leave prod's previous Deployment active (a production environment) and retire another app's
+// Deployment of the same stage, a success retires exactly its own app's previous one, on prod too.
+func TestSuccessRetiresOnlyItsOwnAppsDeploymentOnEveryStage(t *testing.T) {
+	w := newWorld(t, withEnvironmentURL())
+	worker := commit(0)
+	worker.App = "worker"
+	workerID := w.succeed(t, worker)
+	first := w.succeed(t, commit(1))
+	onProd := func(n int) deploy.Request {
+		r := commit(n)
+		r.Stage = "prod"
+		return r
+	}
+	prod1 := w.succeed(t, onProd(2))
+	prod2 := w.succeed(t, onProd(3))
+	if got := states(w.ghDeployment(t, workerID)); got != "queued,in_progress,success" {
+		t.Errorf("worker's Deployment on test = %s: hello's success retired another app's", got)
+	}
+	if got := states(w.ghDeployment(t, first)); got != "queued,in_progress,success" {
+		t.Errorf("hello's on test = %s: a prod deploy retired another stage's", got)
+	}
+	if got := states(w.ghDeployment(t, prod1)); got != "queued,in_progress,success,inactive" {
+		t.Errorf("the replaced prod Deployment = %s, want it inactive", got)
+	}
+	if d := w.ghDeployment(t, prod2); d.Production == nil || !*d.Production || states(d) != "queued,in_progress,success" {
+		t.Errorf("the live prod Deployment = %s (production %v)", states(d), d.Production)
+	}
 }
