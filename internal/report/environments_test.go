@@ -2,10 +2,13 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/deploy"
@@ -254,5 +257,55 @@ func TestSuccessRetiresOnlyItsOwnAppsDeploymentOnEveryStage(t *testing.T) {
 	}
 	if d := w.ghDeployment(t, prod2); d.Production == nil || !*d.Production || states(d) != "queued,in_progress,success" {
 		t.Errorf("the live prod Deployment = %s (production %v)", states(d), d.Production)
+	}
+}
+
+// TestKilledAfterRetiringSendsNoSecondInactive: a replica posts the inactive status of the
+// deploy a success replaced and dies before recording it; the replica that takes the report
+// over finds that status on GitHub instead of sending another, and the environment ends with the
+// new deploy live and the old one inactive once.
+func TestKilledAfterRetiringSendsNoSecondInactive(t *testing.T) {
+	r := newReplicas(t, 1)
+	var dead atomic.Bool
+	victim := r.runner(deadStore{r.open(), &dead}, "victim")
+	run := func(req deploy.Request, delivery string) int64 {
+		id := r.request(req, delivery)
+		l := r.claim(id)
+		r.step(l, deploy.Preflight, "Preflight")
+		r.step(l, deploy.Building, "Preflight", "Build")
+		r.step(l, deploy.Succeeded, "Preflight", "Build", "Rollout")
+		return id
+	}
+	id1 := run(mergedPR, "merge-1")
+	r.drain()
+	second := mergedPR
+	second.SHA, second.Trigger.PR = "d00dfeed00000000000000000000000000000000", 3
+	id2 := run(second, "merge-2")
+	r.gh.BeforeAnswer(func(req githubtest.Request) {
+		if req.Operation == "repos/create-deployment-status" && strings.Contains(string(req.Body), `"inactive"`) {
+			dead.Store(true)
+		}
+	})
+	for !dead.Load() {
+		if worked, err := victim.RunOne(context.Background()); !worked || (err != nil && !errors.Is(err, errKilled)) {
+			t.Fatalf("the victim's run: %v %v", worked, err)
+		}
+	}
+	r.gh.BeforeAnswer(nil)
+	r.advanceClock(2 * time.Minute)
+	r.drain()
+	byDeploy := map[int64]string{}
+	for _, d := range r.gh.Deployments("acme/hello") {
+		for _, id := range []int64{id1, id2} {
+			if strings.Contains(d.Payload, fmt.Sprintf(`"stagecoach_deploy":%d}`, id)) || strings.Contains(d.Payload, fmt.Sprintf(`"stagecoach_deploy":%d,`, id)) {
+				byDeploy[id] = states(d)
+			}
+		}
+	}
+	if byDeploy[id1] != "queued,in_progress,success,inactive" || byDeploy[id2] != "queued,in_progress,success" {
+		t.Errorf("statuses: deploy %d %s, deploy %d %s", id1, byDeploy[id1], id2, byDeploy[id2])
+	}
+	if d := r.deploy(id1); d.GitHubDeploymentStatus != "inactive" {
+		t.Errorf("the store has deploy %d %q, want inactive", id1, d.GitHubDeploymentStatus)
 	}
 }

@@ -36,6 +36,9 @@ type replicas struct {
 	st   *store.Store // the test's own handle
 	runs []*worker.Runner
 	now  atomic.Pointer[time.Time]
+
+	mu     sync.Mutex
+	stores []*store.Store // every handle opened, whose database clock advanceClock moves
 }
 
 func newReplicas(t *testing.T, n int) *replicas {
@@ -52,7 +55,17 @@ func newReplicas(t *testing.T, n int) *replicas {
 
 func (r *replicas) clock() time.Time { return *r.now.Load() }
 
-func (r *replicas) advanceClock(d time.Duration) { t := r.clock().Add(d); r.now.Store(&t) }
+// advanceClock moves this process's clock and, as every handle reads it, the database's, which
+// leases are kept on.
+func (r *replicas) advanceClock(d time.Duration) {
+	t := r.clock().Add(d)
+	r.now.Store(&t)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.stores {
+		st.SkewDatabaseClock(d)
+	}
+}
 
 func (r *replicas) open() *store.Store {
 	st, err := store.Open(context.Background(), r.url)
@@ -61,6 +74,9 @@ func (r *replicas) open() *store.Store {
 	}
 	st.Now = r.clock
 	r.t.Cleanup(func() { st.Close() })
+	r.mu.Lock()
+	r.stores = append(r.stores, st)
+	r.mu.Unlock()
 	return st
 }
 
