@@ -293,6 +293,10 @@ type PRBuild struct {
 	// Forks allows building pull requests from forks (still with the pr tier only). Default
 	// false: code from outside the repository is not run at all.
 	Forks bool `yaml:"forks"`
+	// MergeQueue builds each merge group GitHub's merge queue asks checks for (merge_group
+	// checks_requested) the same way, on the group's head commit: set it when stagecoach/pr-build
+	// is a required check of a branch with a merge queue, which waits for it there.
+	MergeQueue bool `yaml:"merge_queue"`
 }
 
 // AppStage is how an app is built and run on one stage.
@@ -313,6 +317,9 @@ type AppStage struct {
 	EnvSecret string `yaml:"env_secret"`
 	// Verify checks the deploy once it is out; a failure rolls it back.
 	Verify Verify `yaml:"verify"`
+	// EnvironmentURL is where people open the app on the stage (https only): the GitHub
+	// Deployment's "View deployment" link, and a link on the check run.
+	EnvironmentURL string `yaml:"environment_url"`
 }
 
 // Deployment is a Kubernetes Deployment and the containers in it that run the app's image. On

@@ -180,6 +180,10 @@ func (v *validator) stages() {
 		if (st.Trigger == TriggerMerge || st.Trigger == TriggerPush) && st.Branch == "" {
 			v.add(p+".branch", "a stage with trigger %q needs a branch", st.Trigger)
 		}
+		if MergeQueueBranch(st.Branch) {
+			v.add(p+".branch", "%q is a branch of GitHub's merge queue, which makes and deletes them for merge groups not merged yet: "+
+				"a stage deploys from the branch the queue merges into", st.Branch)
+		}
 		if st.Branch != "" {
 			if other, dup := branches[st.Branch]; dup {
 				v.add(p+".branch", "branch %q is already stage %q's", st.Branch, other)
@@ -356,6 +360,9 @@ func (v *validator) apps() {
 					"release images, and a pull request's own code and buildspec would run with it", app.CodeBuildProject)
 			}
 		}
+		if app.PRBuild.MergeQueue && !app.PRBuild.Enabled {
+			v.add(p+".pr_build.merge_queue", "builds merge groups as pull requests are built: it needs pr_build.enabled (and its codebuild_project)")
+		}
 		if app.PRBuild.Enabled && v.c.Credentials.PR.RoleARN == "" {
 			v.addAt(v.c.line(p+".pr_build.enabled"), "credentials.pr.role_arn", "required: app %s builds pull requests, which use the pr tier and only it", app.Name)
 		}
@@ -376,6 +383,7 @@ func (v *validator) apps() {
 			if as.RolloutTimeout < 0 {
 				v.add(sp+".rollout_timeout", "must be positive, got %s", as.RolloutTimeout)
 			}
+			v.environmentURL(sp+".environment_url", as.EnvironmentURL)
 			if len(as.Deployments) == 0 {
 				v.add(sp+".deployments", "at least one Deployment is required")
 			}

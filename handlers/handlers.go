@@ -54,6 +54,7 @@ type Handler interface {
 func All(cfg *config.Config) []Handler {
 	return []Handler{
 		&PullRequest{cfg: cfg},
+		&MergeGroup{cfg: cfg},
 		&Push{cfg: cfg},
 		&Create{cfg: cfg},
 		&IssueComment{cfg: cfg},

@@ -205,7 +205,8 @@ func TestUnconfiguredRepoIsIgnored(t *testing.T) {
 	cfg := config.Default()
 	for _, h := range All(cfg) {
 		for _, tt := range []struct{ event, file string }{
-			{"pull_request", "pull_request_closed_merged.json"}, {"push", "push.json"}, {"create", "create_tag.json"},
+			{"pull_request", "pull_request_closed_merged.json"}, {"merge_group", "merge_group_checks_requested.json"},
+			{"push", "push.json"}, {"create", "create_tag.json"},
 			{"issue_comment", "issue_comment_created.json"}, {"check_run", "check_run_rerequested_stagecoach.json"},
 		} {
 			if h.Handles()[0] != tt.event {
@@ -244,7 +245,7 @@ func TestRegistrationIsComplete(t *testing.T) {
 			seen[e] = true
 		}
 	}
-	for _, e := range []string{"pull_request", "push", "create", "issue_comment", "check_run", "installation"} {
+	for _, e := range []string{"pull_request", "merge_group", "push", "create", "issue_comment", "check_run", "installation"} {
 		if !seen[e] {
 			t.Errorf("no handler for %s", e)
 		}

@@ -15,7 +15,8 @@ import (
 // workflow. Forced pushes are normal (the release flow moves alpha and prod by force); deletions
 // are ignored. A push to the branch of a "merge" stage deploys too, as a direct push to master
 // does in the seed process; the merge commit of a merged pull request has the same deploy key as
-// its push, so the two never deploy twice.
+// its push, so the two never deploy twice. Pushes to a merge queue's gh-readonly-queue/*
+// branches are ignored, and say so: the queue's merge_group events are how its groups are built.
 //
 // A push to a guarded stage's branch (one with promoters or promote_from) is no deploy yet:
 // whether it may deploy depends on who pushed, which only GitHub can say, and a handler never
@@ -58,6 +59,11 @@ func (h *Push) Handle(_ context.Context, ev Event) (Result, error) {
 		res.Ignored = "repository " + res.Repo + " is not configured"
 	case deleted || after == zeroSHA:
 		res.Ignored = ref + " deleted"
+	case config.MergeQueueBranch(ref):
+		// GitHub's merge queue makes these branches for merge groups it is still testing (and
+		// deletes them): their commits are candidates, never merges, whatever stage a
+		// configuration puts on them. The queue asks for checks with merge_group.
+		res.Ignored = "push to " + strings.TrimPrefix(ref, "refs/heads/") + ", a merge queue's branch: merge groups are never deployed (pr_build.merge_queue builds them)"
 	case strings.HasPrefix(ref, "refs/tags/"):
 		tag := strings.TrimPrefix(ref, "refs/tags/")
 		res.Jobs = []jobs.Job{{

@@ -330,10 +330,13 @@ func TestGolden(t *testing.T) {
 	w.live("alpha", shaB, "lead", deploy.Checkpoint{})
 	w.live("prod", shaA, "po", deploy.Checkpoint{Slot: "prod-backup"})
 	w.say(1, "sam", "/lock prod db migration")
-	for _, tt := range []struct{ name, body string }{{"status", "/status"}, {"help", "/help"}} {
+	// /help for each kind of person: the reply lists what that person may run.
+	for _, tt := range []struct{ name, user, body string }{{"status", "dev", "/status"},
+		{"help-reader", "guest", "/help"}, {"help-developer", "dev", "/help"}, {"help-promoter", "lead", "/help"},
+		{"help-product-owner", "po", "/help"}, {"help-admin", "root", "/help"}} {
 		t.Run(tt.name, func(t *testing.T) {
 			w.now = w.now.Add(3 * time.Hour)
-			got := w.say(9, "dev", tt.body)
+			got := w.say(9, tt.user, tt.body)
 			golden := filepath.Join("testdata", tt.name+".md")
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {

@@ -104,7 +104,7 @@ type pinned struct {
 func (x *Executor) run(ctx context.Context, gh *github.Client, o origin, cmd command.Command, pin *pinned) (outcome, error) {
 	switch cmd.Verb {
 	case command.Help:
-		return outcome{reply: x.help(), accepted: true}, nil
+		return x.help(ctx, gh, o)
 	case command.Status:
 		return x.status(ctx, o)
 	case command.Lock:

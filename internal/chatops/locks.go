@@ -123,27 +123,6 @@ func (x *Executor) status(ctx context.Context, o origin) (outcome, error) {
 	return outcome{reply: "here is what is where:\n\n" + status.Markdown(apps, x.webURL, x.now()), accepted: true}, nil
 }
 
-// help answers /help with the commands and who may run them on each stage.
-func (x *Executor) help() string {
-	var b strings.Builder
-	b.WriteString("here is what I do.\n\n")
-	b.WriteString(command.HelpText())
-	b.WriteString("\nWho may, per stage:\n\n| Stage | Promote | Deploy | Roll back | Lock |\n|---|---|---|---|---|\n")
-	for i := range x.cfg.Stages {
-		st := &x.cfg.Stages[i]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", st.Name, authz.Who(st.Who("promote")), authz.Who(st.Who("deploy")),
-			authz.Who(st.Who("rollback")), authz.Who(st.Who("lock")))
-	}
-	b.WriteString("\n`--force \"reason\"` (admins only) skips the stage order and soak time, lets a deploy drop commits the stage holds that it " +
-		"lacks, and starts it outside the stage's deploy windows or in a freeze; the reason is recorded with the deploy.\n")
-	b.WriteString(x.calendars())
-	if rs := x.cfg.Release.Stage; rs != "" {
-		fmt.Fprintf(&b, "\n**%s** ships releases only: `/promote %s` on a release issue, or `/promote %s <tag>`. ", rs, rs, rs)
-	}
-	b.WriteString("A push to the branch of a stage with promoters or a stage before it deploys only when its pusher may promote to it.\n")
-	return b.String()
-}
-
 // lockFor says how long a lock was taken for: "2h", "90m", "1d".
 func lockFor(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {

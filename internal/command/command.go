@@ -205,15 +205,8 @@ var usages = map[Verb]string{
 
 func usage(v Verb) string { return "Usage: " + usages[v] }
 
-// HelpText lists every command, for /help.
-func HelpText() string {
-	var b strings.Builder
-	b.WriteString("Stagecoach commands (write one at the start of a line in a comment):\n\n")
-	for _, v := range []Verb{Promote, Deploy, Rollback, Lock, Unlock, Status, Help} {
-		b.WriteString("- " + usages[v] + "\n")
-	}
-	return b.String()
-}
+// Usage is how a command is written and what it does, as /help lists it ("" for no command).
+func Usage(v Verb) string { return usages[v] }
 
 // ValidRef checks a ref given in a command before it goes anywhere near an API path: 7 to 40 hex
 // digits (a sha), or a name git would accept for a branch or tag (git check-ref-format), which

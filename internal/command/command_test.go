@@ -76,11 +76,10 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestHelpListsEveryCommand(t *testing.T) {
-	h := HelpText()
-	for _, v := range []string{"/promote", "/deploy", "/rollback", "/lock", "/unlock", "/status", "/help"} {
-		if !strings.Contains(h, v) {
-			t.Errorf("help lacks %s", v)
+func TestEveryCommandHasItsUsage(t *testing.T) {
+	for _, v := range []Verb{Promote, Deploy, Rollback, Lock, Unlock, Status, Help} {
+		if u := Usage(v); !strings.HasPrefix(u, "`/"+string(v)) {
+			t.Errorf("usage of %s = %q", v, u)
 		}
 	}
 }

@@ -53,7 +53,7 @@ func TestEachCheckCatchesItsBrokenSetup(t *testing.T) {
 		{name: "App has more than it needs", area: AreaGitHub, check: "App stagecoach permissions", status: Warn,
 			brk: func(t *testing.T, w *world) {
 				w.gh.SetAppPermissions(map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write",
-					"pull_requests": "read", "metadata": "read", "members": "read", "secrets": "write"})
+					"pull_requests": "read", "metadata": "read", "members": "read", "merge_queues": "read", "secrets": "write"})
 			},
 			detail: "beyond app.yml: secrets: write"},
 		{name: "App misses an event", area: AreaGitHub, check: "App stagecoach events", status: Fail,

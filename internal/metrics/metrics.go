@@ -42,7 +42,7 @@ type Metrics struct {
 var knownEvents = map[string]bool{
 	"ping": true, "push": true, "pull_request": true, "create": true, "delete": true,
 	"issue_comment": true, "check_run": true, "check_suite": true, "installation": true,
-	"installation_repositories": true, "release": true, "": true,
+	"installation_repositories": true, "release": true, "merge_group": true, "": true,
 }
 
 // New registers the metrics, including Go and process collectors.

@@ -20,6 +20,8 @@ type view struct {
 	Compare string         // the sha live on the stage before this deploy ("" when none)
 	Next    string         // the stage this one promotes to ("" when none)
 	By      *deploy.Deploy // the deploy that superseded this one, when it was
+	// EnvURL is the app's environment_url on the stage ("" when none): where people open it.
+	EnvURL string
 }
 
 func (v view) commitURL() string {
@@ -234,6 +236,9 @@ func (v view) summary() string {
 		if c := v.compareURL(); c != "" {
 			fmt.Fprintf(&b, " · [Changes since the last deploy to %s](%s)", d.Stage, c)
 		}
+	}
+	if v.EnvURL != "" && d.Mode != deploy.ModePRBuild {
+		fmt.Fprintf(&b, " · [Open %s](<%s>)", d.Stage, v.EnvURL) // check-config refused spaces and angle brackets in it
 	}
 	b.WriteString("\n")
 	return markdown.Limit(b.String(), 0, v.commitURL())

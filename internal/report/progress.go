@@ -24,11 +24,13 @@ type ProgressStore interface {
 	SetGitHubDeployment(ctx context.Context, deployID, githubID int64, status string) error
 	SetComment(ctx context.Context, deployID, commentID int64) error
 	NewerSuccessReported(ctx context.Context, app, stage string, id int64) (bool, error)
+	ActiveBefore(ctx context.Context, app, stage string, id int64, limit int) ([]store.ActiveDeployment, error)
 }
 
 // Progress runs jobs.KindDeployReport: it edits the deploy's check run (with its buttons once the
 // deploy ended), moves its GitHub Deployment through queued → in_progress → success/failure
-// (GitHub marks the previous one inactive), and comments: on a merged pull request once its
+// (and on success marks the app's previous Deployments of the environment inactive itself), and
+// comments: on a merged pull request once its
 // deploy to a merge stage ends, and on the issue a command came from at every step (one comment
 // each, edited in place, ending with how the deploy ended: succeeded, failed, rolled back,
 // superseded by which deploy, or cancelled).
@@ -83,7 +85,7 @@ func (p *Progress) Report(ctx context.Context, _ jobs.Job, in jobs.DeployReport)
 	if err != nil {
 		return jobs.Terminal(err)
 	}
-	v := view{D: d, CP: cp, Now: p.now(), WebURL: p.webURL, Compare: p.previous(ctx, d)}
+	v := view{D: d, CP: cp, Now: p.now(), WebURL: p.webURL, Compare: p.previous(ctx, d), EnvURL: p.environmentURL(d)}
 	for _, next := range p.cfg.NextStages(d.Stage) {
 		if p.cfg.App(d.App) != nil && hasStage(p.cfg.App(d.App), next.Name) {
 			v.Next = next.Name
@@ -166,7 +168,16 @@ func deploymentState(s deploy.State) string {
 func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, repo string, v view) error {
 	d := v.D
 	want := deploymentState(d.State)
-	if want == "" || want == d.GitHubDeploymentStatus || d.GitHubDeploymentStatus == "inactive" {
+	switch {
+	case want == "" || d.GitHubDeploymentStatus == "inactive":
+		// Inactive is final: a newer deploy replaced this one on GitHub, and no late or
+		// repeated report of it may make GitHub show its commit as live again.
+		return nil
+	case want == d.GitHubDeploymentStatus && want == "success":
+		// Sent and recorded; the previous Deployments may not all be retired yet (the process
+		// died between): finish that.
+		return p.retire(ctx, gh, d)
+	case want == d.GitHubDeploymentStatus:
 		return nil
 	}
 	if want == "success" {
@@ -218,10 +229,7 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 	}
 	statuses = append(statuses, want)
 	for _, state := range statuses {
-		req := &github.DeploymentStatusRequest{State: github.Ptr(state), Description: github.Ptr(v.statusDescription()), Environment: github.Ptr(d.Stage)}
-		if v.CP.BuildLog != "" {
-			req.LogURL = github.Ptr(v.CP.BuildLog)
-		}
+		req := p.statusRequest(v, state)
 		if _, _, err := ghcreate.Once(ctx, p.st, fmt.Sprintf("deployment-status/deploy/%d/%s", d.ID, state),
 			func(ctx context.Context) (int64, error) {
 				return ghcreate.DeploymentStatus(ctx, gh, owner, repo, id, state)
@@ -235,6 +243,9 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 		if err := p.st.SetGitHubDeployment(ctx, d.ID, id, state); err != nil {
 			return err
 		}
+	}
+	if want == "success" {
+		return p.retire(ctx, gh, d)
 	}
 	return nil
 }

@@ -36,9 +36,9 @@ type replicas struct {
 	st   *store.Store // the test's own handle
 	runs []*worker.Runner
 	now  atomic.Pointer[time.Time]
-	// all are every handle open, so advanceClock moves the database's clock (leases) with the
-	// process clock (run_after) for each of them.
-	all []*store.Store
+
+	mu     sync.Mutex
+	stores []*store.Store // every handle opened, whose database clock advanceClock moves
 }
 
 func newReplicas(t *testing.T, n int) *replicas {
@@ -55,10 +55,14 @@ func newReplicas(t *testing.T, n int) *replicas {
 
 func (r *replicas) clock() time.Time { return *r.now.Load() }
 
+// advanceClock moves this process's clock and, as every handle reads it, the database's, which
+// leases are kept on.
 func (r *replicas) advanceClock(d time.Duration) {
 	t := r.clock().Add(d)
 	r.now.Store(&t)
-	for _, st := range r.all {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.stores {
 		st.AdvanceDatabaseClock(d)
 	}
 }
@@ -69,8 +73,10 @@ func (r *replicas) open() *store.Store {
 		r.t.Fatal(err)
 	}
 	st.Now = r.clock
-	r.all = append(r.all, st)
 	r.t.Cleanup(func() { st.Close() })
+	r.mu.Lock()
+	r.stores = append(r.stores, st)
+	r.mu.Unlock()
 	return st
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 	"unicode/utf8"
 )
@@ -27,13 +28,15 @@ type Deployment struct {
 
 // DeploymentStatus is one status of a Deployment.
 type DeploymentStatus struct {
-	ID           int64
-	State        string
-	Description  string
-	LogURL       string
-	AutoInactive *bool
-	Environment  string
-	Created      time.Time
+	ID          int64
+	State       string
+	Description string
+	LogURL      string
+	// EnvironmentURL is where the environment is opened ("View deployment" on GitHub).
+	EnvironmentURL string
+	AutoInactive   *bool
+	Environment    string
+	Created        time.Time
 	// ByGitHub marks a status GitHub made itself: the inactive status an earlier Deployment of
 	// the environment gets when a newer one succeeds.
 	ByGitHub bool
@@ -134,12 +137,13 @@ func (s *Server) deploymentJSON(d *Deployment) map[string]any {
 func (s *Server) createDeploymentStatus(c *call) (int, any) {
 	id := c.id("deployment_id")
 	var in struct {
-		State        string `json:"state"`
-		Description  string `json:"description"`
-		LogURL       string `json:"log_url"`
-		TargetURL    string `json:"target_url"`
-		Environment  string `json:"environment"`
-		AutoInactive *bool  `json:"auto_inactive"`
+		State          string `json:"state"`
+		Description    string `json:"description"`
+		LogURL         string `json:"log_url"`
+		TargetURL      string `json:"target_url"`
+		Environment    string `json:"environment"`
+		EnvironmentURL string `json:"environment_url"`
+		AutoInactive   *bool  `json:"auto_inactive"`
 	}
 	if err := c.decode(&in); err != nil {
 		return http.StatusBadRequest, message("Problems parsing JSON")
@@ -151,6 +155,14 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 	logURL := in.LogURL
 	if logURL == "" {
 		logURL = in.TargetURL
+	}
+	// The description gives both as "format": "uri" in the status GitHub answers with; the
+	// test server refuses what would not be one, so a client sending a relative path, a bare
+	// host or a javascript: link is caught here.
+	for field, u := range map[string]string{"log_url": logURL, "environment_url": in.EnvironmentURL} {
+		if msg := checkURI(u); msg != "" {
+			return http.StatusUnprocessableEntity, message("Validation Failed: " + field + " " + msg)
+		}
 	}
 	s.mu.Lock()
 	var d *Deployment
@@ -167,12 +179,16 @@ func (s *Server) createDeploymentStatus(c *call) (int, any) {
 		d.Environment = in.Environment
 	}
 	st := DeploymentStatus{ID: s.nextIDLocked(), State: in.State, Description: in.Description, LogURL: logURL, AutoInactive: in.AutoInactive,
-		Environment: in.Environment, Created: time.Now()}
+		EnvironmentURL: in.EnvironmentURL, Environment: in.Environment, Created: time.Now()}
 	d.Statuses = append(d.Statuses, st)
-	// A success makes the environment's earlier successful deployments inactive unless told otherwise.
+	// auto_inactive (default true), as the description states it: a success adds an inactive
+	// status to the earlier deployments of the repository and environment whose last status is
+	// success, except production (and transient) ones, whichever app or task made them; never
+	// one made after this one.
 	if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
 		for _, x := range s.deployments[c.repo()] {
-			if x != d && x.Environment == d.Environment && len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
+			if x.ID < d.ID && x.Environment == d.Environment && (x.Production == nil || !*x.Production) &&
+				len(x.Statuses) > 0 && x.Statuses[len(x.Statuses)-1].State == "success" {
 				x.Statuses = append(x.Statuses, DeploymentStatus{ID: s.nextIDLocked(), State: "inactive", Environment: x.Environment, Created: time.Now(), ByGitHub: true})
 			}
 		}
@@ -210,7 +226,24 @@ func (s *Server) statusJSONLocked(d *Deployment, st DeploymentStatus) map[string
 	return map[string]any{
 		"id": st.ID, "node_id": fmt.Sprintf("DES_%d", st.ID), "state": st.State, "creator": s.user(s.BotLogin()),
 		"description": st.Description, "environment": env, "deployment_url": url, "target_url": st.LogURL, "log_url": st.LogURL,
-		"environment_url": "", "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, st.ID),
+		"environment_url": st.EnvironmentURL, "repository_url": s.URL() + "repos/" + d.Repo, "url": fmt.Sprintf("%s/statuses/%d", url, st.ID),
 		"created_at": stamp(st.Created), "updated_at": stamp(st.Created),
 	}
+}
+
+// checkURI says what is wrong with u as an absolute http(s) URL, or "" when it is one or empty.
+func checkURI(u string) string {
+	if u == "" {
+		return ""
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case p.Scheme != "https" && p.Scheme != "http":
+		return "must be an http or https URL"
+	case p.Host == "":
+		return "must be an absolute URL"
+	}
+	return ""
 }

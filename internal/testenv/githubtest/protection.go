@@ -26,8 +26,8 @@ type settings struct {
 // The App's permissions and events until SetAppPermissions and SetAppEvents change them.
 var (
 	defaultPermissions = map[string]string{"checks": "write", "contents": "write", "deployments": "write", "issues": "write",
-		"pull_requests": "write", "metadata": "read", "members": "read"}
-	defaultEvents = []string{"push", "pull_request", "create", "issue_comment", "check_run"}
+		"pull_requests": "write", "metadata": "read", "members": "read", "merge_queues": "read"}
+	defaultEvents = []string{"push", "pull_request", "create", "issue_comment", "check_run", "merge_group"}
 )
 
 // SetAppPermissions sets the App's permissions (GET /app), which its installation has accepted too.
