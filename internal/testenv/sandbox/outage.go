@@ -30,9 +30,13 @@ func (w *World) PlayOutage(ctx context.Context) ([]githubtest.Delivery, error) {
 		{"@lena comments `/promote alpha` on #12", func(ctx context.Context) (string, error) {
 			return w.promoteAlpha(ctx, prHealth.Number, m12)
 		}},
-		{"@lena tags v1.0.0 on alpha's commit", func(ctx context.Context) (string, error) {
-			n, result, err := w.tag(ctx, "v1.0.0", m12)
-			release = n
+		{"@lena tags v1.0.0 on alpha's commit, and it soaks there", func(ctx context.Context) (string, error) {
+			rel, _, err := w.soakingRelease(ctx, "v1.0.0", m12)
+			if err != nil {
+				return "", err
+			}
+			release = rel.issue.Number
+			_, result, err := w.soaked(ctx, rel, m12)
 			return result, err
 		}},
 		{"@alice opens pull request #14", func(ctx context.Context) (string, error) {

@@ -80,9 +80,11 @@ type World struct {
 	kube     *cluster
 	p        *printer
 	apiToken string // the sandbox's own read-only API token
-	stop     context.CancelFunc
-	served   chan error
-	logFile  *os.File
+	// freezeUntil is when test's freeze ends (the configuration's freezes[0].until).
+	freezeUntil time.Time
+	stop        context.CancelFunc
+	served      chan error
+	logFile     *os.File
 }
 
 // Start builds the world and starts Stagecoach in it. Close ends it.
