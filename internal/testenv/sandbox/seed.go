@@ -38,9 +38,9 @@ const (
 // frozen for the story's first freezeFor (from when the configuration is written), and a commit
 // must run soakFor on alpha before it may be promoted to prod.
 const (
-	freezeFor    = 10 * time.Second
+	freezeFor    = 8 * time.Second
 	freezeReason = "payment provider maintenance"
-	soakFor      = 10 * time.Second
+	soakFor      = 8 * time.Second
 )
 
 var (
