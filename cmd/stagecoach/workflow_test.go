@@ -29,7 +29,9 @@ import (
 // prod; a command from an outsider; a ref that climbs out of the API path; /promote prod on a
 // pull request; a release tag moved onto that commit (the issue rewritten) and the button shown
 // before the move; /promote prod over the commit the push left on prod's branch, then forced by
-// an admin, which says what it dropped. The story and its checks are the sandbox's
+// an admin, which says what it dropped. At last the repository's own .github/stagecoach.yml:
+// one the server allows, in force, and one reaching for the operators' registry, refused by a
+// failed stagecoach/config check run naming file:line. The story and its checks are the sandbox's
 // (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
 func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
@@ -135,7 +137,9 @@ func TestSandboxOnce(t *testing.T) {
 		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	got := stdout.String()
-	for _, want := range []string{"simulated cluster", "29. @alice comments `/status`", "Every step behaved as expected.",
+	for _, want := range []string{"simulated cluster", "31. @alice comments `/status`", "Every step behaved as expected.",
+		"Frozen (payment provider maintenance): waiting until", "after the freeze ended", "it is ready to promote at",
+		".github/stagecoach.yml:3: apps[0].image_repository:",
 		"prod    v1.1.1 (", "on slot prod ", "refused: “@alice may not deploy to prod by pushing to `prod`"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

@@ -128,6 +128,7 @@ func (w *World) story() []step {
 		}},
 	}
 	steps = append(steps, w.attacks(m14)...)
+	steps = append(steps, w.repoFileScenes()...)
 	return append(steps, step{"@alice comments `/status` on #14", func(ctx context.Context) (string, error) {
 		id := w.GitHub.Comment(repo, prPin.Number, developer, "/status")
 		body, err := w.awaitReply(ctx, prPin.Number, id, "| **prod**")

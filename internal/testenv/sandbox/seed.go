@@ -175,6 +175,7 @@ apps:
     codebuild_project: %s
     image_repository: %s
     pr_build: {enabled: true, codebuild_project: maas-backend-pr}
+    allowed_overrides: [stages.test.buildspec]
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
