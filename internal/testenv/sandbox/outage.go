@@ -11,10 +11,10 @@ import (
 )
 
 // PlayOutage acts out the outage recovery exists for, with a line per step as Play tells the
-// story. With test and alpha running #12's merge and v1.0.0's release issue open, Stagecoach
-// stops, as when every replica is down, and meanwhile @alice merges #13, @alice pushes to her
-// open pull request #14, @lena tags v1.0.1 and @paula comments `/promote prod` on v1.0.0's
-// issue: GitHub records every delivery as failed and sends none of them again by itself. Then
+// story. With test and alpha running #12's merge (held by test's freeze first) and v1.0.0's
+// release issue open and ready to promote (it has soaked on alpha), Stagecoach stops, as when
+// every replica is down, and meanwhile @alice merges #13, @alice pushes to her open pull request
+// #14, @lena tags v1.0.1 and @paula comments `/promote prod` on v1.0.0's issue: GitHub records every delivery as failed and sends none of them again by itself. Then
 // Stagecoach starts again, and each of the four must be acted on exactly once: test deploys
 // #13's merge, #14's new head is built, v1.0.1 gets its release issue, and prod moves to v1.0.0
 // and deploys it. It returns the deliveries that failed during the outage.
