@@ -59,9 +59,8 @@ func (w *World) repoFileScenes() []step {
 			if spec != repoBuildspec || !strings.HasPrefix(d.Image, imageRepository+"@") {
 				return "", fmt.Errorf("deploy #%d of the refused file built with buildspec %q and runs %s, want %s from %s", d.ID, spec, d.Image, repoBuildspec, imageRepository)
 			}
-			line := where + firstLineOf(run.Summary, where)[len(where):]
 			return fmt.Sprintf("%s failed on %s: “%s”; deploy #%d still built with %s, the last good file's, into the operators' registry",
-				run.Name, deploy.ShortSHA(evil), strings.ReplaceAll(line, "`", ""), d.ID, repoBuildspec), nil
+				run.Name, deploy.ShortSHA(evil), strings.ReplaceAll(firstLineOf(run.Summary, where), "`", ""), d.ID, repoBuildspec), nil
 		}},
 	}
 }
