@@ -117,15 +117,15 @@ func (w *World) freezeEnds(ctx context.Context, pr githubtest.Pull, sha string, 
 		d.ID, clock(d.Started), d.Started.Sub(w.freezeUntil).Round(time.Millisecond), d.took(), pr.Number), nil
 }
 
-// release is a release issue and its check run, as a tag opened them.
-type release struct {
+// releaseIssue is a release issue and its check run, as a tag opened them.
+type releaseIssue struct {
 	issue githubtest.Issue
 	run   githubtest.CheckRun
 }
 
 // soakingRelease tags sha, which has not run soakFor on alpha yet, and checks that its release
 // issue says when it will be ready and that its check run offers no Promote button until then.
-func (w *World) soakingRelease(ctx context.Context, tag, sha string) (release, string, error) {
+func (w *World) soakingRelease(ctx context.Context, tag, sha string) (releaseIssue, string, error) {
 	rel, err := w.openRelease(ctx, tag, sha)
 	if err != nil {
 		return rel, "", err
@@ -151,7 +151,7 @@ func (w *World) soakRefused(ctx context.Context, issue int) (string, error) {
 // soaked waits for rel to become ready: its check run completes with the Promote button, its
 // issue drops the wait and a comment says it is ready, no sooner than soakFor after sha's
 // deploy to alpha ended. It returns the check run with the button.
-func (w *World) soaked(ctx context.Context, rel release, sha string) (githubtest.CheckRun, string, error) {
+func (w *World) soaked(ctx context.Context, rel releaseIssue, sha string) (githubtest.CheckRun, string, error) {
 	var onAlpha apiDeploy
 	ds, err := w.deploys(ctx, "alpha")
 	if err != nil {
@@ -198,9 +198,9 @@ func (w *World) soaked(ctx context.Context, rel release, sha string) (githubtest
 }
 
 // openRelease waits for the release issue of tag, just made on sha, and its check run.
-func (w *World) openRelease(ctx context.Context, tag, sha string) (release, error) {
+func (w *World) openRelease(ctx context.Context, tag, sha string) (releaseIssue, error) {
 	w.GitHub.CreateTag(repo, tag, sha, lead, true)
-	var rel release
+	var rel releaseIssue
 	err := w.await(ctx, time.Minute, func() (string, bool, error) {
 		for _, is := range w.GitHub.Issues(repo) {
 			if is.Title == "Release "+tag {

@@ -46,7 +46,7 @@ var (
 func (w *World) story() []step {
 	m11, m12, m13, m14 := commit("merge #11"), commit("merge #12"), commit("merge #13"), commit("merge #14")
 	var held int64
-	var release1, release2 release
+	var release1, release2 releaseIssue
 	steps := []step{
 		{fmt.Sprintf("test is frozen until %s (“%s”): @alice merges #11 “%s”", clock(w.freezeUntil), freezeReason, prTypo.Title), func(ctx context.Context) (string, error) {
 			id, result, err := w.frozenMerge(ctx, prTypo, m11)
