@@ -18,16 +18,20 @@ import (
 // TestReleaseWorkflowEndToEnd plays the whole release workflow on the running service against
 // the GitHub test server (every request checked against GitHub's REST description, every webhook
 // delivered by it as GitHub would), the AWS test servers and the real Kubernetes control plane:
-// a pull request built and merged → test deploy → /promote alpha → alpha deploy → a release tag
-// → release issue with changelog → /promote prod by a non-approver (refused, with the reason) →
-// by the product owner → prod deployed to the idle slot and switched → issue closed → a failing
-// build → a second release → /rollback prod switches back. Then every approval hole of issue 9,
+// a merge while test is frozen (held, saying until when, then started when the freeze ends) → a
+// pull request built and merged → test deploy → /promote alpha → alpha deploy → a release tag
+// → release issue with changelog, ready to promote once it has soaked on alpha → /promote prod
+// by a non-approver (refused, with the reason) → by the product owner before it soaked (refused,
+// saying when it is ready) → the Promote button once it has → prod deployed to the idle slot and
+// switched → issue closed → a failing build → a second release → /rollback prod switches back. Then every approval hole of issue 9,
 // tried as an attacker with write access would, and refused with the reason a person reads,
 // nothing deployed or moved: a developer's commit deployed to test and pushed to alpha and to
 // prod; a command from an outsider; a ref that climbs out of the API path; /promote prod on a
 // pull request; a release tag moved onto that commit (the issue rewritten) and the button shown
 // before the move; /promote prod over the commit the push left on prod's branch, then forced by
-// an admin, which says what it dropped. The story and its checks are the sandbox's
+// an admin, which says what it dropped. At last the repository's own .github/stagecoach.yml:
+// one the server allows, in force, and one reaching for the operators' registry, refused by a
+// failed stagecoach/config check run naming file:line. The story and its checks are the sandbox's
 // (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
 func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
@@ -95,7 +99,7 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 		// The attacks: a /promote prod by a developer, on a pull request, by a button shown before
 		// its tag moved, and over a commit on prod's branch; two pushes by a developer; an
 		// outsider not heard; a ref that climbs out of the API path.
-		`stagecoach_commands_total{outcome="refused",verb="promote"} 4`,
+		`stagecoach_commands_total{outcome="refused",verb="promote"} 5`, // and one before v1.0.0 soaked
 		`stagecoach_commands_total{outcome="accepted",verb="promote"} 5`,
 		`stagecoach_commands_total{outcome="refused",verb="push"} 2`,
 		`stagecoach_commands_total{outcome="accepted",verb="push"} 5`, // Stagecoach's own moves, matched
@@ -133,7 +137,9 @@ func TestSandboxOnce(t *testing.T) {
 		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	got := stdout.String()
-	for _, want := range []string{"simulated cluster", "25. @alice comments `/status`", "Every step behaved as expected.",
+	for _, want := range []string{"simulated cluster", "31. @alice comments `/status`", "Every step behaved as expected.",
+		"Frozen (payment provider maintenance): waiting until", "after the freeze ended", "it is ready to promote at",
+		".github/stagecoach.yml:3: apps[0].image_repository:",
 		"prod    v1.1.1 (", "on slot prod ", "refused: “@alice may not deploy to prod by pushing to `prod`"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

@@ -44,9 +44,15 @@ var (
 )
 
 func (w *World) story() []step {
-	m12, m13, m14 := commit("merge #12"), commit("merge #13"), commit("merge #14")
-	var release1, release2 int
+	m11, m12, m13, m14 := commit("merge #11"), commit("merge #12"), commit("merge #13"), commit("merge #14")
+	var held int64
+	var release1, release2 releaseIssue
 	steps := []step{
+		{fmt.Sprintf("test is frozen until %s (“%s”): @alice merges #11 “%s”", clock(w.freezeUntil), freezeReason, prTypo.Title), func(ctx context.Context) (string, error) {
+			id, result, err := w.frozenMerge(ctx, prTypo, m11)
+			held = id
+			return result, err
+		}},
 		{"@alice opens pull request #12 “Add a health endpoint”", func(ctx context.Context) (string, error) {
 			w.GitHub.OpenPull(repo, prHealth)
 			run, err := w.awaitCheck(ctx, "stagecoach/pr-build", prHealth.HeadSHA)
@@ -61,7 +67,14 @@ func (w *World) story() []step {
 					return "", fmt.Errorf("the pull request was built in project %s, not its own %s-pr", b.Project, app)
 				}
 			}
-			return run.Title + " (project " + app + "-pr, not the deploy project; credentials tier pr, no stage secret, nothing deployed)", nil
+			result := run.Title + " (project " + app + "-pr, not the deploy project; credentials tier pr, no stage secret, nothing deployed)"
+			if time.Now().Before(w.freezeUntil) {
+				result += "; built while test is frozen: a pull request's build deploys nothing, so no freeze holds it"
+			}
+			return result, nil
+		}},
+		{"test's freeze ends", func(ctx context.Context) (string, error) {
+			return w.freezeEnds(ctx, prTypo, m11, held)
 		}},
 		{"@alice merges #12 into master", func(ctx context.Context) (string, error) {
 			return w.merge(ctx, prHealth, m12, "succeeded")
@@ -69,16 +82,24 @@ func (w *World) story() []step {
 		{"@lena comments `/promote alpha` on #12 (test runs it: it becomes the release candidate)", func(ctx context.Context) (string, error) {
 			return w.promoteAlpha(ctx, prHealth.Number, m12)
 		}},
-		{"@lena tags v1.0.0 on alpha's commit", func(ctx context.Context) (string, error) {
-			n, result, err := w.tag(ctx, "v1.0.0", m12)
-			release1 = n
+		{fmt.Sprintf("@lena tags v1.0.0 on alpha's commit at once (alpha's min_soak is %s)", soakFor), func(ctx context.Context) (string, error) {
+			rel, result, err := w.soakingRelease(ctx, "v1.0.0", m12)
+			release1 = rel
 			return result, err
 		}},
 		{"@alice comments `/promote prod` on the release issue", func(ctx context.Context) (string, error) {
-			return w.refusedPromotion(ctx, release1)
+			return w.refusedPromotion(ctx, release1.issue.Number)
 		}},
-		{"@paula, the product owner, comments `/promote prod` on the release issue", func(ctx context.Context) (string, error) {
-			return w.promoteProd(ctx, release1, m12, "v1.0.0", "prod-backup")
+		{"@paula, the product owner, comments `/promote prod` on it before v1.0.0 has soaked on alpha", func(ctx context.Context) (string, error) {
+			return w.soakRefused(ctx, release1.issue.Number)
+		}},
+		{fmt.Sprintf("v1.0.0 runs on alpha for %s", soakFor), func(ctx context.Context) (string, error) {
+			run, result, err := w.soaked(ctx, release1, m12)
+			release1.run = run
+			return result, err
+		}},
+		{"@paula presses **Promote to prod** on the release's check run", func(ctx context.Context) (string, error) {
+			return w.promoteProd(ctx, release1.issue.Number, m12, "v1.0.0", "prod-backup", release1.run.ID)
 		}},
 		{"@alice merges #13 “Upgrade the payment SDK to 5.0”: its tests fail in the build", func(ctx context.Context) (string, error) {
 			w.AWS.CodeBuild.Queue(awstest.Script{PhaseDuration: w.o.Phase, FailIn: "BUILD",
@@ -92,18 +113,22 @@ func (w *World) story() []step {
 			return w.promoteAlpha(ctx, prPin.Number, m14)
 		}},
 		{"@lena tags v1.1.0", func(ctx context.Context) (string, error) {
-			n, result, err := w.tag(ctx, "v1.1.0", m14)
-			release2 = n
+			rel, result, err := w.soakingRelease(ctx, "v1.1.0", m14)
+			release2 = rel
 			return result, err
 		}},
-		{"@paula comments `/promote prod` on it", func(ctx context.Context) (string, error) {
-			return w.promoteProd(ctx, release2, m14, "v1.1.0", "prod")
+		{"@paula comments `/promote prod` on it once it has soaked", func(ctx context.Context) (string, error) {
+			if _, _, err := w.soaked(ctx, release2, m14); err != nil {
+				return "", err
+			}
+			return w.promoteProd(ctx, release2.issue.Number, m14, "v1.1.0", "prod", 0)
 		}},
 		{"@paula comments `/rollback prod`: v1.1.0 has to go", func(ctx context.Context) (string, error) {
-			return w.rollbackProd(ctx, release2, m12)
+			return w.rollbackProd(ctx, release2.issue.Number, m12)
 		}},
 	}
 	steps = append(steps, w.attacks(m14)...)
+	steps = append(steps, w.repoFileScenes()...)
 	return append(steps, step{"@alice comments `/status` on #14", func(ctx context.Context) (string, error) {
 		id := w.GitHub.Comment(repo, prPin.Number, developer, "/status")
 		body, err := w.awaitReply(ctx, prPin.Number, id, "| **prod**")
@@ -173,46 +198,19 @@ func (w *World) promoteAlpha(ctx context.Context, issue int, sha string) (string
 		deploy.ShortSHA(sha), d.ID, d.took()), nil
 }
 
-// tag tags sha and waits for the release issue; it returns the issue's number.
+// tag tags sha, which has soaked on alpha, and waits for the release issue and its check run
+// with the Promote button; it returns the issue's number.
 func (w *World) tag(ctx context.Context, tag, sha string) (int, string, error) {
-	w.GitHub.CreateTag(repo, tag, sha, lead, true)
-	var issue githubtest.Issue
-	err := w.await(ctx, time.Minute, func() (string, bool, error) {
-		for _, is := range w.GitHub.Issues(repo) {
-			if is.Title == "Release "+tag {
-				issue = is
-				return "", true, nil
-			}
-		}
-		return "the release issue", false, nil
-	})
+	rel, err := w.openRelease(ctx, tag, sha)
 	if err != nil {
 		return 0, "", err
 	}
-	if !slices.Contains(issue.Labels, "release") || !strings.Contains(issue.Body, "### What ships") {
-		return 0, "", fmt.Errorf("release issue #%d lacks its label or changelog", issue.Number)
-	}
-	// The release's own check run, which links its issue: another release of the same commit
-	// (shipped already) has a check run of the same name there too.
-	var run githubtest.CheckRun
-	suffix := fmt.Sprintf("/issues/%d", issue.Number)
-	err = w.await(ctx, 2*time.Minute, func() (string, bool, error) {
-		for _, r := range w.GitHub.CheckRuns(repo) {
-			if r.Name == "stagecoach/release" && r.HeadSHA == sha && strings.HasSuffix(r.DetailsURL, suffix) && r.Status == "completed" {
-				run = r
-				return "", true, nil
-			}
-		}
-		return fmt.Sprintf("the check run of release #%d", issue.Number), false, nil
-	})
-	if err != nil {
-		return 0, "", err
-	}
+	run := rel.run
 	if len(run.Actions) != 1 || run.Actions[0].Identifier != "promote" {
-		return 0, "", fmt.Errorf("the release check run offers %+v, want a Promote button", run.Actions)
+		return 0, "", fmt.Errorf("the release check run offers %+v, want a Promote button (%s)", run.Actions, run.Title)
 	}
-	return issue.Number, fmt.Sprintf("release issue #%d “Release %s” (label release, changelog, how to promote); the check run offers “%s”",
-		issue.Number, tag, run.Actions[0].Label), nil
+	return rel.issue.Number, fmt.Sprintf("release issue #%d “Release %s” (label release, changelog, how to promote); the check run offers “%s”",
+		rel.issue.Number, tag, run.Actions[0].Label), nil
 }
 
 // refusedPromotion has a developer try to promote the release, which only product owners may.
@@ -232,14 +230,19 @@ func (w *World) refusedPromotion(ctx context.Context, issue int) (string, error)
 	return "refused, with the reason: “" + firstLine(body) + "”", nil
 }
 
-// promoteProd has the product owner promote the release on issue: prod moves to the tag's
-// commit, which deploys to the idle slot, then the Service switches to it and the issue closes.
-func (w *World) promoteProd(ctx context.Context, issue int, sha, release, slot string) (string, error) {
+// promoteProd has the product owner promote the release on issue, by pressing the Promote
+// button of check run press, or with a comment when press is 0: prod moves to the tag's commit,
+// which deploys to the idle slot, then the Service switches to it and the issue closes.
+func (w *World) promoteProd(ctx context.Context, issue int, sha, release, slot string, press int64) (string, error) {
 	after, err := w.lastDeploy(ctx, "prod")
 	if err != nil {
 		return "", err
 	}
-	w.GitHub.Comment(repo, issue, productOwner, "/promote prod")
+	if press != 0 {
+		w.GitHub.PressButton(repo, press, "promote", productOwner)
+	} else {
+		w.GitHub.Comment(repo, issue, productOwner, "/promote prod")
+	}
 	d, err := w.awaitDeploy(ctx, "prod", sha, after)
 	if err != nil {
 		return "", err

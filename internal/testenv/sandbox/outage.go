@@ -11,10 +11,10 @@ import (
 )
 
 // PlayOutage acts out the outage recovery exists for, with a line per step as Play tells the
-// story. With test and alpha running #12's merge and v1.0.0's release issue open, Stagecoach
-// stops, as when every replica is down, and meanwhile @alice merges #13, @alice pushes to her
-// open pull request #14, @lena tags v1.0.1 and @paula comments `/promote prod` on v1.0.0's
-// issue: GitHub records every delivery as failed and sends none of them again by itself. Then
+// story. With test and alpha running #12's merge (held by test's freeze first) and v1.0.0's
+// release issue open and ready to promote (it has soaked on alpha), Stagecoach stops, as when
+// every replica is down, and meanwhile @alice merges #13, @alice pushes to her open pull request
+// #14, @lena tags v1.0.1 and @paula comments `/promote prod` on v1.0.0's issue: GitHub records every delivery as failed and sends none of them again by itself. Then
 // Stagecoach starts again, and each of the four must be acted on exactly once: test deploys
 // #13's merge, #14's new head is built, v1.0.1 gets its release issue, and prod moves to v1.0.0
 // and deploys it. It returns the deliveries that failed during the outage.
@@ -30,9 +30,13 @@ func (w *World) PlayOutage(ctx context.Context) ([]githubtest.Delivery, error) {
 		{"@lena comments `/promote alpha` on #12", func(ctx context.Context) (string, error) {
 			return w.promoteAlpha(ctx, prHealth.Number, m12)
 		}},
-		{"@lena tags v1.0.0 on alpha's commit", func(ctx context.Context) (string, error) {
-			n, result, err := w.tag(ctx, "v1.0.0", m12)
-			release = n
+		{"@lena tags v1.0.0 on alpha's commit, and it soaks there", func(ctx context.Context) (string, error) {
+			rel, _, err := w.soakingRelease(ctx, "v1.0.0", m12)
+			if err != nil {
+				return "", err
+			}
+			release = rel.issue.Number
+			_, result, err := w.soaked(ctx, rel, m12)
 			return result, err
 		}},
 		{"@alice opens pull request #14", func(ctx context.Context) (string, error) {

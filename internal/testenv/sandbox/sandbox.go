@@ -2,11 +2,15 @@
 // the real server, on an embedded SQLite store, wired to the in-repo GitHub and AWS test servers
 // (which speak the real wire protocols) and to a local Kubernetes control plane when one is
 // available, or else to a clearly labelled simulated cluster. It then acts out what people do —
-// a pull request opened and merged, `/promote alpha`, a release tag, `/promote prod` by someone
-// who may not and by the product owner, a failing build, a second release, `/rollback prod`, then
+// a merge while test is frozen (held, then started when the freeze ends), a pull request opened
+// and merged, `/promote alpha`, a release tag, `/promote prod` by someone who may not, by the
+// product owner before the release has soaked on alpha (refused, saying when it is ready) and
+// with the Promote button once it has, a failing build, a second release, `/rollback prod`, then
 // what someone with write access tries to ship without approval (pushes to alpha and prod, an
 // outsider's command, a bad ref, a moved release tag, a promotion over a commit on prod's branch,
-// forced at last by an admin) — and checks after each step that Stagecoach did what it should,
+// forced at last by an admin), and the repository's own .github/stagecoach.yml, allowed and
+// refused — and checks after each step that Stagecoach did what it should, with its freeze and
+// soak time seconds long on the real clock (the story's calendar, in seed.go),
 // printing the story as it goes with a progress line for every wait.
 //
 // Everything the sandbox sees, it sees as a user would: deploys through the HTTP API (with an
@@ -80,9 +84,11 @@ type World struct {
 	kube     *cluster
 	p        *printer
 	apiToken string // the sandbox's own read-only API token
-	stop     context.CancelFunc
-	served   chan error
-	logFile  *os.File
+	// freezeUntil is when test's freeze ends (the configuration's freezes[0].until).
+	freezeUntil time.Time
+	stop        context.CancelFunc
+	served      chan error
+	logFile     *os.File
 }
 
 // Start builds the world and starts Stagecoach in it. Close ends it.

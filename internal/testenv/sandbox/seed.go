@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/signin"
@@ -31,6 +32,15 @@ const (
 	// watcher is who the sandbox signs in to the dashboard: an admin of the repository, so the
 	// dashboard shows everything, the command audit included.
 	watcher = "sam"
+)
+
+// The stages' calendar in the story, short enough to be played on the real clock: test is
+// frozen for the story's first freezeFor (from when the configuration is written), and a commit
+// must run soakFor on alpha before it may be promoted to prod.
+const (
+	freezeFor    = 8 * time.Second
+	freezeReason = "payment provider maintenance"
+	soakFor      = 8 * time.Second
 )
 
 var (
@@ -113,6 +123,10 @@ func (w *World) writeConfig() (*config.Config, error) {
 		}
 		return fmt.Sprintf("{kubeconfig: %q, context: %q, namespace: %s}", w.o.Kube.Kubeconfig, w.o.Kube.Context, w.kube.ns[stage])
 	}
+	// test's freeze starts now and ends freezeFor later: the story's first merge comes while it
+	// holds, and its deploy starts when it ends.
+	from := time.Now().UTC().Truncate(time.Second)
+	w.freezeUntil = from.Add(freezeFor)
 	text := fmt.Sprintf(`# Written by stagecoach sandbox.
 listen: %q
 internal_listen: "127.0.0.1:0"
@@ -133,12 +147,18 @@ credentials:
   nonprod: {role_arn: %q}
   prod: {role_arn: %q}
 stages:
-  - {name: test, branch: master, trigger: merge, credentials: nonprod, kubernetes: %s}
+  - name: test
+    branch: master
+    trigger: merge
+    credentials: nonprod
+    kubernetes: %s
+    freezes: [{from: %q, until: %q, reason: %q}]
   - name: alpha
     branch: alpha
     trigger: push
     credentials: nonprod
     promote_from: test
+    min_soak: %s
     promoters: {users: [%s]}
     kubernetes: %s
   - name: prod
@@ -155,12 +175,14 @@ apps:
     codebuild_project: %s
     image_repository: %s
     pr_build: {enabled: true, codebuild_project: maas-backend-pr}
+    allowed_overrides: [stages.test.buildspec]
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       prod: {secret_id: %s/prod, deployments: [{name: api, containers: [api], service: api}], rollout_timeout: 1m}
 `, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), w.GitHub.ClientID(), clientSecretFile, tokSHA, filepath.Join(dir, "stagecoach.db"),
-		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), lead, kube("alpha"), kube("prod"),
+		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), from.Format(time.RFC3339), w.freezeUntil.Format(time.RFC3339), freezeReason,
+		soakFor, lead, kube("alpha"), kube("prod"),
 		app, repo, app, imageRepository, app, app, app)
 	path := filepath.Join(dir, "stagecoach.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

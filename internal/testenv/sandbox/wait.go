@@ -74,6 +74,7 @@ type apiDeploy struct {
 	Image    string    `json:"image"`
 	Started  time.Time `json:"started_at"`
 	Finished time.Time `json:"finished_at"`
+	Waiting  *apiWait  `json:"waiting"`
 	Trigger  struct {
 		Event string `json:"event"`
 		Actor string `json:"actor"`
