@@ -41,6 +41,9 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 			"IMAGE_REPOSITORY": t.app.ImageRepository, "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
 		SecretEnv: map[string]string{"DOTENV_SECRET": t.as.SecretID},
 	}
+	if d.Mode == deploy.ModeBuild && t.app.Promotes() {
+		promotionBuild(&in)
+	}
 	if d.Mode == deploy.ModePRBuild {
 		in.Project, in.Buildspec, in.SecretEnv = t.app.PRBuild.CodeBuildProject, t.app.PRBuild.Buildspec, nil
 		in.Env = map[string]string{"APP": d.App, "COMMIT_SHA": d.SHA, "PULL_REQUEST": strconv.Itoa(d.Trigger.PR),
@@ -124,6 +127,9 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		image = t.app.ImageRepository + "@" + digest
 	}
 	cp.Image = image
+	if t.app.Promotes() {
+		cp.Artifact = &deploy.Artifact{Built: true} // later stages run this very image
+	}
 	s.Finish(deploy.StepSucceeded, "", now)
 	cp.Step("Rollout", now)
 	log.Info("build succeeded", "build", cp.BuildID, "image", image)
