@@ -10,6 +10,9 @@ import (
 // secret (no build reads one); with artifact: build no stage names a repository of its own (only
 // a promotion copies images there).
 func (v *validator) promotion(p string, app App) {
+	if app.Artifact != ArtifactBuild && app.Artifact != ArtifactPromote {
+		return // said once, as the artifact
+	}
 	for _, stage := range slices.Sorted(maps.Keys(app.Stages)) {
 		as, sp := app.Stages[stage], p+".stages."+stage
 		if !app.Promotes() {
@@ -24,8 +27,8 @@ func (v *validator) promotion(p string, app App) {
 				"configuration, so the stage's pods read it at start-up from this Kubernetes Secret")
 		}
 		if as.SecretID != "" {
-			v.add(sp+".secret_id", "not used with artifact: promote: the one build reads no stage's secret (its image would carry it to every stage); "+
-				"put the stage's configuration in env_secret %q and remove this", as.EnvSecret)
+			v.add(sp+".secret_id", "not used with artifact: promote: the one build reads no stage's secret (its image would carry that stage's "+
+				"configuration to every stage); the stage's configuration goes in the Kubernetes Secret env_secret names: remove this")
 		}
 	}
 }

@@ -364,7 +364,7 @@ func (v *validator) apps() {
 			if v.c.Stage(stage) == nil {
 				v.add(sp, "no stage %q is defined (stages: %s)", stage, v.stageNames())
 			}
-			if as.SecretID == "" && !app.Promotes() {
+			if as.SecretID == "" && app.Artifact == ArtifactBuild {
 				v.add(sp+".secret_id", "required: the Secrets Manager secret the build writes .env from")
 			}
 			// env_key_secret defaults from the app's name; a bad name is reported once, as the name.
