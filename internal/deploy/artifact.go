@@ -1,6 +1,9 @@
 package deploy
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Artifact is what a deploy of an app with artifact: promote knows of its image, kept in its
 // checkpoint: that it was built with no stage's configuration in it (so later stages may run
@@ -27,6 +30,14 @@ func (a *Artifact) Promoted() bool { return a != nil && a.From != "" }
 
 // Copy reports whether the image goes into another repository than it was tested from.
 func (a *Artifact) Copy() bool { return a.Promoted() && a.Target != a.Source }
+
+// SameImage is how reports name a promoted image: "same image as tested on alpha (sha256:…)".
+func (a *Artifact) SameImage() string {
+	if !a.Promoted() {
+		return ""
+	}
+	return fmt.Sprintf("same image as tested on %s (%s)", a.From, a.Digest)
+}
 
 // SplitDigest splits an image reference repository@sha256:... into its repository and digest;
 // ok is false for a reference by tag.

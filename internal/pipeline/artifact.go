@@ -81,7 +81,7 @@ func (r *Runner) promote(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 	now := r.o.Now()
 	s := cp.Step("Promote", now)
 	a := cp.Artifact
-	detail := SameImage(a)
+	detail := a.SameImage()
 	if a.Copy() && !a.Copied {
 		copier, ok := r.cloud.(imageCopier)
 		if !ok {
@@ -107,14 +107,6 @@ func (r *Runner) promote(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 	s.Finish(deploy.StepSucceeded, detail, now)
 	cp.Step("Rollout", now)
 	return result{state: deploy.RollingOut}
-}
-
-// SameImage is how reports name a promoted image: "same image as tested on alpha (sha256:…)".
-func SameImage(a *deploy.Artifact) string {
-	if !a.Promoted() {
-		return ""
-	}
-	return fmt.Sprintf("same image as tested on %s (%s)", a.From, a.Digest)
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
