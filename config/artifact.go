@@ -32,3 +32,13 @@ func (v *validator) promotion(p string, app App) {
 		}
 	}
 }
+
+// ConfigSecret is the Kubernetes Secret the app's pods on stage need at start-up, which
+// Stagecoach checks exists before a deploy: with artifact: promote the stage's configuration
+// (env_secret), else the key that decrypts the .env baked into the image (env_key_secret).
+func (a *App) ConfigSecret(stage string) string {
+	if a.Promotes() {
+		return a.Stages[stage].EnvSecret
+	}
+	return a.Stages[stage].EnvKeySecret
+}

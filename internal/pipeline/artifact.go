@@ -128,7 +128,7 @@ func (r *Runner) setImages(ctx context.Context, cluster Cluster, t target, image
 // decrypts the .env baked into the image, or with artifact: promote the configuration itself.
 func configSecret(t target) (name, why string) {
 	if t.app.Promotes() {
-		return t.as.EnvSecret, ": it holds the stage's configuration, which an image built once for every stage does not carry (artifact: promote)"
+		return t.app.ConfigSecret(t.stage.Name), ": it holds the stage's configuration, which an image built once for every stage does not carry (artifact: promote)"
 	}
 	return t.as.EnvKeySecret, ": it holds the key that decrypts .env at start-up"
 }
