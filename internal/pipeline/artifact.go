@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/stagecoach/stagecoach/internal/admission"
 	"github.com/stagecoach/stagecoach/internal/amazon"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/kube"
@@ -32,45 +33,13 @@ type secretImageSetter interface {
 	SetImagesFromSecret(ctx context.Context, images []kube.Image, envSecret, cause, sha, deployID string) (map[string]int64, error)
 }
 
-// promotesFrom is the stage whose tested image a deploy to t's stage runs: with artifact:
-// promote, the stage's promote_from when the app is configured there too. "" means the stage
-// builds (the first stage of the order, a stage outside it, or an app that builds per stage).
-func promotesFrom(t target) string {
-	if t.stage == nil || !t.app.Promotes() || t.stage.PromoteFrom == "" {
-		return ""
-	}
-	if _, ok := t.app.Stages[t.stage.PromoteFrom]; !ok {
-		return ""
-	}
-	return t.stage.PromoteFrom
-}
+// promotesFrom is the stage whose tested image a deploy to t's stage runs ("" when it builds).
+func promotesFrom(t target) string { return admission.PromotesFrom(t.app, t.stage) }
 
-// testedImage finds the image to promote: what the commit's successful deploy on the stage
-// before ran, provided that image was built once for promotion (or promoted itself). why is the
-// refusal when there is none: nothing is ever rebuilt for a later stage, not even by --force.
-func (r *Runner) testedImage(ctx context.Context, d deploy.Deploy, t target) (a *deploy.Artifact, why string, err error) {
-	from := promotesFrom(t)
-	prev, ok, err := r.st.Succeeded(ctx, d.App, from, d.SHA)
-	if err != nil {
-		return nil, "", err
-	}
-	first := fmt.Sprintf("artifact: promote: %s builds nothing, it runs the image tested on %s", d.Stage, from)
-	if !ok {
-		return nil, fmt.Sprintf("%s, and %s was never built and tested there: deploy it to %s first", first, deploy.ShortSHA(d.SHA), from), nil
-	}
-	pcp, err := deploy.DecodeCheckpoint(prev.Checkpoint)
-	if err != nil {
-		return nil, fmt.Sprintf("%s, and deploy #%d's record there is unreadable: %v", first, prev.ID, err), nil
-	}
-	repo, digest, byDigest := deploy.SplitDigest(pcp.Image)
-	switch {
-	case pcp.Artifact == nil:
-		return nil, fmt.Sprintf("%s, and deploy #%d there ran an image built for %s alone, with its configuration baked in "+
-			"(built before artifact: promote, or a rollback): deploy %s to %s again", first, prev.ID, from, deploy.ShortSHA(d.SHA), from), nil
-	case !byDigest:
-		return nil, fmt.Sprintf("%s, and deploy #%d there ran %q, not an image by digest", first, prev.ID, pcp.Image), nil
-	}
-	return &deploy.Artifact{From: from, FromDeploy: prev.ID, Source: repo, Digest: digest, Target: t.app.Repository(d.Stage)}, "", nil
+// testedImage finds the image to promote, or why there is none (admission.TestedImage, the
+// rule the gate applied when the deploy was asked for): applied again where every deploy passes.
+func (r *Runner) testedImage(ctx context.Context, d deploy.Deploy, t target) (*deploy.Artifact, string, error) {
+	return admission.TestedImage(ctx, r.st, t.app, t.stage, d.SHA)
 }
 
 // promote is the step that stands where a build would: the tested image, copied into the
