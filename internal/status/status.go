@@ -40,6 +40,8 @@ type Stage struct {
 	// History is the stage's newest deploys, newest first, whatever their state: as many as
 	// Options.History asks for (3 with Read).
 	History []deploy.Deploy
+	// Artifact is what an app with artifact: promote knows of the live image (nil otherwise).
+	Artifact *deploy.Artifact
 }
 
 // App is an app's stages, in the configured order.
@@ -104,7 +106,7 @@ func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o 
 				s.Live = &d
 				s.Tag = tags[app.Repo][d.SHA]
 				if cp, err := deploy.DecodeCheckpoint(d.Checkpoint); err == nil {
-					s.Slot = cp.Slot
+					s.Slot, s.Artifact = cp.Slot, cp.Artifact
 				}
 			}
 			for _, l := range locks {
@@ -207,6 +209,7 @@ func liveCell(repo string, s Stage, webURL string) string {
 	if s.Slot != "" {
 		out += " on slot " + s.Slot
 	}
+	out += imageNote(s)
 	if s.Running != nil {
 		out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 	}
