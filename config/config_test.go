@@ -55,8 +55,8 @@ func TestExample(t *testing.T) {
 		}
 	}
 	apps := c.AppsForRepo("acme/maas-backend")
-	if len(c.Apps) != 1 || len(apps) != 1 || apps[0].Name != "maas-backend" {
-		t.Fatalf("example apps = %+v, want maas-backend from acme/maas-backend", c.Apps)
+	if len(c.Apps) != 2 || len(apps) != 1 || apps[0].Name != "maas-backend" || !c.App("maas-api").Promotes() {
+		t.Fatalf("example apps = %+v, want maas-backend from acme/maas-backend, and maas-api promoting its digest", c.Apps)
 	}
 	for _, stage := range []string{"test", "alpha", "prod"} {
 		as, ok := apps[0].Stages[stage]

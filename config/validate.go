@@ -340,6 +340,7 @@ func (v *validator) apps() {
 			v.add(p+".image_reference", "want digest or tag, got %q", app.ImageReference)
 		} else {
 			v.artifact(p, app)
+			v.promotion(p, app)
 		}
 		switch {
 		case app.ImageRepository != "" && !ecrRE.MatchString(app.ImageRepository):
@@ -372,7 +373,7 @@ func (v *validator) apps() {
 			if v.c.Stage(stage) == nil {
 				v.add(sp, "no stage %q is defined (stages: %s)", stage, v.stageNames())
 			}
-			if as.SecretID == "" {
+			if as.SecretID == "" && app.Artifact == ArtifactBuild {
 				v.add(sp+".secret_id", "required: the Secrets Manager secret the build writes .env from")
 			}
 			// env_key_secret defaults from the app's name; a bad name is reported once, as the name.

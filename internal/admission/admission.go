@@ -145,6 +145,9 @@ func (g *Gate) Admit(ctx context.Context, gh *github.Client, r Request) (Decisio
 	if why, err := g.order(ctx, r, t); err != nil || why != "" {
 		return Decision{Refusal: why}, err
 	}
+	if why, err := g.tested(ctx, r, t); err != nil || why != "" {
+		return Decision{Refusal: why}, err
+	}
 	if why, err := g.binding(ctx, gh, r, t); err != nil || why != "" {
 		return Decision{Refusal: why}, err
 	}

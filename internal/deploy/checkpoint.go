@@ -28,6 +28,9 @@ type Checkpoint struct {
 	Polls         int           `json:"polls,omitempty"`
 	Image         string        `json:"image,omitempty"` // what is deployed: repository@sha256:... or repository:tag
 
+	// Artifact (artifact: promote): the image was built once, or the tested image is promoted.
+	Artifact *Artifact `json:"artifact,omitempty"`
+
 	// Rollout.
 	Replaced       []Image   `json:"replaced,omitempty"` // images before the change, for the rollback
 	ImagesSet      bool      `json:"images_set,omitempty"`

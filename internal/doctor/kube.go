@@ -85,7 +85,7 @@ func needs(cfg *config.Config, st *config.Stage) []access {
 				}
 			}
 		}
-		add(access{verb: "get", resource: "secrets", name: as.EnvKeySecret})
+		add(access{verb: "get", resource: "secrets", name: app.ConfigSecret(st.Name)})
 	}
 	return out
 }
@@ -145,12 +145,12 @@ func (d *doctor) stageAccess(ctx context.Context, st *config.Stage) {
 	}
 }
 
-// secretNames are the env-key Secrets of a stage.
+// secretNames are the Secrets a stage's pods need at start-up (config.App.ConfigSecret).
 func secretNames(cfg *config.Config, st *config.Stage) []string {
 	var out []string
 	for _, app := range cfg.Apps {
-		if as, ok := app.Stages[st.Name]; ok && !slices.Contains(out, as.EnvKeySecret) {
-			out = append(out, as.EnvKeySecret)
+		if _, ok := app.Stages[st.Name]; ok && !slices.Contains(out, app.ConfigSecret(st.Name)) {
+			out = append(out, app.ConfigSecret(st.Name))
 		}
 	}
 	return out

@@ -143,6 +143,12 @@ func (c *Cluster) SecretExists(ctx context.Context, name string) error {
 // change-cause, the sha and the deploy. It returns the generation each Deployment reached, which
 // the rollout must be observed at.
 func (c *Cluster) SetImages(ctx context.Context, images []Image, cause, sha, deployID string) (map[string]int64, error) {
+	return c.setImages(ctx, images, "", cause, sha, deployID)
+}
+
+// setImages is SetImages; when envSecret is not "", each container also reads its environment
+// from that Secret (SetImagesFromSecret).
+func (c *Cluster) setImages(ctx context.Context, images []Image, envSecret, cause, sha, deployID string) (map[string]int64, error) {
 	byDeployment := map[string][]Image{}
 	var order []string
 	for _, im := range images {
@@ -154,8 +160,16 @@ func (c *Cluster) SetImages(ctx context.Context, images []Image, cause, sha, dep
 	gens := map[string]int64{}
 	for _, name := range order {
 		podSpec := corev1ac.PodSpec()
+		envFrom, err := c.envFrom(ctx, name, envSecret)
+		if err != nil {
+			return nil, err
+		}
 		for _, im := range byDeployment[name] {
-			podSpec.WithContainers(corev1ac.Container().WithName(im.Container).WithImage(im.Image))
+			ct := corev1ac.Container().WithName(im.Container).WithImage(im.Image)
+			if envSecret != "" {
+				ct.WithEnvFrom(envFrom[im.Container]...)
+			}
+			podSpec.WithContainers(ct)
 		}
 		ac := appsv1ac.Deployment(name, c.namespace).
 			WithAnnotations(map[string]string{ChangeCauseAnnotation: cause, SHAAnnotation: sha, DeployAnnotation: deployID}).

@@ -38,8 +38,11 @@ func buildInput(d deploy.Deploy, t target) amazon.BuildInput {
 		Project: t.app.CodeBuildProject, SourceVersion: d.SHA, Buildspec: t.as.Buildspec,
 		IdempotencyToken: fmt.Sprintf("stagecoach-deploy-%d", d.ID),
 		Env: map[string]string{"STAGE": d.Stage, "APP": d.App, "COMMIT_SHA": d.SHA, "IMAGE_TAG": imageTag(d),
-			"IMAGE_REPOSITORY": t.app.ImageRepository, "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
+			"IMAGE_REPOSITORY": t.app.Repository(d.Stage), "STAGECOACH_DEPLOY": strconv.FormatInt(d.ID, 10)},
 		SecretEnv: map[string]string{"DOTENV_SECRET": t.as.SecretID},
+	}
+	if d.Mode == deploy.ModeBuild && t.app.Promotes() {
+		promotionBuild(&in)
 	}
 	if d.Mode == deploy.ModePRBuild {
 		in.Project, in.Buildspec, in.SecretEnv = t.app.PRBuild.CodeBuildProject, t.app.PRBuild.Buildspec, nil
@@ -110,9 +113,10 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 		return result{state: deploy.Succeeded}
 	}
 	tag := imageTag(d)
-	image := t.app.ImageRepository + ":" + tag
+	repo := t.app.Repository(d.Stage) // the app's, unless the first stage of a promotion has its own
+	image := repo + ":" + tag
 	if t.app.ImageReference != "tag" {
-		digest, err := r.cloud.ImageDigest(ctx, t.session, t.app.ImageRepository, tag)
+		digest, err := r.cloud.ImageDigest(ctx, t.session, repo, tag)
 		if err != nil {
 			var nf *amazon.NotFoundError
 			if errors.As(err, &nf) {
@@ -121,9 +125,12 @@ func (r *Runner) build(ctx context.Context, log *slog.Logger, d deploy.Deploy, t
 			}
 			return r.retry(cp, "resolving the image digest", err)
 		}
-		image = t.app.ImageRepository + "@" + digest
+		image = repo + "@" + digest
 	}
 	cp.Image = image
+	if t.app.Promotes() {
+		cp.Artifact = &deploy.Artifact{Built: true} // later stages run this very image
+	}
 	s.Finish(deploy.StepSucceeded, "", now)
 	cp.Step("Rollout", now)
 	log.Info("build succeeded", "build", cp.BuildID, "image", image)

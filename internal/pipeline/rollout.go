@@ -71,7 +71,7 @@ func (r *Runner) rollout(ctx context.Context, log *slog.Logger, d deploy.Deploy,
 			sha = d.SHA
 		}
 		// Applying the same images again after a crash changes nothing: no second rollout.
-		if _, err := cluster.SetImages(ctx, images, cause, sha, strconv.FormatInt(d.ID, 10)); err != nil {
+		if _, err := r.setImages(ctx, cluster, t, images, cause, sha, strconv.FormatInt(d.ID, 10)); err != nil {
 			return r.orRollBack(log, d, t, cp, r.retry(cp, "setting the images", err))
 		}
 		if t.slotted() && (!cp.RollingBack || cp.ReplacedSHA != "") {

@@ -124,6 +124,9 @@ func (r *Runner) step(ctx context.Context, log *slog.Logger, d deploy.Deploy, le
 	case deploy.Preflight:
 		return r.preflight(ctx, d, t, cp)
 	case deploy.Building:
+		if cp.Artifact.Promoted() {
+			return r.promote(ctx, log, d, t, cp)
+		}
 		return r.build(ctx, log, d, t, cp)
 	case deploy.RollingOut:
 		if v := cp.Verify; v != nil && !v.Passed && !cp.RollingBack {
@@ -157,7 +160,7 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *d
 		return result{state: deploy.Failed, err: why}
 	}
 	var missing []string
-	if d.Mode == deploy.ModeBuild {
+	if d.Mode == deploy.ModeBuild && !t.app.Promotes() { // a build for promotion reads no stage's secret
 		if err := r.cloud.SecretExists(ctx, t.session, t.as.SecretID); err != nil {
 			var nf *amazon.NotFoundError
 			if !errors.As(err, &nf) {
@@ -176,6 +179,17 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *d
 		}
 		missing = append(missing, problems...)
 	}
+	var promoted *deploy.Artifact
+	if d.Mode == deploy.ModeBuild && promotesFrom(t) != "" {
+		a, why, err := r.testedImage(ctx, d, t)
+		if err != nil {
+			return r.retry(cp, "looking for the tested image", err)
+		}
+		if why != "" {
+			missing = append(missing, why)
+		}
+		promoted = a
+	}
 	if len(missing) > 0 {
 		s.Finish(deploy.StepFailed, strings.Join(missing, "; "), now)
 		return result{state: deploy.Failed, err: "preflight: " + strings.Join(missing, "; ")}
@@ -192,12 +206,21 @@ func (r *Runner) preflight(ctx context.Context, d deploy.Deploy, t target, cp *d
 		return result{state: deploy.RollingOut}
 	}
 	s.Finish(deploy.StepSucceeded, r.preflightDetail(t, cp), now)
+	if promoted != nil {
+		cp.Artifact = promoted
+		cp.Step("Promote", now)
+		return result{state: deploy.Building}
+	}
 	cp.Step("Build", now)
 	return result{state: deploy.Building}
 }
 
 func (r *Runner) preflightDetail(t target, cp *deploy.Checkpoint) string {
-	detail := fmt.Sprintf("secret `%s`, %d Deployment(s), Secret `%s`", t.as.SecretID, len(t.as.Deployments), t.as.EnvKeySecret)
+	secret, _ := configSecret(t)
+	detail := fmt.Sprintf("secret `%s`, %d Deployment(s), Secret `%s`", t.as.SecretID, len(t.as.Deployments), secret)
+	if t.app.Promotes() {
+		detail = fmt.Sprintf("%d Deployment(s), configuration from Secret `%s`", len(t.as.Deployments), secret)
+	}
 	if cp.Slot != "" {
 		detail += fmt.Sprintf("; deploying to idle slot %s (%s is live)", cp.Slot, cp.FromSlot)
 	}
@@ -313,8 +336,12 @@ func (r *Runner) checkCluster(ctx context.Context, d deploy.Deploy, t target, cl
 		}
 		return missing, err
 	}
-	if err := cluster.SecretExists(ctx, t.as.EnvKeySecret); err != nil && !notFound(err, ": it holds the key that decrypts .env at start-up") {
+	secret, why := configSecret(t)
+	if err := cluster.SecretExists(ctx, secret); err != nil && !notFound(err, why) {
 		return nil, err
+	}
+	if _, ok := cluster.(secretImageSetter); t.app.Promotes() && !ok {
+		missing = append(missing, fmt.Sprintf("this cluster cannot make %s's pods read their configuration from Secret %s (artifact: promote)", t.stage.Name, t.as.EnvSecret))
 	}
 	return missing, nil
 }

@@ -164,6 +164,7 @@ func (v View) IssueBody() string {
 		if d.Trigger.Actor != "" {
 			fmt.Fprintf(&b, ", by @%s", d.Trigger.Actor)
 		}
+		b.WriteString(sameImage(*d, v.From))
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")

@@ -119,6 +119,9 @@ func (v view) title() string {
 
 func (v view) building() string {
 	cp := v.CP
+	if cp.Artifact.Promoted() {
+		return v.promoting()
+	}
 	t := fmt.Sprintf("Building %s", deploy.ShortSHA(v.D.SHA))
 	if cp.BuildPhase != "" {
 		t += fmt.Sprintf(" (phase %s, %s", cp.BuildPhase, round(v.Now.Sub(cp.BuildStarted)))
@@ -220,6 +223,9 @@ func (v view) summary() string {
 	}
 	if v.CP.Image != "" {
 		fmt.Fprintf(&b, "Image: `%s`\n\n", v.CP.Image)
+	}
+	if note := artifactNote(v.CP); note != "" {
+		b.WriteString(note + "\n\n")
 	}
 	fmt.Fprintf(&b, "[Commit %s](%s)", deploy.ShortSHA(d.SHA), v.commitURL())
 	switch {

@@ -46,6 +46,8 @@ type Stage struct {
 	Calendar *window.Calendar
 	// Waiting is the deploy queued for the stage's next window or a freeze's end, if one is.
 	Waiting *deploy.Deploy
+	// Artifact is what an app with artifact: promote knows of the live image (nil otherwise).
+	Artifact *deploy.Artifact
 }
 
 // WaitOf is what d waits for before it starts: its stage's window or a freeze's end; nil when
@@ -141,7 +143,7 @@ func ReadWith(ctx context.Context, st Store, cfg *config.Config, repo string, o 
 				s.Live = &d
 				s.Tag = tags[app.Repo][d.SHA]
 				if cp, err := deploy.DecodeCheckpoint(d.Checkpoint); err == nil {
-					s.Slot = cp.Slot
+					s.Slot, s.Artifact = cp.Slot, cp.Artifact
 				}
 			}
 			for _, l := range locks {
@@ -250,6 +252,7 @@ func liveCell(repo string, s Stage, webURL string, now time.Time) string {
 	if s.Slot != "" {
 		out += " on slot " + s.Slot
 	}
+	out += imageNote(s)
 	if s.Running != nil {
 		out += fmt.Sprintf("; deploying `%s` (%s)", deploy.ShortSHA(s.Running.SHA), strings.ReplaceAll(string(s.Running.State), "_", " "))
 	}
