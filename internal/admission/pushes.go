@@ -208,7 +208,7 @@ func (p *Pushes) refuse(ctx context.Context, gh *github.Client, in jobs.Push, re
 			run, _, err := gh.Checks.CreateCheckRun(ctx, owner, repo, github.CreateCheckRunOptions{
 				Name: name, HeadSHA: in.After, ExternalID: github.Ptr(external),
 				Status: github.Ptr("completed"), Conclusion: github.Ptr("failure"),
-				Output: &github.CheckRunOutput{Title: github.Ptr(clip(title, 120)),
+				Output: &github.CheckRunOutput{Title: github.Ptr(markdown.Clip(title, 120)),
 					Summary: github.Ptr(markdown.Limit(summary, 0, fmt.Sprintf("%s/%s/commit/%s", p.o.WebURL, in.Repo, in.After)))},
 			})
 			return run.GetID(), err
@@ -250,8 +250,8 @@ func (p *Pushes) refusalSummary(ctx context.Context, in jobs.Push, stage *config
 	} else if stage.PromoteFrom == "" {
 		promote = fmt.Sprintf("`/deploy %s %s`", stage.Name, sha)
 	}
-	fmt.Fprintf(&b, "- %s may promote: %s.\n", capitalize(authz.Who(stage.Who("promote"))), promote)
-	fmt.Fprintf(&b, "- %s may deploy a commit: `/deploy %s %s`.\n", capitalize(authz.Who(stage.Who("deploy"))), stage.Name, sha)
+	fmt.Fprintf(&b, "- %s may promote: %s.\n", markdown.Capitalize(authz.Who(stage.Who("promote"))), promote)
+	fmt.Fprintf(&b, "- %s may deploy a commit: `/deploy %s %s`.\n", markdown.Capitalize(authz.Who(stage.Who("deploy"))), stage.Name, sha)
 	fmt.Fprintf(&b, "\nA push to `%s` deploys only when Stagecoach moves it or someone who may promote pushes it; the stage order "+
 		"and what a move would drop apply as to `/promote`. A GitHub ruleset that lets only the Stagecoach App push to `%s` "+
 		"stops such pushes before they land.\n", in.Branch, in.Branch)
@@ -322,20 +322,6 @@ func (a *AppLogin) BotLogin(ctx context.Context) (string, error) {
 	}
 	a.login = app.GetSlug() + "[bot]"
 	return a.login, nil
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 // pusher names who pushed: @login, or, for a push recovery found (GitHub does not say who made

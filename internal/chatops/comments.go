@@ -9,6 +9,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/command"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/worker"
 )
@@ -80,17 +81,10 @@ func (x *Executor) comment(ctx context.Context, _ jobs.Job, in jobs.Comment) err
 func firstCommandLine(body string) string {
 	for _, l := range strings.Split(body, "\n") {
 		if t := strings.TrimSpace(l); strings.HasPrefix(t, "/") {
-			return clip(t, 200)
+			return markdown.Clip(t, 200)
 		}
 	}
 	return ""
-}
-
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 // pinned is what a button fixes that a command would look up: the commit to promote (the one

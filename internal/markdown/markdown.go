@@ -193,3 +193,21 @@ func countFences(s string) int {
 	}
 	return n
 }
+
+// Clip shortens s to at most n characters (runes, not bytes: a name is never cut inside a
+// letter), ending it with "…" when it was longer.
+func Clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// Capitalize upper-cases the first letter of s when it is an ASCII lower-case letter: the
+// sentences Stagecoach starts with a reason of its own ("not allowed: ...").
+func Capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -100,3 +100,21 @@ func TestCommentOverGitHubLimitIsCutWithALink(t *testing.T) {
 		t.Errorf("cut to %d bytes", len(got))
 	}
 }
+
+func TestClipAndCapitalize(t *testing.T) {
+	for _, c := range []struct{ in, clipped, capital string }{
+		{"short", "short", "Short"},
+		{"exactly ten", "exactly t…", "Exactly ten"},
+		{"ééééééééééééé", "ééééééééé…", "ééééééééééééé"}, // runes, never half a letter; no ASCII to raise
+		{"", "", ""},
+	} {
+		t.Run(c.in, func(t *testing.T) {
+			if got := Clip(c.in, 10); got != c.clipped {
+				t.Errorf("Clip(%q, 10) = %q, want %q", c.in, got, c.clipped)
+			}
+			if got := Capitalize(c.in); got != c.capital {
+				t.Errorf("Capitalize(%q) = %q, want %q", c.in, got, c.capital)
+			}
+		})
+	}
+}

@@ -93,8 +93,8 @@ func (w *Workflow) editCheckRun(ctx context.Context, gh *github.Client, rel stor
 
 // promoteButton is the release check run's button.
 func promoteButton(v View) []*github.CheckRunAction {
-	return []*github.CheckRunAction{{Label: clip("Promote to "+v.To, 20), Identifier: jobs.ActionPromote,
-		Description: clip("Move "+v.To+" to "+v.Release.Tag+" and deploy", 40)}}
+	return []*github.CheckRunAction{{Label: markdown.Clip("Promote to "+v.To, 20), Identifier: jobs.ActionPromote,
+		Description: markdown.Clip("Move "+v.To+" to "+v.Release.Tag+" and deploy", 40)}}
 }
 
 // when is a moment as the release shows it, in the zone of the stage it soaks on.
@@ -103,10 +103,10 @@ func (v View) when(t time.Time) string { return window.Format(t, v.Unsoaked.Zone
 // soakTitle is the release check run's title while the commit soaks.
 func (v View) soakTitle() string {
 	if v.Unsoaked.At.IsZero() {
-		return clip(fmt.Sprintf("%s is not ready for %s: it left %s before it ran %s there", v.Release.Tag, v.To, v.From,
+		return markdown.Clip(fmt.Sprintf("%s is not ready for %s: it left %s before it ran %s there", v.Release.Tag, v.To, v.From,
 			human(v.Unsoaked.MinSoak)), 120)
 	}
-	return clip(fmt.Sprintf("%s is ready to promote to %s at %s", v.Release.Tag, v.To, v.when(v.Unsoaked.At)), 120)
+	return markdown.Clip(fmt.Sprintf("%s is ready to promote to %s at %s", v.Release.Tag, v.To, v.when(v.Unsoaked.At)), 120)
 }
 
 // soakNote is what the release issue says of the wait, above how to promote.
@@ -133,7 +133,7 @@ func (v View) SoakSummary() string {
 // ReadyComment tells the people following the release issue it may be promoted now.
 func (v View) ReadyComment() string {
 	return fmt.Sprintf("✅ **%s is ready to promote to %s**: it has run %s on **%s** (`min_soak`). %s may press **Promote to %s** on "+
-		"its `%s` check run, or comment `/promote %s` here.\n", v.tag(), v.To, human(v.MinSoak), v.From, capitalize(v.who()), v.To, CheckName, v.To)
+		"its `%s` check run, or comment `/promote %s` here.\n", v.tag(), v.To, human(v.MinSoak), v.From, markdown.Capitalize(v.who()), v.To, CheckName, v.To)
 }
 
 // human shows a duration as people write it: "1h", "48m", "2h30m".

@@ -136,7 +136,7 @@ func (v View) readyTitle() string {
 }
 
 func (v View) refusedTitle() string {
-	return clip(fmt.Sprintf("%s cannot be promoted to %s", v.Release.Tag, v.To), 120)
+	return markdown.Clip(fmt.Sprintf("%s cannot be promoted to %s", v.Release.Tag, v.To), 120)
 }
 
 // who names the promoters for a product owner.
@@ -177,7 +177,7 @@ func (v View) IssueBody() string {
 	fmt.Fprintf(&b, "### How to promote\n\n%s%s may accept this release: comment `/promote %s` here, or press **Promote to %s** on the "+
 		"`%s` check run of %s. Stagecoach then %s; progress appears in a comment here, and this issue "+
 		"closes when %s runs %s. If the deploy fails, %s keeps running what it runs now and this issue stays open.\n\n",
-		v.soakNote(), capitalize(v.who()), v.To, v.To, CheckName, v.commitLink(r.SHA), moves, v.To, v.tag(), v.To)
+		v.soakNote(), markdown.Capitalize(v.who()), v.To, v.To, CheckName, v.commitLink(r.SHA), moves, v.To, v.tag(), v.To)
 	fmt.Fprintf(&b, "### What is where\n\n%s\n_As of %s. `/status` in a comment shows it now._\n", status.Markdown(v.Status, v.WebURL, v.Now),
 		v.Now.UTC().Format("Jan 2 15:04 UTC"))
 	return markdown.Limit(b.String(), 0, v.compareURL())
@@ -289,7 +289,7 @@ func (v View) droppedSection() string {
 // ReadySummary is the release check run's body.
 func (v View) ReadySummary() string {
 	s := fmt.Sprintf("**%s** (%s) succeeded on **%s** and can go to **%s**. %s may press **Promote to %s** above, or comment "+
-		"`/promote %s` on [the release issue](%s).\n", v.tag(), v.commitLink(v.Release.SHA), v.From, v.To, capitalize(v.who()), v.To, v.To, v.issueURL())
+		"`/promote %s` on [the release issue](%s).\n", v.tag(), v.commitLink(v.Release.SHA), v.From, v.To, markdown.Capitalize(v.who()), v.To, v.To, v.issueURL())
 	if !v.Dropped.Empty() {
 		s += fmt.Sprintf("\n⚠️ Promoting it would drop %s; the release issue lists them.\n", v.Dropped.Summary())
 	}
@@ -301,7 +301,7 @@ func (v View) RefusedSummary() string {
 	return markdown.Limit(fmt.Sprintf("%s, and **%s** takes only commits that did (the stage order). No release issue was opened.\n\n"+
 		"To release this commit, get it onto **%s** first (`/promote %s` once it runs on the stage before), then tag it again. "+
 		"An admin may override the order with `/deploy %s %s --force \"the reason\"`.\n",
-		capitalize(v.Refusal), v.To, v.From, v.From, v.To, deploy.ShortSHA(v.Release.SHA)), 0, v.repoURL()+"/commit/"+v.Release.SHA)
+		markdown.Capitalize(v.Refusal), v.To, v.From, v.From, v.To, deploy.ShortSHA(v.Release.SHA)), 0, v.repoURL()+"/commit/"+v.Release.SHA)
 }
 
 // took is how long a deploy ran.
@@ -311,18 +311,4 @@ func took(d deploy.Deploy) time.Duration {
 		start = d.CreatedAt
 	}
 	return d.FinishedAt.Sub(start).Round(time.Second)
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // actions are the buttons a finished deploy's check run offers, where they make sense: promote a
@@ -23,15 +24,15 @@ func (v view) actions() []*github.CheckRunAction {
 				label = "Promote" // "Promote to producti…" reads worse; the description names the stage
 			}
 			out = append(out, &github.CheckRunAction{Label: label, Identifier: jobs.ActionPromote,
-				Description: clip("Move "+v.Next+" to this commit and deploy", 40)})
+				Description: markdown.Clip("Move "+v.Next+" to this commit and deploy", 40)})
 		}
 		if v.Compare != "" && v.Compare != d.SHA {
 			out = append(out, &github.CheckRunAction{Label: "Rollback", Identifier: jobs.ActionRollback,
-				Description: clip("Put back what ran on "+d.Stage+" before", 40)})
+				Description: markdown.Clip("Put back what ran on "+d.Stage+" before", 40)})
 		}
 	case deploy.Failed, deploy.RolledBack:
 		out = append(out, &github.CheckRunAction{Label: "Retry", Identifier: jobs.ActionRetry,
-			Description: clip("Run this deploy again", 40)})
+			Description: markdown.Clip("Run this deploy again", 40)})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-github/v88/github"
 	"github.com/stagecoach/stagecoach/internal/deploy"
 	"github.com/stagecoach/stagecoach/internal/ghcreate"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 )
 
 // statusRequest is the Deployment status of v's deploy in state. It carries:
@@ -73,7 +74,7 @@ func (p *Progress) retire(ctx context.Context, gh *github.Client, d deploy.Deplo
 				return err
 			}
 			req := &github.DeploymentStatusRequest{State: github.Ptr("inactive"), Environment: github.Ptr(d.Stage), AutoInactive: github.Ptr(false),
-				Description: github.Ptr(clip(fmt.Sprintf("Replaced by deploy #%d (%s)", d.ID, deploy.ShortSHA(d.SHA)), 140))}
+				Description: github.Ptr(markdown.Clip(fmt.Sprintf("Replaced by deploy #%d (%s)", d.ID, deploy.ShortSHA(d.SHA)), 140))}
 			if u := p.checkRunURL(d); u != "" {
 				req.LogURL = github.Ptr(u) // where the replacement stands
 			}

@@ -71,7 +71,7 @@ func (v view) title() string {
 	case deploy.Queued:
 		if w := cp.Wait; w != nil {
 			// Outside its stage's deploy windows, or frozen: it starts when the stage opens.
-			return clip(capitalize(w.Text()), 120)
+			return markdown.Clip(markdown.Capitalize(w.Text()), 120)
 		}
 		if d.Held {
 			// A command records its deploys held, then does the rest of its work (a promotion
@@ -106,13 +106,13 @@ func (v view) title() string {
 		}
 		return fmt.Sprintf("Deployed %s to %s in %s", deploy.ShortSHA(d.SHA), d.Stage, round(v.elapsed()))
 	case deploy.Failed:
-		return clip("Failed: "+d.Error, 120)
+		return markdown.Clip("Failed: "+d.Error, 120)
 	case deploy.RolledBack:
-		return clip(fmt.Sprintf("Rolled back %s: %s", d.Stage, strings.TrimPrefix(d.Error, "rolled back: ")), 120)
+		return markdown.Clip(fmt.Sprintf("Rolled back %s: %s", d.Stage, strings.TrimPrefix(d.Error, "rolled back: ")), 120)
 	case deploy.Superseded:
 		return fmt.Sprintf("Superseded by deploy #%d before it started", d.SupersededBy)
 	case deploy.Cancelled:
-		return clip("Cancelled: "+d.Error, 120)
+		return markdown.Clip("Cancelled: "+d.Error, 120)
 	}
 	return string(d.State)
 }
@@ -145,13 +145,13 @@ func (v view) buildTitle() string {
 		return fmt.Sprintf("Built #%d at %s in %s", d.Trigger.PR, deploy.ShortSHA(d.SHA), round(v.elapsed()))
 	case deploy.Failed:
 		if rest, ok := strings.CutPrefix(d.Error, "build "); ok {
-			return clip("Build "+rest, 120) // "build failed in BUILD: ...", said once
+			return markdown.Clip("Build "+rest, 120) // "build failed in BUILD: ...", said once
 		}
-		return clip("Build failed: "+d.Error, 120)
+		return markdown.Clip("Build failed: "+d.Error, 120)
 	case deploy.Superseded:
 		return fmt.Sprintf("Superseded by a newer push (build #%d) before it started", d.SupersededBy)
 	}
-	return clip(string(d.State)+": "+d.Error, 120)
+	return markdown.Clip(string(d.State)+": "+d.Error, 120)
 }
 
 func joinProgress(head, progress string) string {
@@ -378,7 +378,7 @@ func viaShort(t deploy.Trigger) string {
 
 // statusDescription is a Deployment status's description: GitHub allows 140 characters.
 func (v view) statusDescription() string {
-	return clip(v.title(), 140)
+	return markdown.Clip(v.title(), 140)
 }
 
 func round(d time.Duration) time.Duration {
@@ -394,22 +394,7 @@ func round(d time.Duration) time.Duration {
 	}
 }
 
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
-}
-
 // cell makes text safe inside a Markdown table cell.
 func cell(s string) string {
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
-}
-
-// capitalize upper-cases the first letter of s.
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

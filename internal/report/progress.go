@@ -13,6 +13,7 @@ import (
 	"github.com/stagecoach/stagecoach/internal/ghcreate"
 	"github.com/stagecoach/stagecoach/internal/githubapp"
 	"github.com/stagecoach/stagecoach/internal/jobs"
+	"github.com/stagecoach/stagecoach/internal/markdown"
 	"github.com/stagecoach/stagecoach/internal/store"
 	"github.com/stagecoach/stagecoach/internal/worker"
 )
@@ -204,7 +205,7 @@ func (p *Progress) deployment(ctx context.Context, gh *github.Client, owner, rep
 			},
 			func(ctx context.Context) (int64, error) {
 				gd, _, err := gh.Repositories.CreateDeployment(ctx, owner, repo, &github.DeploymentRequest{
-					Ref: github.Ptr(d.SHA), Environment: github.Ptr(d.Stage), Description: github.Ptr(clip(fmt.Sprintf("Stagecoach deploy #%d of %s", d.ID, d.App), 140)),
+					Ref: github.Ptr(d.SHA), Environment: github.Ptr(d.Stage), Description: github.Ptr(markdown.Clip(fmt.Sprintf("Stagecoach deploy #%d of %s", d.ID, d.App), 140)),
 					AutoMerge: github.Ptr(false), RequiredContexts: &[]string{}, ProductionEnvironment: github.Ptr(prod),
 					Payload: map[string]any{"stagecoach_deploy": d.ID, "app": d.App},
 				})
