@@ -263,7 +263,7 @@ func (p *pass) recoverRef(ctx context.Context, gh *github.Client, repo string, i
 			return err
 		}
 		if by.login == "" {
-			r.log.Info("recovered push to a guarded stage names no pusher: the gate refuses it unless it is Stagecoach's own move",
+			r.log.Info("recovered push to a guarded stage names no pusher",
 				"repo", repo, "ref", ref, "sha", sha, "why", why)
 		} else {
 			ev.Payload = pushPayload(repo, installationID, ref, before, sha, by)
