@@ -308,3 +308,44 @@ func mustInstallation(t *testing.T, w *world) *github.Client {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRecoveredOwnMoveIsStagecoachsThroughTheActivityLog: Stagecoach's own /promote moved alpha
+// (git/update-ref with its token) while its webhook was lost. The activity log names the App's
+// bot, so the recovered push is decided as Stagecoach's own: matched to the move the command
+// recorded, whose held deploy is the deploy. Nothing new is recorded and nothing refused.
+func TestRecoveredOwnMoveIsStagecoachsThroughTheActivityLog(t *testing.T) {
+	w := newWorld(t)
+	r := w.runner("replica-1", nil, nil)
+	w.pass(r)
+	ctx := context.Background()
+	w.gh.AddCommit(repo, sha('a'), []string{sha('e')}, "Add a page", 0)
+	rd, err := w.st.RequestDeploys(ctx, []deploy.Request{{App: "web", Stage: "alpha", Repo: repo, SHA: sha('a'), Ref: "alpha", InstallationID: 1,
+		Held: true, Trigger: deploy.Trigger{Event: "issue_comment", Delivery: "promote-alpha", Actor: "lena", Issue: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.RecordBranchMove(ctx, store.BranchMove{Repo: repo, Branch: "alpha", SHA: sha('a'), CommandKey: "comment:acme/web:78",
+		DeployIDs: []int64{rd[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	w.gh.SetWebhook("", nil)
+	if _, _, err := mustInstallation(t, w).Git.UpdateRef(ctx, "acme", "web", "heads/alpha", github.UpdateRef{SHA: sha('a')}); err != nil {
+		t.Fatal(err)
+	}
+	w.gh.SetWebhook(w.hookURL, secret)
+	w.pass(r)
+	ps := w.pushes()
+	if len(ps) != 1 || ps[0].Pusher != w.gh.BotLogin() || ps[0].PusherType != "Bot" {
+		t.Fatalf("recovered pushes = %+v, want the App's bot's", ps)
+	}
+	w.decide()
+	if ds := w.deploysOf("alpha", sha('a')); len(ds) != 1 || ds[0].ID != rd[0].ID {
+		t.Errorf("alpha deploys of a = %+v, want only the promotion's held deploy #%d", ds, rd[0].ID)
+	}
+	if rs := w.refusals(sha('a')); len(rs) != 0 {
+		t.Errorf("refused Stagecoach's own move: %s", rs[0].Summary)
+	}
+	if a := w.audit()[0]; a.Outcome != "accepted" || !strings.Contains(a.Reason, "Stagecoach's own move for comment:acme/web:78") {
+		t.Errorf("audit = %+v", a)
+	}
+}
