@@ -23,8 +23,9 @@ type Event struct {
 	Payload  []byte
 	// Recovered marks an event package recovery made up for a change GitHub never delivered: a
 	// branch head or release tag it found on GitHub that Stagecoach never recorded. Its payload
-	// names no sender (GitHub does not say who moved a ref), so no rule may take it for
-	// anyone's action, Stagecoach's own included.
+	// names as sender only whom GitHub's activity log says moved a guarded stage's branch there,
+	// and otherwise nobody (a ref read does not say), so no rule may take it for anyone else's
+	// action, Stagecoach's own included.
 	Recovered bool
 }
 

@@ -167,7 +167,8 @@ func (p *Pushes) own(ctx context.Context, in jobs.Push, rec store.CommandRecord)
 }
 
 // unknown settles a push that names no pusher: one recovery found on GitHub (package recovery)
-// because its webhook never arrived, and GitHub does not say who moved a branch. When it is a
+// because its webhook never arrived, and whose mover GitHub's activity log did not name (a push
+// recovery attributes through the log names its pusher and is decided as a delivered one). When it is a
 // move Stagecoach recorded (its own promotion, whose push was lost), it is that move; otherwise
 // nobody can be said to have approved it, so nothing deploys.
 func (p *Pushes) unknown(ctx context.Context, in jobs.Push, rec store.CommandRecord) error {
@@ -184,7 +185,8 @@ func (p *Pushes) unknown(ctx context.Context, in jobs.Push, rec store.CommandRec
 	}
 	stage := p.o.Config.Stage(in.Stage)
 	why := fmt.Sprintf("Stagecoach found `%s` at `%s` when it recovered the webhooks it missed, and GitHub does not say who pushed "+
-		"it, so nobody can be said to have approved it and nothing deploys. Someone who may promote to %s can deploy it with a command.",
+		"it (the repository's activity log shows no such move of the branch: it is older than the log, or GitHub refused the App "+
+		"the log), so nobody can be said to have approved it and nothing deploys. Someone who may promote to %s can deploy it with a command.",
 		in.Branch, deploy.ShortSHA(in.After), stage.Name)
 	return p.refuse(ctx, gh, in, rec, stage, why)
 }
@@ -276,8 +278,19 @@ func describe(in jobs.Push) string {
 	if in.Forced {
 		what += " (forced)"
 	}
+	if recovered(in) {
+		what += " (recovered: its webhook never arrived"
+		if in.Pusher != "" {
+			what += "; pusher from GitHub's activity log"
+		}
+		what += ")"
+	}
 	return what
 }
+
+// recovered reports a push recovery made up for a ref change GitHub never delivered: its
+// delivery id is recovery.RecoveredDelivery's, which no GitHub delivery (a UUID) looks like.
+func recovered(in jobs.Push) bool { return strings.HasPrefix(in.Delivery, "recovered:") }
 
 // AppsFor returns the apps of repo that deploy to stage.
 func AppsFor(cfg *config.Config, repo, stage string) []*config.App {

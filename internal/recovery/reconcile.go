@@ -117,7 +117,7 @@ func (p *pass) reconcileRepo(ctx context.Context, app *github.Client, repo strin
 			if had {
 				since = last.ObservedAt
 			}
-			if err := p.recoverRef(ctx, repo, inst.GetID(), ref, sha, last.SHA, since.Add(-skew)); err != nil {
+			if err := p.recoverRef(ctx, gh, repo, inst.GetID(), ref, sha, last.SHA, since.Add(-skew)); err != nil {
 				return fmt.Errorf("%s: %w", ref, err)
 			}
 		}
@@ -221,10 +221,13 @@ func tagPrefixes(patterns []string) []string {
 
 // recoverRef acts on a ref that changed since the last pass looked, unless Stagecoach recorded
 // what it implies since: it makes the push event GitHub sends for the change, marked recovered,
-// and takes it through the push handler and the intake's durable recording.
-func (p *pass) recoverRef(ctx context.Context, repo string, installationID int64, ref, sha, before string, since time.Time) error {
+// and takes it through the push handler and the intake's durable recording. A push the handler
+// leaves to the admission gate (a guarded stage's branch) names the pusher GitHub's activity
+// log gives (pusherOf), so the gate decides it as the push GitHub failed to deliver; without
+// one it names nobody, and the gate deploys it only as Stagecoach's own recorded move.
+func (p *pass) recoverRef(ctx context.Context, gh *github.Client, repo string, installationID int64, ref, sha, before string, since time.Time) error {
 	r := p.r
-	ev := handlers.Event{Name: "push", Delivery: RecoveredDelivery(repo, ref, sha), Payload: pushPayload(repo, installationID, ref, before, sha), Recovered: true}
+	ev := handlers.Event{Name: "push", Delivery: RecoveredDelivery(repo, ref, sha), Payload: pushPayload(repo, installationID, ref, before, sha, pushedBy{}), Recovered: true}
 	res, err := r.routes["push"].Handle(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("translating the recovered push: %w", err)
@@ -251,6 +254,22 @@ func (p *pass) recoverRef(ctx context.Context, repo string, installationID int64
 		}
 		if err != nil || heard {
 			return err
+		}
+	}
+	if gated(res) {
+		// Asked only now: a change Stagecoach heard of costs no call.
+		by, why, err := pusherOf(ctx, gh, repo, ref, sha, since)
+		if err != nil {
+			return err
+		}
+		if by.login == "" {
+			r.log.Info("recovered push to a guarded stage names no pusher",
+				"repo", repo, "ref", ref, "sha", sha, "why", why)
+		} else {
+			ev.Payload = pushPayload(repo, installationID, ref, before, sha, by)
+			if res, err = r.routes["push"].Handle(ctx, ev); err != nil {
+				return fmt.Errorf("translating the recovered push by %s: %w", by.login, err)
+			}
 		}
 	}
 	rec, err := r.st.Record(ctx, store.Intake{
@@ -286,18 +305,29 @@ func RecoveredDelivery(repo, ref, sha string) string {
 // zeroSHA is a push's before for a ref that did not exist.
 const zeroSHA = "0000000000000000000000000000000000000000"
 
+// gated reports whether a handler's result leaves a push to the admission gate.
+func gated(res handlers.Result) bool {
+	return slices.ContainsFunc(res.Jobs, func(j jobs.Job) bool { return j.Kind == jobs.KindPush })
+}
+
 // pushPayload is the push GitHub sends when ref moves from before to sha, with what handlers
-// read of one; it names no sender, since GitHub does not say who moved the ref.
-func pushPayload(repo string, installationID int64, ref, before, sha string) []byte {
+// read of one. Its sender (and pusher) is by, whom GitHub's activity log names; none when by is
+// empty: the git API does not say who moved a ref.
+func pushPayload(repo string, installationID int64, ref, before, sha string, by pushedBy) []byte {
 	if before == "" {
 		before = zeroSHA
 	}
 	owner, name, _ := strings.Cut(repo, "/")
-	b, err := json.Marshal(map[string]any{
-		"ref": ref, "before": before, "after": sha, "created": before == zeroSHA, "deleted": false, "forced": false,
+	m := map[string]any{
+		"ref": ref, "before": before, "after": sha, "created": before == zeroSHA, "deleted": false, "forced": by.forced,
 		"repository":   map[string]any{"full_name": repo, "name": name, "owner": map[string]any{"login": owner}},
 		"installation": map[string]any{"id": installationID},
-	})
+	}
+	if by.login != "" {
+		m["sender"] = map[string]any{"login": by.login, "type": by.typ}
+		m["pusher"] = map[string]any{"name": by.login}
+	}
+	b, err := json.Marshal(m)
 	if err != nil {
 		panic(fmt.Sprintf("recovery: encoding a push payload: %v", err)) // maps of strings and numbers always encode
 	}

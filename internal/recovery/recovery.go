@@ -17,10 +17,13 @@
 //     it is older than the delivery log) becomes the push event GitHub would have sent, marked
 //     recovered (handlers.Event.Recovered, and a delivery id "recovered:<repo>:<ref>:<sha>"),
 //     translated by the same handler and recorded by the same durable intake as a webhook, so
-//     every rule that applies to a push applies to it. Its payload names no pusher: GitHub does
-//     not say who moved a ref. The first pass over a repository only learns its refs, and so
-//     does the first after the configuration changes what is reconciled: what was there before
-//     recovery looked is not work it missed.
+//     every rule that applies to a push applies to it. A ref read names nobody; for a push the
+//     admission gate decides (a guarded stage's branch) the pass asks the repository's activity
+//     log who moved the branch to that head, and the push names that pusher, or nobody when the
+//     log does not say (the gate then refuses it unless it is Stagecoach's own recorded move).
+//     The first pass over a repository only learns its refs, and so does the first after the
+//     configuration changes what is reconciled: what was there before recovery looked is not
+//     work it missed.
 //
 // Nothing is done twice: redeliveries keep their delivery id, reconciled changes have a
 // deterministic one, a ref change is acted on only if Stagecoach recorded nothing for it, and

@@ -152,16 +152,16 @@ func TestRefChangesNeverDeliveredAreReconciled(t *testing.T) {
 	for range 3 {
 		w.pass(r)
 	}
-	// prod is guarded: the push is the gate's to decide (it names no pusher, so the gate deploys
-	// it only as Stagecoach's own recorded move).
+	// prod is guarded: the push is the gate's to decide, as paula's: GitHub's activity log says
+	// who moved the branch.
 	ps := w.pushes()
 	if len(ps) != 1 || len(w.deploys()) != 0 {
 		t.Fatalf("work = %s, want prod's head once, for the gate", w.work())
 	}
 	p := ps[0]
-	if p.Stage != "prod" || p.After != sha('p') || p.Event != "push" || p.Pusher != "" ||
+	if p.Stage != "prod" || p.After != sha('p') || p.Event != "push" || p.Pusher != "paula" ||
 		p.Delivery != RecoveredDelivery(repo, "refs/heads/prod", sha('p')) {
-		t.Errorf("the recovered push = %+v, want prod at p, marked recovered, naming no pusher", p)
+		t.Errorf("the recovered push = %+v, want prod at p, marked recovered, by paula", p)
 	}
 	if got := w.jobs()[jobs.KindTagCreated]; got != 1 {
 		t.Errorf("%d tag jobs, want v1.0.0's alone (v0.9.0 was there before, not-a-release is no release tag)", got)

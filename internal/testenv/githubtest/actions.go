@@ -54,7 +54,7 @@ func (s *Server) MergePull(repo string, p Pull, mergeSHA, mergedBy string) {
 	s.addPullLocked(repo, p)
 	s.setRefLocked(repo, base, mergeSHA)
 	s.refChangeLocked(nil, push{repo: repo, ref: base, before: before, after: mergeSHA, sender: mergedBy,
-		forced: had && !s.fastForwardLocked(repo, before, mergeSHA)})
+		forced: had && !s.fastForwardLocked(repo, before, mergeSHA), merge: true})
 	s.emitLocked(nil, "pull_request", s.pullEventLocked(repo, s.pulls[repo][p.Number], "closed", mergedBy, ""))
 }
 

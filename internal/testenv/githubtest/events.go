@@ -16,11 +16,13 @@ type push struct {
 	before, after string // before is zeroSHA for a new ref; after may be a tag object
 	sender        string
 	forced        bool
+	merge         bool // a pull request's merge: the activity log calls it pr_merge
 }
 
 // refChangeLocked delivers what GitHub delivers for a ref change: a create event for a new
 // branch or tag, then the push.
 func (s *Server) refChangeLocked(ready <-chan struct{}, p push) {
+	s.recordActivityLocked(p)
 	if p.before == zeroSHA {
 		kind, short := "branch", strings.TrimPrefix(p.ref, "refs/heads/")
 		if strings.HasPrefix(p.ref, "refs/tags/") {

@@ -90,6 +90,7 @@ func (s *Server) routes() map[string]func(*call) (int, any) {
 		"apps/get-webhook-delivery":                           s.getHookDelivery,
 		"apps/redeliver-webhook-delivery":                     s.redeliverHookDelivery,
 		"git/list-matching-refs":                              s.listMatchingRefs,
+		"repos/list-activities":                               s.listActivities,
 		"repos/get-content":                                   s.getContent,
 		"repos/list-commits":                                  s.listCommits,
 	}

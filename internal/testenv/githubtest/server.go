@@ -162,6 +162,7 @@ type Server struct {
 	comments      map[string][]*Comment
 	labels        map[string]map[string]*Label
 	refs          map[string]map[string]string // repo -> "refs/heads/main" -> sha
+	activity      map[string][]activity        // repo -> branch updates, oldest first (activity.go)
 	commits       map[string]map[string]*Commit
 	tags          map[string]map[string]*Tag // repo -> tag object sha -> annotated tag
 	pulls         map[string]map[int]*Pull

@@ -76,6 +76,9 @@ var operations = []string{
 	"GET /app/hook/deliveries/{delivery_id}",
 	"POST /app/hook/deliveries/{delivery_id}/attempts",
 	"GET /repos/{owner}/{repo}/git/matching-refs/{ref}",
+	// Who moved a guarded stage's branch when its push was never delivered: recovery reads the
+	// repository's activity for the ref it found moved.
+	"GET /repos/{owner}/{repo}/activity",
 	// Repositories' own configuration files: read from the default branch (conditionally, by
 	// ETag), and the commit that last changed one, which gets the check run stagecoach/config.
 	"GET /repos/{owner}/{repo}/contents/{path}",
