@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stagecoach/stagecoach/config"
 	"github.com/stagecoach/stagecoach/internal/testenv/kubetest"
@@ -109,6 +110,7 @@ func TestManifestsApply(t *testing.T) {
 	// Apply the RBAC for real and ask the apiserver what the ServiceAccount may do.
 	apply(t, kc, objects(t, "rbac.yaml"), false)
 	sa := "system:serviceaccount:stagecoach:stagecoach"
+	awaitBindings(t, kc, sa)
 	for _, tt := range []struct {
 		ns, group, resource, verb string
 		allowed                   bool
@@ -126,6 +128,22 @@ func TestManifestsApply(t *testing.T) {
 	} {
 		if got := allowed(t, kc, sa, authv1.ResourceAttributes{Namespace: tt.ns, Group: tt.group, Resource: tt.resource, Verb: tt.verb}); got != tt.allowed {
 			t.Errorf("%s %s/%s in %s: allowed %v, want %v", tt.verb, tt.group, tt.resource, tt.ns, got, tt.allowed)
+		}
+	}
+}
+
+// awaitBindings waits until the apiserver's RBAC authorizer has seen the RoleBindings just
+// applied in every stage namespace: it reads them through an informer, so a review asked at once
+// can still be refused (this failed under load). A binding never seen fails the test.
+func awaitBindings(t *testing.T, kc *kubetest.Cluster, user string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, ns := range []string{"test", "alpha", "prod"} {
+		for !allowed(t, kc, user, authv1.ResourceAttributes{Namespace: ns, Group: "apps", Resource: "deployments", Verb: "get"}) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the RoleBinding in %s never took effect", ns)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the authorizer: there is no event to wait on
 		}
 	}
 }
@@ -279,10 +297,13 @@ func envKeySecrets(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, app := range cfg.Apps {
-		for _, st := range app.Stages {
-			if !slices.Contains(out, st.EnvKeySecret) {
-				out = append(out, st.EnvKeySecret)
+	for i := range cfg.Apps {
+		app := &cfg.Apps[i]
+		for stage := range app.Stages {
+			// The Secret the pods need, which Stagecoach checks exists: env_key_secret, or
+			// env_secret for an app with artifact: promote.
+			if name := app.ConfigSecret(stage); !slices.Contains(out, name) {
+				out = append(out, name)
 			}
 		}
 	}
@@ -291,7 +312,7 @@ func envKeySecrets(t *testing.T, path string) []string {
 }
 
 // Issue 10: the ClusterRole granted get on every Secret of each stage namespace. It names the
-// env-key Secrets the configuration uses, no more and no fewer, and the apiserver lets the
+// Secrets the configuration's pods need (env-key, or env_secret with artifact: promote), no more and no fewer, and the apiserver lets the
 // ServiceAccount read those and nothing else.
 func TestSecretsLimitedToTheConfiguredNames(t *testing.T) {
 	var rules []rbacv1.PolicyRule
@@ -320,6 +341,7 @@ func TestSecretsLimitedToTheConfiguredNames(t *testing.T) {
 	namespaces(t, kc)
 	apply(t, kc, objects(t, "rbac.yaml"), false)
 	sa := "system:serviceaccount:stagecoach:stagecoach"
+	awaitBindings(t, kc, sa)
 	for _, name := range want {
 		if !allowed(t, kc, sa, authv1.ResourceAttributes{Namespace: "prod", Resource: "secrets", Verb: "get", Name: name}) {
 			t.Errorf("get Secret %s in prod: refused, want allowed", name)

@@ -48,11 +48,14 @@ var (
 	slots      = []string{"prod", "prod-backup"}
 )
 
+// prodAccount is the AWS account prod's role lives in, apart from the image repository's.
+const prodAccount = "210987654321"
+
 // The credentials tiers' roles, which the AWS test servers let Stagecoach assume.
 var roles = map[string]string{
 	"pr":      "arn:aws:iam::123456789012:role/stagecoach-pr",
 	"nonprod": "arn:aws:iam::123456789012:role/stagecoach-nonprod",
-	"prod":    "arn:aws:iam::210987654321:role/stagecoach-prod",
+	"prod":    "arn:aws:iam::" + prodAccount + ":role/stagecoach-prod",
 }
 
 // commit is a sandbox commit's sha: 40 hex digits derived from its name, as stable as a story.
@@ -84,6 +87,9 @@ func (w *World) seedGitHub() {
 func (w *World) seedAWS() {
 	w.AWS.CodeBuild.SetScript(awstest.Script{PhaseDuration: w.o.Phase})
 	w.AWS.ECR.SetImmutable(imageRepository) // as ECR recommends: a tag, once pushed, names one image
+	// prod's role lives in another account (as the seed's teams keep prod): the repository's
+	// policy lets that account read its images, as a real cross-account setup must.
+	w.AWS.ECR.AllowPull(imageRepository, prodAccount)
 	for _, st := range stageNames {
 		w.AWS.Secrets.Add(app + "/" + st)
 	}
