@@ -292,7 +292,7 @@ func (w *world) checkReports(ds []storedDeploy, byID map[int64]storedDeploy) (du
 					w.violation("GitHub Deployment %d of deploy %d has status %s twice", gd.ID, d.id, s.State)
 				}
 				seen[s.State], last = true, s.State
-				envStatuses[repo+":"+gd.Environment] = append(envStatuses[repo+":"+gd.Environment], status{d.id, s.ID})
+				envStatuses[repo+":"+gd.Environment] = append(envStatuses[repo+":"+gd.Environment], status{d.id, s.ID, s.State})
 			}
 			want := map[string]string{"succeeded": "success", "failed": "failure", "rolled_back": "failure"}[d.state]
 			if last != want && !(want == "success" && last == "inactive") {
@@ -324,21 +324,35 @@ func (w *world) checkReports(ds []storedDeploy, byID map[int64]storedDeploy) (du
 }
 
 // status is a Deployment status Stagecoach sent: its id (GitHub's, in the order GitHub made
-// them) and the deploy it reports.
-type status struct{ deploy, id int64 }
+// them), the deploy it reports and its state.
+type status struct {
+	deploy, id int64
+	state      string
+}
 
 // statusesAfterNewer says which of an environment's statuses were sent after a status of a
-// newer deploy.
+// newer deploy. The one exception is what a newer deploy's success sends on purpose: "inactive"
+// on the deployment it replaced, after that success; an inactive status with no newer success
+// before it retired a deployment that was still the live one.
 func statusesAfterNewer(ss []status) []string {
 	ss = slices.Clone(ss)
 	slices.SortFunc(ss, func(a, b status) int { return cmp.Compare(a.id, b.id) })
 	var out []string
-	newest := int64(0)
+	newest, newestSuccess := int64(0), int64(0)
 	for _, s := range ss {
+		if s.state == "inactive" {
+			if newestSuccess <= s.deploy {
+				out = append(out, fmt.Sprintf("deploy %d was marked inactive before a newer deploy succeeded", s.deploy))
+			}
+			continue
+		}
 		if s.deploy < newest {
 			out = append(out, fmt.Sprintf("a status of deploy %d was sent after one of the newer deploy %d", s.deploy, newest))
 		}
 		newest = max(newest, s.deploy)
+		if s.state == "success" {
+			newestSuccess = max(newestSuccess, s.deploy)
+		}
 	}
 	return out
 }

@@ -42,6 +42,18 @@ func TestChecksCatchWhatTheyGuard(t *testing.T) {
 		if got := statusesAfterNewer([]status{{deploy: 1, id: 10}, {deploy: 2, id: 20}, {deploy: 1, id: 30}}); len(got) != 1 {
 			t.Errorf("stale: %v", got)
 		}
+		retired := []status{{1, 10, "success"}, {2, 20, "in_progress"}, {2, 30, "success"}, {1, 40, "inactive"}}
+		if got := statusesAfterNewer(retired); len(got) != 0 {
+			t.Errorf("the replaced deployment retired after the newer success: %v", got)
+		}
+		early := []status{{1, 10, "success"}, {2, 20, "in_progress"}, {1, 30, "inactive"}, {2, 40, "failure"}}
+		if got := statusesAfterNewer(early); len(got) != 1 {
+			t.Errorf("the live deployment retired while the newer one had not succeeded: %v", got)
+		}
+		late := []status{{1, 10, "in_progress"}, {2, 20, "success"}, {1, 30, "success"}}
+		if got := statusesAfterNewer(late); len(got) != 1 {
+			t.Errorf("an older success after a newer one: %v", got)
+		}
 	})
 	t.Run("a reply left waiting", func(t *testing.T) {
 		for body, want := range map[string]string{
