@@ -82,6 +82,7 @@ type World struct {
 	o        Options
 	cfg      *config.Config
 	kube     *cluster
+	health   *health // prod's health endpoint, which prod's deploys are verified against
 	p        *printer
 	apiToken string // the sandbox's own read-only API token
 	// freezeUntil is when test's freeze ends (the configuration's freezes[0].until).
@@ -130,6 +131,7 @@ func (w *World) setUp(ctx context.Context) error {
 	if w.kube, err = newCluster(ctx, o.Kube, stageNames); err != nil {
 		return err
 	}
+	w.startHealth()
 	if w.cfg, err = w.writeConfig(); err != nil {
 		return err
 	}
@@ -150,6 +152,7 @@ func (w *World) Banner() {
 	p.line("  Kubernetes  %s", w.kube.describe())
 	p.line("  GitHub      %s (test server, repository %s)", w.GitHub.URL(), repo)
 	p.line("  AWS         %s (CodeBuild, ECR, Secrets Manager and STS test servers)", w.AWS.URL())
+	p.line("  Health      %s (prod's app as users reach it: what runs behind Service api answers; prod's deploys are verified against it)", w.health.URL())
 	p.line("  Dashboard   %s (signs you in with the GitHub test server as @%s, an admin of %s)", w.DashboardURL(), watcher, repo)
 	p.line("  Logs        %s", w.logFile.Name())
 	p.line("")
@@ -169,6 +172,9 @@ func (w *World) Close() {
 	}
 	if w.AWS != nil {
 		w.AWS.Close()
+	}
+	if w.health != nil {
+		w.health.close()
 	}
 	if w.kube != nil {
 		w.kube.close()

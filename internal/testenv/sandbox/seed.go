@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/stagecoach/stagecoach/config"
@@ -84,6 +85,11 @@ func (w *World) seedGitHub() {
 func (w *World) seedAWS() {
 	w.AWS.CodeBuild.SetScript(awstest.Script{PhaseDuration: w.o.Phase})
 	w.AWS.ECR.SetImmutable(imageRepository) // as ECR recommends: a tag, once pushed, names one image
+	// The images live in the nonprod account's registry; prod's tier is another account, which
+	// reads a build's digest (ecr:DescribeImages) and whose nodes pull the image only as the
+	// repository's policy lets them: a pull policy for that account, as a real setup has.
+	prodAccount, _, _ := strings.Cut(strings.TrimPrefix(roles["prod"], "arn:aws:iam::"), ":")
+	w.AWS.ECR.AllowPull(imageRepository, prodAccount)
 	for _, st := range stageNames {
 		w.AWS.Secrets.Add(app + "/" + st)
 	}
@@ -179,11 +185,17 @@ apps:
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
-      prod: {secret_id: %s/prod, deployments: [{name: api, containers: [api], service: api}], rollout_timeout: 1m}
+      prod:
+        secret_id: %s/prod
+        deployments: [{name: api, containers: [api], service: api}]
+        rollout_timeout: 1m
+        verify:
+          http: [{name: %s, url: %q, status: 200, body: %q, interval: %s, timeout: %s, successes: %d, duration: %s}]
 `, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), w.GitHub.ClientID(), clientSecretFile, tokSHA, filepath.Join(dir, "stagecoach.db"),
 		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), from.Format(time.RFC3339), w.freezeUntil.Format(time.RFC3339), freezeReason,
 		soakFor, lead, kube("alpha"), kube("prod"),
-		app, repo, app, imageRepository, app, app, app)
+		app, repo, app, imageRepository, app, app, app,
+		healthCheck, w.health.URL(), healthBody, healthInterval, healthTimeout, healthSuccesses, healthDuration)
 	path := filepath.Join(dir, "stagecoach.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
