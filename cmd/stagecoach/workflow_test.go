@@ -148,7 +148,7 @@ func TestSandboxOnce(t *testing.T) {
 		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	got := stdout.String()
-	for _, want := range []string{"simulated cluster", "35. @alice comments `/status`", "Every step behaved as expected.",
+	for _, want := range []string{"simulated cluster", "36. @alice comments `/status`", "Every step behaved as expected.",
 		"Frozen (payment provider maintenance): waiting until", "after the freeze ended", "it is ready to promote at",
 		".github/stagecoach.yml:3: apps[0].image_repository:",
 		"prod    v1.1.1 (", "on slot prod ", "rolled_back", "so Stagecoach switched back to slot prod", "refused: “@alice may not deploy to prod by pushing to `prod`"} {

@@ -28,7 +28,7 @@ const (
 	developer    = "alice"   // writes and merges pull requests; may not promote to prod
 	lead         = "lena"    // the lead developer: promotes test to alpha and tags releases
 	productOwner = "paula"   // accepts releases: promotes them to prod
-	admin        = "omar"    // an admin of the repository, and a product owner: may force
+	admin        = "omar"    // an admin of the repository, a product owner and alpha's second promoter: may force
 	outsider     = "mallory" // no collaborator: comments on a public repository, and is not heard
 	// watcher is who the sandbox signs in to the dashboard: an admin of the repository, so the
 	// dashboard shows everything, the command audit included.
@@ -165,7 +165,7 @@ stages:
     credentials: nonprod
     promote_from: test
     min_soak: %s
-    promoters: {users: [%s]}
+    promoters: {users: [%s, %s]}
     kubernetes: %s
   - name: prod
     branch: prod
@@ -193,7 +193,7 @@ apps:
           http: [{name: %s, url: %q, status: 200, body: %q, interval: %s, timeout: %s, successes: %d, duration: %s}]
 `, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), w.GitHub.ClientID(), clientSecretFile, tokSHA, filepath.Join(dir, "stagecoach.db"),
 		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), from.Format(time.RFC3339), w.freezeUntil.Format(time.RFC3339), freezeReason,
-		soakFor, lead, kube("alpha"), kube("prod"),
+		soakFor, lead, admin, kube("alpha"), kube("prod"),
 		app, repo, app, imageRepository, app, app, app,
 		healthCheck, w.health.URL(), healthBody, healthInterval, healthTimeout, healthSuccesses, healthDuration)
 	path := filepath.Join(dir, "stagecoach.yaml")

@@ -21,7 +21,7 @@ import (
 var prV2 = githubtest.Pull{Number: 15, Title: "Move to the payment provider's API v2", HeadRef: "alice/payments-v2", HeadSHA: commit("payments v2"), User: developer, BaseRef: "master"}
 
 // verifyScenes ship v1.2.0, built from #15's merge, to prod. When they start prod runs live on
-// slot prod (the admin's forced v1.1.1).
+// slot prod (the admin's forced v1.1.1), and alpha's branch still holds @alice's refused push.
 func (w *World) verifyScenes(live string) []step {
 	m15 := commit("merge #15")
 	var rel releaseIssue
@@ -30,7 +30,10 @@ func (w *World) verifyScenes(live string) []step {
 			return w.merge(ctx, prV2, m15, "succeeded")
 		}},
 		{"@lena comments `/promote alpha` on #15", func(ctx context.Context) (string, error) {
-			return w.promoteAlpha(ctx, prV2.Number, m15)
+			return w.refusedOn(ctx, "alpha", prV2.Number, lead, "/promote alpha", "would drop 1 commit(s)", deploy.ShortSHA(commit("alice's experiment")), "--force")
+		}},
+		{"@omar, an admin and alpha's other promoter, comments `/promote alpha --force \"drop @alice's push\"` on #15", func(ctx context.Context) (string, error) {
+			return w.forceAlpha(ctx, prV2.Number, m15)
 		}},
 		{"@lena tags v1.2.0, and it soaks on alpha", func(ctx context.Context) (string, error) {
 			var err error
@@ -45,6 +48,30 @@ func (w *World) verifyScenes(live string) []step {
 			return w.failedVerification(ctx, rel, m15, live)
 		}},
 	}
+}
+
+// forceAlpha has the admin promote sha to alpha over the commit @alice's refused push left on
+// alpha's branch, which the reply says it drops.
+func (w *World) forceAlpha(ctx context.Context, issue int, sha string) (string, error) {
+	after, err := w.lastDeploy(ctx, "alpha")
+	if err != nil {
+		return "", err
+	}
+	id := w.GitHub.Comment(repo, issue, admin, `/promote alpha --force "drop @alice's push"`)
+	if _, err := w.awaitReply(ctx, issue, id, "**Dropping** 1 commit(s)"); err != nil {
+		return "", err
+	}
+	d, err := w.awaitDeploy(ctx, "alpha", sha, after)
+	if err != nil {
+		return "", err
+	}
+	if d.State != "succeeded" {
+		return "", fmt.Errorf("the deploy to alpha ended %s: %s", d.State, d.Error)
+	}
+	if got, _ := w.GitHub.Ref(repo, "alpha"); got != sha {
+		return "", fmt.Errorf("alpha points at %s, want %s", deploy.ShortSHA(got), deploy.ShortSHA(sha))
+	}
+	return fmt.Sprintf("the reply says what it drops from alpha's branch; alpha moved to %s, deploy #%d succeeded in %s", deploy.ShortSHA(sha), d.ID, d.took()), nil
 }
 
 // failedVerification has the product owner promote rel, built from sha, to prod, where its
