@@ -8,9 +8,11 @@
 // with the Promote button once it has, a failing build, a second release, `/rollback prod`, then
 // what someone with write access tries to ship without approval (pushes to alpha and prod, an
 // outsider's command, a bad ref, a moved release tag, a promotion over a commit on prod's branch,
-// forced at last by an admin), and the repository's own .github/stagecoach.yml, allowed and
-// refused — and checks after each step that Stagecoach did what it should, with its freeze and
-// soak time seconds long on the real clock (the story's calendar, in seed.go),
+// forced at last by an admin), the repository's own .github/stagecoach.yml, allowed and
+// refused, and a release that fails prod's health check after the switch, which Stagecoach
+// switches back (the health endpoint the sandbox serves, in health.go) — and checks after each
+// step that Stagecoach did what it should, with its freeze and soak time seconds long on the
+// real clock (the story's calendar, in seed.go),
 // printing the story as it goes with a progress line for every wait.
 //
 // Everything the sandbox sees, it sees as a user would: deploys through the HTTP API (with an
