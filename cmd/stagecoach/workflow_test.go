@@ -107,9 +107,9 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		// The attacks: a /promote prod by a developer, on a pull request, by a button shown before
-		// its tag moved, and over a commit on prod's branch; two pushes by a developer; an
+		// its tag moved, and over a commit on prod's branch (and /promote alpha over one on alpha's); two pushes by a developer; an
 		// outsider not heard; a ref that climbs out of the API path.
-		`stagecoach_commands_total{outcome="refused",verb="promote"} 5`, // and one before v1.0.0 soaked
+		`stagecoach_commands_total{outcome="refused",verb="promote"} 6`, // and one before v1.0.0 soaked, and /promote alpha over @alice's push
 		`stagecoach_commands_total{outcome="accepted",verb="promote"} 7`,
 		`stagecoach_commands_total{outcome="refused",verb="push"} 2`,
 		`stagecoach_commands_total{outcome="accepted",verb="push"} 7`, // Stagecoach's own moves, matched
