@@ -196,5 +196,5 @@ func (c *cluster) image(ctx context.Context, stage, name, container string) (str
 			return ct.Image, nil
 		}
 	}
-	return "", fmt.Errorf("Deployment %s has no container %s", name, container)
+	return "", fmt.Errorf("no container %s in Deployment %s", container, name)
 }
