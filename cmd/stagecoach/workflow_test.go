@@ -31,7 +31,9 @@ import (
 // before the move; /promote prod over the commit the push left on prod's branch, then forced by
 // an admin, which says what it dropped. At last the repository's own .github/stagecoach.yml:
 // one the server allows, in force, and one reaching for the operators' registry, refused by a
-// failed stagecoach/config check run naming file:line. The story and its checks are the sandbox's
+// failed stagecoach/config check run naming file:line. Last, v1.2.0 fails prod's health check
+// once users reach it, and Stagecoach switches prod back to the slot that was live, ending the
+// deploy rolled_back with the release issue open. The story and its checks are the sandbox's
 // (internal/testenv/sandbox); this test runs it on the real cluster and checks what GitHub saw.
 func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	kc := kubetest.Start(t)
@@ -64,17 +66,25 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 			t.Errorf("delivery %s (%s %s) failed: %d %s %v", d.ID, d.Event, d.Action, d.Status, d.Response, d.Err)
 		}
 	}
-	// Each release issue was closed with the summary.
+	// Each release issue that went live was closed with the summary; v1.2.0's, whose
+	// verification failed on prod, stays open saying so.
 	for _, is := range gh.Issues("acme/maas-backend") {
 		if !strings.HasPrefix(is.Title, "Release ") {
 			continue
 		}
-		if is.State != "closed" || !saidByBot(gh.Comments("acme/maas-backend", is.Number), "is live on prod.**") {
+		comments := gh.Comments("acme/maas-backend", is.Number)
+		if is.Title == "Release v1.2.0" {
+			if is.State != "open" || !saidByBot(comments, "**Promoting v1.2.0 to prod failed**") || saidByBot(comments, "is live on prod.**") {
+				t.Errorf("%s: state %s, want open, saying its promotion failed", is.Title, is.State)
+			}
+			continue
+		}
+		if is.State != "closed" || !saidByBot(comments, "is live on prod.**") {
 			t.Errorf("%s: state %s, want closed with the summary", is.Title, is.State)
 		}
 	}
-	if n := gh.Count("git/update-ref"); n != 5 {
-		t.Errorf("%d branch moves, want 5 (alpha twice, prod three times: the last forced over @alice's push)", n)
+	if n := gh.Count("git/update-ref"); n != 7 {
+		t.Errorf("%d branch moves, want 7 (alpha three times, prod four times: one forced over @alice's push, and v1.2.0's)", n)
 	}
 	// The refusals are on the dashboard too, for the watcher signed in with GitHub.
 	jar, _ := cookiejar.New(nil)
@@ -97,17 +107,18 @@ func TestReleaseWorkflowEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		// The attacks: a /promote prod by a developer, on a pull request, by a button shown before
-		// its tag moved, and over a commit on prod's branch; two pushes by a developer; an
+		// its tag moved, and over a commit on prod's branch (and /promote alpha over one on alpha's); two pushes by a developer; an
 		// outsider not heard; a ref that climbs out of the API path.
-		`stagecoach_commands_total{outcome="refused",verb="promote"} 5`, // and one before v1.0.0 soaked
-		`stagecoach_commands_total{outcome="accepted",verb="promote"} 5`,
+		`stagecoach_commands_total{outcome="refused",verb="promote"} 6`, // and one before v1.0.0 soaked, and /promote alpha over @alice's push
+		`stagecoach_commands_total{outcome="accepted",verb="promote"} 7`,
 		`stagecoach_commands_total{outcome="refused",verb="push"} 2`,
-		`stagecoach_commands_total{outcome="accepted",verb="push"} 5`, // Stagecoach's own moves, matched
+		`stagecoach_commands_total{outcome="accepted",verb="push"} 7`, // Stagecoach's own moves, matched
 		`stagecoach_commands_total{outcome="ignored",verb="promote"} 1`,
 		`stagecoach_commands_total{outcome="refused",verb="invalid"} 1`,
 		`stagecoach_commands_total{outcome="accepted",verb="rollback"} 1`,
 		`stagecoach_deploy_duration_seconds_count{result="succeeded",stage="pr"} 1`,
 		`stagecoach_deploy_duration_seconds_count{result="failed",stage="test"} 1`,
+		`stagecoach_deploy_duration_seconds_count{result="rolled_back",stage="prod"} 1`, // v1.2.0, verification failed
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("metrics lack %q", want)
@@ -137,10 +148,10 @@ func TestSandboxOnce(t *testing.T) {
 		t.Fatalf("sandbox --once: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	got := stdout.String()
-	for _, want := range []string{"simulated cluster", "31. @alice comments `/status`", "Every step behaved as expected.",
+	for _, want := range []string{"simulated cluster", "36. @alice comments `/status`", "Every step behaved as expected.",
 		"Frozen (payment provider maintenance): waiting until", "after the freeze ended", "it is ready to promote at",
 		".github/stagecoach.yml:3: apps[0].image_repository:",
-		"prod    v1.1.1 (", "on slot prod ", "refused: “@alice may not deploy to prod by pushing to `prod`"} {
+		"prod    v1.1.1 (", "on slot prod ", "rolled_back", "so Stagecoach switched back to slot prod", "refused: “@alice may not deploy to prod by pushing to `prod`"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}

@@ -40,7 +40,7 @@ func (w *World) attacks(m14 string) []step {
 			return fmt.Sprintf("deploy #%d: test runs %s, which nobody reviewed", d.ID, deploy.ShortSHA(x)), nil
 		}},
 		{"@alice pushes it to alpha: `git push --force origin alice/experiment:alpha` (it ran on test, so the stage order holds)", func(ctx context.Context) (string, error) {
-			return w.refusedPush(ctx, "alpha", x, m14, "only @"+lead+" may", "`/promote alpha`")
+			return w.refusedPush(ctx, "alpha", x, m14, "only @"+lead+" and @"+admin+" may", "`/promote alpha`")
 		}},
 		{"@alice pushes it to prod: `git push --force origin alice/experiment:prod`", func(ctx context.Context) (string, error) {
 			return w.refusedPush(ctx, "prod", x, commit("merge #12"), "only members of @acme/product-owners may", "`/promote prod`")
@@ -229,11 +229,16 @@ func (w *World) refusedPush(ctx context.Context, stage, sha, live, who, command 
 // refusedCommand has user comment body on issue and checks the reply says why (each of wants)
 // and that nothing deployed to prod or moved its branch.
 func (w *World) refusedCommand(ctx context.Context, issue int, user, body string, wants ...string) (string, error) {
-	before, err := w.lastDeploy(ctx, "prod")
+	return w.refusedOn(ctx, "prod", issue, user, body, wants...)
+}
+
+// refusedOn is refusedCommand for stage.
+func (w *World) refusedOn(ctx context.Context, stage string, issue int, user, body string, wants ...string) (string, error) {
+	before, err := w.lastDeploy(ctx, stage)
 	if err != nil {
 		return "", err
 	}
-	ref, _ := w.GitHub.Ref(repo, "prod")
+	ref, _ := w.GitHub.Ref(repo, stage)
 	id := w.GitHub.Comment(repo, issue, user, body)
 	reply, err := w.awaitReply(ctx, issue, id, wants[0])
 	if err != nil {
@@ -244,11 +249,11 @@ func (w *World) refusedCommand(ctx context.Context, issue int, user, body string
 			return "", fmt.Errorf("the reply does not say %q:\n%s", want, reply)
 		}
 	}
-	if after, err := w.lastDeploy(ctx, "prod"); err != nil || after != before {
-		return "", fmt.Errorf("a refused command deployed prod (%v)", err)
+	if after, err := w.lastDeploy(ctx, stage); err != nil || after != before {
+		return "", fmt.Errorf("a refused command deployed %s (%v)", stage, err)
 	}
-	if now, _ := w.GitHub.Ref(repo, "prod"); now != ref {
-		return "", errors.New("a refused command moved prod")
+	if now, _ := w.GitHub.Ref(repo, stage); now != ref {
+		return "", errors.New("a refused command moved " + stage)
 	}
 	return "refused, nothing moved: “" + firstLine(reply) + "”", nil
 }

@@ -177,3 +177,24 @@ func (c *cluster) close() {
 		_ = c.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	}
 }
+
+// image is the image container runs in stage's Deployment name, read from the cluster itself.
+func (c *cluster) image(ctx context.Context, stage, name, container string) (string, error) {
+	if c.k == nil {
+		ims, err := c.sims[stage].Images(ctx, []kube.Target{{Deployment: name, Containers: []string{container}}})
+		if err != nil {
+			return "", err
+		}
+		return ims[0].Image, nil
+	}
+	d, err := c.cs.AppsV1().Deployments(c.ns[stage]).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, ct := range d.Spec.Template.Spec.Containers {
+		if ct.Name == container {
+			return ct.Image, nil
+		}
+	}
+	return "", fmt.Errorf("no container %s in Deployment %s", container, name)
+}

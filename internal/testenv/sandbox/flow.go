@@ -129,6 +129,7 @@ func (w *World) story() []step {
 	}
 	steps = append(steps, w.attacks(m14)...)
 	steps = append(steps, w.repoFileScenes()...)
+	steps = append(steps, w.verifyScenes(m14)...)
 	return append(steps, step{"@alice comments `/status` on #14", func(ctx context.Context) (string, error) {
 		id := w.GitHub.Comment(repo, prPin.Number, developer, "/status")
 		body, err := w.awaitReply(ctx, prPin.Number, id, "| **prod**")

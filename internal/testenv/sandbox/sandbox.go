@@ -8,9 +8,11 @@
 // with the Promote button once it has, a failing build, a second release, `/rollback prod`, then
 // what someone with write access tries to ship without approval (pushes to alpha and prod, an
 // outsider's command, a bad ref, a moved release tag, a promotion over a commit on prod's branch,
-// forced at last by an admin), and the repository's own .github/stagecoach.yml, allowed and
-// refused — and checks after each step that Stagecoach did what it should, with its freeze and
-// soak time seconds long on the real clock (the story's calendar, in seed.go),
+// forced at last by an admin), the repository's own .github/stagecoach.yml, allowed and
+// refused, and a release that fails prod's health check after the switch, which Stagecoach
+// switches back (the health endpoint the sandbox serves, in health.go) — and checks after each
+// step that Stagecoach did what it should, with its freeze and soak time seconds long on the
+// real clock (the story's calendar, in seed.go),
 // printing the story as it goes with a progress line for every wait.
 //
 // Everything the sandbox sees, it sees as a user would: deploys through the HTTP API (with an
@@ -82,6 +84,7 @@ type World struct {
 	o        Options
 	cfg      *config.Config
 	kube     *cluster
+	health   *health // prod's health endpoint, which prod's deploys are verified against
 	p        *printer
 	apiToken string // the sandbox's own read-only API token
 	// freezeUntil is when test's freeze ends (the configuration's freezes[0].until).
@@ -130,6 +133,7 @@ func (w *World) setUp(ctx context.Context) error {
 	if w.kube, err = newCluster(ctx, o.Kube, stageNames); err != nil {
 		return err
 	}
+	w.startHealth()
 	if w.cfg, err = w.writeConfig(); err != nil {
 		return err
 	}
@@ -150,6 +154,7 @@ func (w *World) Banner() {
 	p.line("  Kubernetes  %s", w.kube.describe())
 	p.line("  GitHub      %s (test server, repository %s)", w.GitHub.URL(), repo)
 	p.line("  AWS         %s (CodeBuild, ECR, Secrets Manager and STS test servers)", w.AWS.URL())
+	p.line("  Health      %s (prod's app as users reach it: what runs behind Service api answers; prod's deploys are verified against it)", w.health.URL())
 	p.line("  Dashboard   %s (signs you in with the GitHub test server as @%s, an admin of %s)", w.DashboardURL(), watcher, repo)
 	p.line("  Logs        %s", w.logFile.Name())
 	p.line("")
@@ -169,6 +174,9 @@ func (w *World) Close() {
 	}
 	if w.AWS != nil {
 		w.AWS.Close()
+	}
+	if w.health != nil {
+		w.health.close()
 	}
 	if w.kube != nil {
 		w.kube.close()

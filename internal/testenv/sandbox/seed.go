@@ -27,7 +27,7 @@ const (
 	developer    = "alice"   // writes and merges pull requests; may not promote to prod
 	lead         = "lena"    // the lead developer: promotes test to alpha and tags releases
 	productOwner = "paula"   // accepts releases: promotes them to prod
-	admin        = "omar"    // an admin of the repository, and a product owner: may force
+	admin        = "omar"    // an admin of the repository, a product owner and alpha's second promoter: may force
 	outsider     = "mallory" // no collaborator: comments on a public repository, and is not heard
 	// watcher is who the sandbox signs in to the dashboard: an admin of the repository, so the
 	// dashboard shows everything, the command audit included.
@@ -165,7 +165,7 @@ stages:
     credentials: nonprod
     promote_from: test
     min_soak: %s
-    promoters: {users: [%s]}
+    promoters: {users: [%s, %s]}
     kubernetes: %s
   - name: prod
     branch: prod
@@ -185,11 +185,17 @@ apps:
     stages:
       test: {secret_id: %s/test, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
       alpha: {secret_id: %s/alpha, deployments: [{name: api, containers: [api]}], rollout_timeout: 1m}
-      prod: {secret_id: %s/prod, deployments: [{name: api, containers: [api], service: api}], rollout_timeout: 1m}
+      prod:
+        secret_id: %s/prod
+        deployments: [{name: api, containers: [api], service: api}]
+        rollout_timeout: 1m
+        verify:
+          http: [{name: %s, url: %q, status: 200, body: %q, interval: %s, timeout: %s, successes: %d, duration: %s}]
 `, w.o.Listen, w.GitHub.AppID(), keyFile, secretFile, w.GitHub.URL(), w.GitHub.ClientID(), clientSecretFile, tokSHA, filepath.Join(dir, "stagecoach.db"),
 		roles["pr"], roles["nonprod"], roles["prod"], kube("test"), from.Format(time.RFC3339), w.freezeUntil.Format(time.RFC3339), freezeReason,
-		soakFor, lead, kube("alpha"), kube("prod"),
-		app, repo, app, imageRepository, app, app, app)
+		soakFor, lead, admin, kube("alpha"), kube("prod"),
+		app, repo, app, imageRepository, app, app, app,
+		healthCheck, w.health.URL(), healthBody, healthInterval, healthTimeout, healthSuccesses, healthDuration)
 	path := filepath.Join(dir, "stagecoach.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
