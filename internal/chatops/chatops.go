@@ -48,6 +48,7 @@ type Store interface {
 	Succeeded(ctx context.Context, app, stage, sha string) (deploy.Deploy, bool, error)
 	LiveSpans(ctx context.Context, app, stage, sha string) ([]store.Span, error)
 	RequestDeploys(ctx context.Context, reqs []deploy.Request) ([]store.RecordedDeploy, error)
+	DeploysByDelivery(ctx context.Context, delivery string) ([]deploy.Deploy, error)
 	CancelDeploy(ctx context.Context, id int64, reason string) (bool, error)
 
 	LockStage(ctx context.Context, l store.StageLock) (store.StageLock, bool, error)
@@ -180,7 +181,7 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 				return githubapp.Classify(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
 			}
 		} else {
-			id, _, err := ghcreate.Once(ctx, x.st, "reply/"+o.Key,
+			id, created, err := ghcreate.Once(ctx, x.st, "reply/"+o.Key,
 				func(ctx context.Context) (int64, error) {
 					bot, err := x.clients.BotLogin(ctx)
 					if err != nil {
@@ -194,6 +195,14 @@ func (x *Executor) finish(ctx context.Context, gh *github.Client, o origin, rec 
 				})
 			if err != nil {
 				return fmt.Errorf("replying to %s on #%d: %w", o.Key, o.Issue, err)
+			}
+			if !created {
+				// An earlier attempt made the reply and died before recording it: the comment
+				// says what that attempt decided, which need not be what this one did (a gate
+				// that refuses now what it admitted then). This attempt's answer replaces it.
+				if _, _, err := gh.Issues.EditComment(ctx, o.owner(), o.name(), id, &github.IssueComment{Body: github.Ptr(body)}); err != nil {
+					return githubapp.Classify(fmt.Errorf("editing the reply to %s: %w", o.Key, err))
+				}
 			}
 			reply = id
 			if err := x.st.SetCommandReply(ctx, rec.ID, reply); err != nil {

@@ -77,13 +77,33 @@ func (x *Executor) deployCommand(ctx context.Context, gh *github.Client, o origi
 			}
 			return p.target(), why, err
 		}})
-	if err != nil || !dec.Admitted() {
-		return outcome{reply: dec.Refusal}, err
+	if err != nil {
+		return outcome{}, err
+	}
+	if !dec.Admitted() {
+		return outcome{reply: dec.Refusal}, x.cancelHeld(ctx, o, dec.Refusal)
 	}
 	for i := range p.reqs {
 		p.reqs[i].Force = force
 	}
 	return x.carryOut(ctx, gh, o, p, dec, force)
+}
+
+// cancelHeld cancels the deploys an earlier attempt of this command recorded, held, before it
+// died: this attempt's gate refused, so they must never start (nor wait, held, for ever).
+func (x *Executor) cancelHeld(ctx context.Context, o origin, why string) error {
+	ds, err := x.st.DeploysByDelivery(ctx, o.Delivery)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.Held && d.State == deploy.Queued {
+			if _, err := x.st.CancelDeploy(ctx, d.ID, "refused when its command was retried: "+why); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // planPromote moves stage to the commit live on the stage it promotes from (a button's commit,

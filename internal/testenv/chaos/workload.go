@@ -95,13 +95,24 @@ func (w *world) push(t target, round int) {
 // to the target earlier: each command on its own pull request, so its reply is the one
 // comment the App leaves there.
 func (w *world) command() {
-	t := targets[w.rng.IntN(len(targets))]
 	w.mu.Lock()
-	shas := w.pushes[t.String()]
-	if len(shas) == 0 {
-		w.mu.Unlock()
-		return
+	var pushed []target // a command names a commit pushed before it, so only these qualify
+	for _, t := range targets {
+		if len(w.pushes[t.String()]) > 0 {
+			pushed = append(pushed, t)
+		}
 	}
+	if len(pushed) == 0 {
+		// Early in a short run nothing may be pushed yet: push first, so every command the
+		// run was asked for is given (a run with fewer proves less than it says).
+		w.mu.Unlock()
+		t := targets[w.rng.IntN(len(targets))]
+		w.push(t, -1)
+		w.mu.Lock()
+		pushed = append(pushed, t)
+	}
+	t := pushed[w.rng.IntN(len(pushed))]
+	shas := w.pushes[t.String()]
 	sha := shas[w.rng.IntN(len(shas))]
 	w.prNumber++
 	pr := 100 + w.prNumber
